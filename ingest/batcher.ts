@@ -1,0 +1,174 @@
+import type { Pool } from '../src/db.js';
+import type { Logger } from '../src/logger.js';
+import type { Metrics } from '../src/metrics.js';
+import { conflictOf, storeReadings, storeRejections } from './readings.repo.js';
+import { readingKey, type Reading, type Rejection } from './telemetry.js';
+
+/** One parsed MQTT message waiting for its commit; `done` sends its PUBACK. */
+export interface PendingMessage {
+  topic: string;
+  readings: Reading[];
+  rejections: Rejection[];
+  done: () => void;
+}
+
+export interface BatcherOptions {
+  pool: Pool;
+  logger: Logger;
+  metrics: Metrics;
+  /** most readings per database write (a larger single message is written alone) */
+  maxBatch: number;
+  /** concurrent writes */
+  slots: number;
+  /** called after each commit with the devices that have new readings */
+  onCommitted: (deviceIds: Set<string>) => void;
+}
+
+/**
+ * Groups messages from all MQTT connections into shared database writes (group commit). A
+ * message's `done` runs only after all its readings and rejections are committed. While the
+ * database fails, the batch is retried with backoff and no message is acknowledged, so the
+ * MQTT connections stop taking messages (MQTT.js handles one at a time per connection) and the
+ * broker holds the rest: memory stays bounded by the number of connections.
+ */
+export function createBatcher(opts: BatcherOptions) {
+  const queue: PendingMessage[] = [];
+  let active = 0;
+  let scheduled = false;
+  let stopped = false;
+  const idleWaiters: Array<() => void> = [];
+
+  function add(msg: PendingMessage): void {
+    queue.push(msg);
+    schedule();
+  }
+
+  function schedule(): void {
+    if (scheduled || stopped) return;
+    scheduled = true;
+    // setImmediate lets every connection's socket deliver what it has before we cut a batch.
+    setImmediate(() => {
+      scheduled = false;
+      pump();
+    });
+  }
+
+  function pump(): void {
+    while (active < opts.slots && queue.length > 0) {
+      const batch = takeBatch();
+      active++;
+      void writeWithRetry(batch).finally(() => {
+        active--;
+        if (queue.length > 0) schedule();
+        else if (active === 0) idleWaiters.splice(0).forEach((w) => w());
+      });
+    }
+  }
+
+  function takeBatch(): PendingMessage[] {
+    const batch: PendingMessage[] = [];
+    let n = 0;
+    while (queue.length > 0) {
+      const next = queue[0]!;
+      if (batch.length > 0 && n + next.readings.length > opts.maxBatch) break;
+      batch.push(queue.shift()!);
+      n += next.readings.length;
+    }
+    return batch;
+  }
+
+  async function writeWithRetry(batch: PendingMessage[]): Promise<void> {
+    const { unique, duplicates, rejections } = dedupe(batch);
+    for (let attempt = 0; ; attempt++) {
+      if (stopped) return; // unacknowledged: the broker redelivers to the next session
+      const end = opts.metrics.ingestCommitSeconds.startTimer();
+      try {
+        const result = await storeReadings(opts.pool, unique, topicOf(batch));
+        const allRejections = rejections.concat(result.rejections);
+        await storeRejections(opts.pool, allRejections);
+        end();
+        account(result.stored, duplicates + result.duplicates.length, allRejections);
+        for (const m of batch) m.done();
+        const devices = new Set<string>();
+        for (const r of result.stored) devices.add(r.deviceId);
+        for (const r of result.duplicates) devices.add(r.deviceId); // stored by an attempt whose reply was lost
+        if (devices.size) opts.onCommitted(devices);
+        return;
+      } catch (err) {
+        opts.metrics.ingestDbErrors.inc();
+        const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+        opts.logger.warn({ err: (err as Error).message, attempt, delayMs: delay, messages: batch.length }, 'ingest write failed; retrying, messages stay unacknowledged');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  function account(stored: Reading[], duplicates: number, rejections: Rejection[]): void {
+    opts.metrics.ingestBatchSize.observe(stored.length);
+    const byStream = new Map<string, number>();
+    for (const r of stored) byStream.set(r.stream, (byStream.get(r.stream) ?? 0) + 1);
+    for (const [stream, n] of byStream) opts.metrics.readingsStored.inc({ stream }, n);
+    for (const r of rejections) opts.metrics.readingsRejected.inc({ reason: r.code });
+    if (duplicates) opts.metrics.readingsDuplicate.inc(duplicates);
+  }
+
+  return {
+    add,
+    /** messages parsed and not yet acknowledged */
+    get pending() {
+      return queue.length;
+    },
+    /** resolves when nothing is queued or being written */
+    idle(): Promise<void> {
+      if (queue.length === 0 && active === 0) return Promise.resolve();
+      return new Promise((r) => idleWaiters.push(r));
+    },
+    /** stops retrying: what is unacknowledged stays with the broker */
+    stop(): void {
+      stopped = true;
+      idleWaiters.splice(0).forEach((w) => w());
+    },
+  };
+}
+
+function topicOf(batch: PendingMessage[]): (r: Reading) => string {
+  const map = new Map<Reading, string>();
+  for (const m of batch) for (const r of m.readings) map.set(r, m.topic);
+  return (r) => map.get(r) ?? `tags/v1/${r.deviceId}/${r.stream}`;
+}
+
+/**
+ * Removes repeated identities inside one batch: an identical repeat is a duplicate, a different
+ * reading under the same identity is a conflict (contract §1: stored readings never change).
+ */
+function dedupe(batch: PendingMessage[]): { unique: Reading[]; duplicates: number; rejections: Rejection[] } {
+  const seen = new Map<string, Reading>();
+  const unique: Reading[] = [];
+  const rejections: Rejection[] = [];
+  let duplicates = 0;
+  for (const m of batch) {
+    rejections.push(...m.rejections);
+    for (const r of m.readings) {
+      const key = readingKey(r);
+      const first = seen.get(key);
+      if (!first) {
+        seen.set(key, r);
+        unique.push(r);
+      } else if (canonical(first.data) === canonical(r.data)) duplicates++;
+      else rejections.push(conflictOf(r, m.topic));
+    }
+  }
+  return { unique, duplicates, rejections };
+}
+
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v);
+}

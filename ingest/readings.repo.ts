@@ -1,0 +1,138 @@
+import type { Queryable } from '../src/db.js';
+import type { Reading, Rejection, Stream } from './telemetry.js';
+
+export interface StoreResult {
+  /** readings written by this call */
+  stored: Reading[];
+  /** readings already stored with the same content (redeliveries): nothing to write */
+  duplicates: Reading[];
+  /** readings refused by the database check: unknown or inactive device, identity conflict */
+  rejections: Rejection[];
+}
+
+/**
+ * Writes readings idempotently in one statement (`ON CONFLICT DO NOTHING` on the identity) and
+ * tells each unwritten one apart: unknown device, inactive device, a redelivery of the same
+ * reading, or a different reading under a stored identity (a conflict). `readings` must hold
+ * no two items with one identity (the batcher removes those first).
+ */
+export async function storeReadings(db: Queryable, readings: Reading[], topicOf: (r: Reading) => string): Promise<StoreResult> {
+  if (readings.length === 0) return { stored: [], duplicates: [], rejections: [] };
+  const rows = readings.map((r, idx) => ({
+    idx,
+    device_id: r.deviceId,
+    stream: r.stream,
+    ts: r.ts,
+    lat: r.lat,
+    lon: r.lon,
+    accuracy_m: r.accuracy_m,
+    tac: r.tac,
+    temp_c: r.temp_c,
+    ir: r.ir,
+    battery_pct: r.battery_pct,
+    data: r.data,
+  }));
+  const res = await db.query<{ idx: number; active: boolean | null; existing: boolean; same: boolean | null }>(
+    `WITH input AS (
+       SELECT t.*, d.active
+         FROM jsonb_to_recordset($1::jsonb) AS t(idx int, device_id text, stream text, ts timestamptz,
+              lat float8, lon float8, accuracy_m float8, tac float8, temp_c float8, ir float8,
+              battery_pct float8, data jsonb)
+         LEFT JOIN devices d ON d.id = t.device_id
+     ), ins AS (
+       INSERT INTO readings (device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data)
+       SELECT device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data
+         FROM input WHERE active
+       ON CONFLICT DO NOTHING
+       RETURNING device_id, stream, ts
+     ), missed AS MATERIALIZED (
+       SELECT i.* FROM input i
+        WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.device_id = i.device_id AND ins.stream = i.stream AND ins.ts = i.ts)
+     )
+     SELECT m.idx, m.active, r.device_id IS NOT NULL AS existing, r.data = m.data AS same
+       FROM missed m
+       LEFT JOIN readings r ON r.device_id = m.device_id AND r.stream = m.stream AND r.ts = m.ts`,
+    [JSON.stringify(rows)],
+  );
+  const notStored = new Set<number>();
+  const rejections: Rejection[] = [];
+  const recheck: Reading[] = [];
+  const duplicates: Reading[] = [];
+  for (const row of res.rows) {
+    const r = readings[row.idx]!;
+    notStored.add(row.idx);
+    if (row.active === null) rejections.push(rejectionOf(r, topicOf(r), 'unknown_device', `device ${r.deviceId} is not registered`));
+    else if (!row.active) rejections.push(rejectionOf(r, topicOf(r), 'inactive_device', `device ${r.deviceId} is not active`));
+    else if (!row.existing) recheck.push(r); // written by a concurrent transaction after our snapshot
+    else if (row.same) duplicates.push(r);
+    else rejections.push(conflictOf(r, topicOf(r)));
+  }
+  for (const r of recheck) {
+    const same = await sameAsStored(db, r);
+    if (same) duplicates.push(r);
+    else rejections.push(conflictOf(r, topicOf(r)));
+  }
+  return { stored: readings.filter((_, i) => !notStored.has(i)), duplicates, rejections };
+}
+
+async function sameAsStored(db: Queryable, r: Reading): Promise<boolean> {
+  const res = await db.query<{ same: boolean }>(
+    `SELECT data = $4::jsonb AS same FROM readings WHERE device_id = $1 AND stream = $2 AND ts = $3`,
+    [r.deviceId, r.stream, r.ts, JSON.stringify(r.data)],
+  );
+  return res.rows[0]?.same ?? false;
+}
+
+export function conflictOf(r: Reading, topic: string): Rejection {
+  return rejectionOf(r, topic, 'conflict', `a different ${r.stream} reading of ${r.deviceId} at ${r.ts} is already stored`);
+}
+
+function rejectionOf(r: Reading, topic: string, code: Rejection['code'], detail: string): Rejection {
+  return { topic, deviceId: r.deviceId, itemIndex: null, code, reason: `${code}: ${detail}`, raw: Buffer.from(JSON.stringify(r.data)) };
+}
+
+export async function storeRejections(db: Queryable, rejections: Rejection[]): Promise<void> {
+  if (rejections.length === 0) return;
+  await db.query(
+    `INSERT INTO rejections (topic, device_id, item_index, reason, raw)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::bytea[])`,
+    [
+      rejections.map((r) => r.topic),
+      rejections.map((r) => r.deviceId),
+      rejections.map((r) => r.itemIndex),
+      rejections.map((r) => r.reason),
+      rejections.map((r) => r.raw),
+    ],
+  );
+}
+
+export interface TrackFix {
+  ts: Date;
+  lat: number;
+  lon: number;
+  accuracy_m: number;
+  data: Record<string, unknown>;
+}
+
+/** GPS fixes of a subject in [from, to), in device-time order, through the assignments covering each fix. */
+export async function subjectFixes(db: Queryable, subjectId: string, from: Date, to: Date, limit: number): Promise<TrackFix[]> {
+  const res = await db.query<TrackFix>(
+    `SELECT r.ts, r.lat, r.lon, r.accuracy_m, r.data
+       FROM assignments a
+       JOIN readings r ON r.device_id = a.device_id AND r.stream = 'gps'
+        AND r.ts >= greatest(a.start_at, $2) AND r.ts < least(coalesce(a.end_at, 'infinity'), $3)
+      WHERE a.subject_id = $1
+      ORDER BY r.ts
+      LIMIT $4`,
+    [subjectId, from, to, limit],
+  );
+  return res.rows;
+}
+
+export async function countReadings(db: Queryable, stream?: Stream): Promise<number> {
+  const res = await db.query<{ n: string }>(
+    stream ? `SELECT count(*) AS n FROM readings WHERE stream = $1` : `SELECT count(*) AS n FROM readings`,
+    stream ? [stream] : [],
+  );
+  return Number(res.rows[0]!.n);
+}

@@ -1,0 +1,92 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Pool } from '../src/db.js';
+import { audit } from '../src/audit.repo.js';
+import { userOf } from '../src/http/auth.js';
+import { problem } from '../src/http/problem.js';
+import { getSubjectFor } from '../src/registry/subjects.repo.js';
+import { subjectFixes } from './readings.repo.js';
+
+const DateTime = Type.String({ format: 'date-time' });
+const OPTIONAL_GPS_FIELDS = ['speed_mps', 'heading_deg', 'fix', 'sats'];
+
+/** A subject's GPS track and the rejected telemetry (contract §6). */
+export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get(
+      '/v1/subjects/:id/track',
+      {
+        config: { roles: ['offender_manager', 'supervisor'] },
+        schema: {
+          tags: ['readings'],
+          summary: 'GeoJSON FeatureCollection of the fixes in [from, to), in device-time order',
+          params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }),
+          querystring: Type.Object(
+            { from: DateTime, to: DateTime, limit: Type.Integer({ minimum: 1, maximum: 100000, default: 20000 }) },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request, reply) => {
+        const { from, to, limit } = request.query;
+        const fromD = new Date(from);
+        const toD = new Date(to);
+        if (!(fromD < toD)) return problem(reply, 400, 'Bad Request', '`from` must be before `to`');
+        const subject = await getSubjectFor(pool, userOf(request), request.params.id);
+        if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
+        const fixes = await subjectFixes(pool, subject.id, fromD, toD, limit + 1);
+        const truncated = fixes.length > limit;
+        const shown = truncated ? fixes.slice(0, limit) : fixes;
+        await audit(pool, request, { action: 'track.read', subjectId: subject.id, detail: { from, to, fixes: shown.length } });
+        const features = shown.map((f) => {
+          const properties: Record<string, unknown> = { ts: f.ts.toISOString(), accuracy_m: f.accuracy_m };
+          for (const k of OPTIONAL_GPS_FIELDS) if (f.data[k] !== undefined) properties[k] = f.data[k];
+          return { type: 'Feature', geometry: { type: 'Point', coordinates: [f.lon, f.lat] }, properties };
+        });
+        return reply
+          .type('application/geo+json')
+          .send({ type: 'FeatureCollection', features, truncated, ...(truncated ? { next_from: shown[shown.length - 1]!.ts.toISOString() } : {}) });
+      },
+    );
+
+    app.get(
+      '/v1/rejections',
+      {
+        config: { roles: ['admin'] },
+        schema: {
+          tags: ['readings'],
+          summary: 'Rejected telemetry, newest first, each with its reason',
+          querystring: Type.Object(
+            {
+              limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+              before: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'cursor: the next_before of the previous page' })),
+              device_id: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' })),
+            },
+            { additionalProperties: false },
+          ),
+        },
+      },
+      async (request) => {
+        const { limit, before, device_id } = request.query;
+        const r = await pool.query<{ id: string; received_at: Date; topic: string; device_id: string | null; item_index: number | null; reason: string; raw: Buffer }>(
+          `SELECT id::text, received_at, topic, device_id, item_index, reason, raw FROM rejections
+            WHERE ($1::bigint IS NULL OR id < $1::bigint) AND ($2::text IS NULL OR device_id = $2)
+            ORDER BY id DESC LIMIT $3`,
+          [before ?? null, device_id ?? null, limit],
+        );
+        await audit(pool, request, { action: 'rejections.read', detail: { count: r.rows.length } });
+        const items = r.rows.map((row) => ({
+          id: row.id,
+          received_at: row.received_at.toISOString(),
+          topic: row.topic,
+          device_id: row.device_id,
+          item_index: row.item_index,
+          reason: row.reason,
+          raw: row.raw.toString('utf8'),
+          raw_bytes: row.raw.length,
+        }));
+        return { items, next_before: items.length === limit ? items[items.length - 1]!.id : null };
+      },
+    );
+  };
+}

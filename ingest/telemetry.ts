@@ -1,0 +1,225 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+
+/**
+ * Telemetry schema and parsing (contract §1). Pure: time comes in as `nowMs` (epoch
+ * milliseconds, server clock); no I/O.
+ */
+
+export const STREAMS = ['gps', 'alcohol', 'status'] as const;
+export type Stream = (typeof STREAMS)[number];
+
+export const DEVICE_ID_PATTERN = '^[A-Za-z0-9_-]{3,64}$';
+export const MAX_PAYLOAD_BYTES = 256 * 1024;
+export const MAX_BATCH_ITEMS = 1000;
+export const MAX_RAW_BYTES = 64 * 1024;
+export const MAX_FUTURE_MS = 5 * 60 * 1000;
+
+/** RFC 3339 date-time, offset or Z, fractional seconds allowed. */
+const RFC3339 = '^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$';
+const Ts = Type.String({ pattern: RFC3339, description: 'device time of measurement, RFC 3339' });
+
+export const GpsReading = Type.Object({
+  ts: Ts,
+  lat: Type.Number({ minimum: -90, maximum: 90, description: 'WGS84 latitude, degrees' }),
+  lon: Type.Number({ minimum: -180, maximum: 180, description: 'WGS84 longitude, degrees' }),
+  accuracy_m: Type.Number({ exclusiveMinimum: 0, maximum: 10000, description: 'radius of 68 % confidence, metres' }),
+  speed_mps: Type.Optional(Type.Number({ minimum: 0 })),
+  heading_deg: Type.Optional(Type.Number({ minimum: 0, exclusiveMaximum: 360 })),
+  fix: Type.Optional(Type.Union([Type.Literal('gps'), Type.Literal('wifi'), Type.Literal('cell')])),
+  sats: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+export const AlcoholReading = Type.Object({
+  ts: Ts,
+  tac: Type.Number({ minimum: 0, maximum: 1, description: 'transdermal alcohol concentration, g/dL' }),
+  temp_c: Type.Number({ minimum: -20, maximum: 60, description: 'device temperature at the skin, °C' }),
+  ir: Type.Optional(Type.Number({ minimum: 0, maximum: 5, description: 'infrared proximity voltage, V' })),
+});
+export const StatusReading = Type.Object({
+  ts: Ts,
+  battery_pct: Type.Number({ minimum: 0, maximum: 100 }),
+  strap: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('open')])),
+  case: Type.Optional(Type.Union([Type.Literal('ok'), Type.Literal('open')])),
+  charging: Type.Optional(Type.Boolean()),
+  rssi_dbm: Type.Optional(Type.Number()),
+  event: Type.Optional(
+    Type.Union(
+      ['heartbeat', 'strap_tamper', 'case_tamper', 'low_battery', 'power_on', 'shutdown'].map((e) => Type.Literal(e)),
+    ),
+  ),
+});
+export type GpsReading = Static<typeof GpsReading>;
+export type AlcoholReading = Static<typeof AlcoholReading>;
+export type StatusReading = Static<typeof StatusReading>;
+
+const checkers: Record<Stream, ReturnType<typeof TypeCompiler.Compile<TSchema>>> = {
+  gps: TypeCompiler.Compile(GpsReading),
+  alcohol: TypeCompiler.Compile(AlcoholReading),
+  status: TypeCompiler.Compile(StatusReading),
+};
+
+/** A valid reading, ready to store. Numeric columns are null where the stream has none. */
+export interface Reading {
+  deviceId: string;
+  stream: Stream;
+  /** the device's `ts` as sent (Postgres parses it, keeping sub-millisecond digits) */
+  ts: string;
+  tsMs: number;
+  lat: number | null;
+  lon: number | null;
+  accuracy_m: number | null;
+  tac: number | null;
+  temp_c: number | null;
+  ir: number | null;
+  battery_pct: number | null;
+  /** the reading object exactly as received, unknown fields included */
+  data: Record<string, unknown>;
+}
+
+export type RejectionCode =
+  | 'bad_topic'
+  | 'too_large'
+  | 'not_json'
+  | 'bad_batch'
+  | 'invalid'
+  | 'null_island'
+  | 'ts_future'
+  | 'ts_too_old'
+  | 'unknown_device'
+  | 'inactive_device'
+  | 'conflict';
+
+export interface Rejection {
+  topic: string;
+  deviceId: string | null;
+  /** index in the batch, null for a whole message */
+  itemIndex: number | null;
+  code: RejectionCode;
+  /** human-readable reason, starting with the code */
+  reason: string;
+  raw: Buffer;
+}
+
+export interface ParsedMessage {
+  readings: Reading[];
+  rejections: Rejection[];
+}
+
+const TOPIC = new RegExp(`^tags/v1/([A-Za-z0-9_-]{3,64})/(gps|alcohol|status)$`);
+
+export function parseTopic(topic: string): { deviceId: string; stream: Stream } | null {
+  const m = TOPIC.exec(topic);
+  return m ? { deviceId: m[1]!, stream: m[2] as Stream } : null;
+}
+
+function truncate(raw: Buffer): Buffer {
+  return raw.length > MAX_RAW_BYTES ? raw.subarray(0, MAX_RAW_BYTES) : raw;
+}
+
+/**
+ * Parses and validates one MQTT message. Every item is either a Reading or a Rejection, so a
+ * batch with bad items keeps its good ones. `retentionDays` bounds how old a `ts` may be.
+ */
+export function parseMessage(topic: string, payload: Buffer, nowMs: number, retentionDays: number): ParsedMessage {
+  const t = parseTopic(topic);
+  const reject = (code: RejectionCode, detail: string, raw: Buffer, itemIndex: number | null = null): ParsedMessage => ({
+    readings: [],
+    rejections: [{ topic, deviceId: t?.deviceId ?? null, itemIndex, code, reason: `${code}: ${detail}`, raw: truncate(raw) }],
+  });
+  if (!t) return reject('bad_topic', `topic must be tags/v1/{deviceId}/{gps|alcohol|status}`, payload);
+  if (payload.length > MAX_PAYLOAD_BYTES) {
+    return reject('too_large', `payload is ${payload.length} bytes, over the ${MAX_PAYLOAD_BYTES} limit`, payload);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(payload.toString('utf8'));
+  } catch (err) {
+    return reject('not_json', `payload is not JSON (${(err as Error).message})`, payload);
+  }
+  const isBatch = Array.isArray(body);
+  const items: unknown[] = isBatch ? (body as unknown[]) : [body];
+  if (isBatch && (items.length < 1 || items.length > MAX_BATCH_ITEMS)) {
+    return reject('bad_batch', `a batch holds 1 to ${MAX_BATCH_ITEMS} readings, this one ${items.length}`, payload);
+  }
+  const out: ParsedMessage = { readings: [], rejections: [] };
+  const oldestMs = nowMs - retentionDays * 86_400_000;
+  items.forEach((item, i) => {
+    const r = validateReading(t.deviceId, t.stream, item, nowMs, oldestMs);
+    if ('code' in r) {
+      const raw = isBatch ? Buffer.from(JSON.stringify(item) ?? 'undefined') : payload;
+      out.rejections.push({
+        topic,
+        deviceId: t.deviceId,
+        itemIndex: isBatch ? i : null,
+        code: r.code,
+        reason: `${r.code}: ${isBatch ? `item ${i}: ` : ''}${r.detail}`,
+        raw: truncate(raw),
+      });
+    } else {
+      out.readings.push(r);
+    }
+  });
+  return out;
+}
+
+function validateReading(
+  deviceId: string,
+  stream: Stream,
+  item: unknown,
+  nowMs: number,
+  oldestMs: number,
+): Reading | { code: RejectionCode; detail: string } {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    return { code: 'invalid', detail: 'a reading must be a JSON object' };
+  }
+  const checker = checkers[stream];
+  if (!checker.Check(item)) {
+    const e = checker.Errors(item).First();
+    const field = e?.path.replace(/^\//, '') || '(reading)';
+    return { code: 'invalid', detail: `${stream}.${field}: ${e?.message ?? 'invalid'}` };
+  }
+  const o = item as Record<string, unknown>;
+  const ts = o.ts as string;
+  const tsMs = Date.parse(ts.toUpperCase());
+  if (!Number.isFinite(tsMs) || !isRealDate(ts)) return { code: 'invalid', detail: `${stream}.ts: ${ts} is not a real date-time` };
+  if (tsMs > nowMs + MAX_FUTURE_MS) {
+    return { code: 'ts_future', detail: `ts ${ts} is more than 5 minutes ahead of the server clock` };
+  }
+  if (tsMs < oldestMs) return { code: 'ts_too_old', detail: `ts ${ts} is older than the raw-data retention` };
+  const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : null);
+  if (stream === 'gps' && o.lat === 0 && o.lon === 0) {
+    return { code: 'null_island', detail: 'a fix at exactly 0,0 is a receiver null position' };
+  }
+  return {
+    deviceId,
+    stream,
+    ts,
+    tsMs,
+    lat: num('lat'),
+    lon: num('lon'),
+    accuracy_m: num('accuracy_m'),
+    tac: num('tac'),
+    temp_c: num('temp_c'),
+    ir: num('ir'),
+    battery_pct: num('battery_pct'),
+    data: o,
+  };
+}
+
+/** Date.parse rolls 2026-02-30 over to March; a real date keeps its own fields. */
+function isRealDate(ts: string): boolean {
+  const y = Number(ts.slice(0, 4));
+  const mo = Number(ts.slice(5, 7));
+  const d = Number(ts.slice(8, 10));
+  const h = Number(ts.slice(11, 13));
+  const mi = Number(ts.slice(14, 16));
+  const s = Number(ts.slice(17, 19));
+  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || s > 59) return false;
+  const days = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  return d >= 1 && d <= days;
+}
+
+/** Identity of a reading (contract §1): one stored row per key. */
+export function readingKey(r: Pick<Reading, 'deviceId' | 'stream' | 'tsMs' | 'ts'>): string {
+  return `${r.deviceId}\u0000${r.stream}\u0000${r.tsMs}`;
+}

@@ -1,0 +1,219 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import net from 'node:net';
+
+/**
+ * Real PostgreSQL, Redis and Mosquitto from Debian packages, on loopback, with data in a
+ * throwaway directory. Used by `npm run stack:up`, the tests and the benchmarks alike.
+ */
+
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const PACKAGES: Array<{ bin: string; pkg: string }> = [
+  { bin: `${PG_BIN}/postgres`, pkg: 'postgresql-15' },
+  { bin: '/usr/bin/psql', pkg: 'postgresql-client-15' },
+  { bin: '/usr/bin/redis-server', pkg: 'redis-server' },
+  { bin: '/usr/sbin/mosquitto', pkg: 'mosquitto' },
+  { bin: '/usr/bin/mosquitto_pub', pkg: 'mosquitto-clients' },
+];
+
+/** Installs the Debian packages that are missing (needs root, as on these machines). */
+export function ensurePackages(log: (m: string) => void = console.log): void {
+  const missing = PACKAGES.filter((p) => !existsSync(p.bin)).map((p) => p.pkg);
+  if (missing.length === 0) return;
+  log(`installing ${missing.join(' ')} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
+}
+
+function run(cmd: string, args: string[], opts: { asUser?: string; allowFail?: boolean } = {}): string {
+  const [c, a] = opts.asUser && process.getuid?.() === 0 ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
+  const r = spawnSync(c, a, { encoding: 'utf8' });
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+  return r.stdout;
+}
+
+function chownTo(user: string, ...paths: string[]): void {
+  if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${user}:${user}`, ...paths]);
+}
+
+export async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** A free TCP port on loopback. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function pidAlive(pidFile: string): boolean {
+  if (!existsSync(pidFile)) return false;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  if (!pid) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export interface PgHandle {
+  dir: string;
+  port: number;
+  url: (db?: string) => string;
+}
+
+/** Starts (initialising when new) a PostgreSQL cluster as user postgres; idempotent. */
+export async function startPostgres(dir: string, port: number): Promise<PgHandle> {
+  const data = join(dir, 'data');
+  const sock = join(dir, 'run');
+  mkdirSync(sock, { recursive: true });
+  chownTo('postgres', dir);
+  if (!existsSync(join(data, 'PG_VERSION'))) {
+    run(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8'], { asUser: 'postgres' });
+  }
+  if (!pidAlive(join(data, 'postmaster.pid'))) {
+    const opts = [
+      `-p ${port}`,
+      `-k ${sock}`,
+      `-c listen_addresses=127.0.0.1`,
+      `-c shared_buffers=256MB`,
+      `-c max_connections=300`,
+      `-c max_wal_size=2GB`,
+      `-c timezone=UTC`,
+    ].join(' ');
+    run(`${PG_BIN}/pg_ctl`, ['-D', data, '-l', join(dir, 'postgres.log'), '-o', opts, '-w', '-t', '60', 'start'], { asUser: 'postgres' });
+  }
+  await waitForPort(port);
+  const handle: PgHandle = { dir, port, url: (db = 'tagwatch') => `postgres://postgres@127.0.0.1:${port}/${db}` };
+  const exists = run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', `SELECT 1 FROM pg_database WHERE datname='tagwatch'`]);
+  if (!exists.trim()) run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'CREATE DATABASE tagwatch']);
+  return handle;
+}
+
+/** Stops a cluster: `fast` (clients cut, clean) by default, `immediate` to simulate a crash. */
+export function stopPostgres(dir: string, mode: 'fast' | 'immediate' = 'fast'): void {
+  const data = join(dir, 'data');
+  if (!pidAlive(join(data, 'postmaster.pid'))) return;
+  run(`${PG_BIN}/pg_ctl`, ['-D', data, '-m', mode, '-w', 'stop'], { asUser: 'postgres', allowFail: true });
+}
+
+export interface RedisHandle {
+  dir: string;
+  port: number;
+  url: string;
+}
+
+export async function startRedis(dir: string, port: number): Promise<RedisHandle> {
+  mkdirSync(dir, { recursive: true });
+  const pidFile = join(dir, 'redis.pid');
+  if (!pidAlive(pidFile)) {
+    run('redis-server', [
+      '--port', String(port),
+      '--bind', '127.0.0.1',
+      '--protected-mode', 'yes',
+      '--dir', dir,
+      '--daemonize', 'yes',
+      '--pidfile', pidFile,
+      '--logfile', join(dir, 'redis.log'),
+      '--appendonly', 'yes',
+      '--save', '',
+    ]);
+  }
+  await waitForPort(port);
+  return { dir, port, url: `redis://127.0.0.1:${port}` };
+}
+
+export function stopRedis(dir: string): void {
+  stopByPidFile(join(dir, 'redis.pid'));
+}
+
+export interface MosquittoHandle {
+  dir: string;
+  port: number;
+  url: string;
+}
+
+/** The broker settings the ingest design relies on (see README "Ingest design"). */
+export function mosquittoConf(dir: string, port: number): string {
+  return [
+    `listener ${port} 127.0.0.1`,
+    'allow_anonymous true',
+    'persistence true',
+    `persistence_location ${join(dir, 'data')}/`,
+    'autosave_interval 5',
+    `pid_file ${join(dir, 'mosquitto.pid')}`,
+    `log_dest file ${join(dir, 'mosquitto.log')}`,
+    'log_type error',
+    'log_type warning',
+    'log_type notice',
+    // Each ingest connection holds one message until its commit; more in flight per
+    // connection keeps the pipe full, and the queue for an offline or slow session must
+    // not drop QoS 1 messages while the database is down.
+    'max_inflight_messages 100',
+    'max_queued_messages 0',
+    'max_queued_bytes 0',
+    'persistent_client_expiration 30d',
+    '',
+  ].join('\n');
+}
+
+export async function startMosquitto(dir: string, port: number): Promise<MosquittoHandle> {
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, mosquittoConf(dir, port));
+  chownTo('mosquitto', dir);
+  if (!pidAlive(join(dir, 'mosquitto.pid'))) run('mosquitto', ['-c', conf, '-d']);
+  await waitForPort(port);
+  return { dir, port, url: `mqtt://127.0.0.1:${port}` };
+}
+
+export function stopMosquitto(dir: string): void {
+  stopByPidFile(join(dir, 'mosquitto.pid'));
+}
+
+function stopByPidFile(pidFile: string): void {
+  if (!pidAlive(pidFile)) return;
+  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    execFileSync('sleep', ['0.05']);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* gone */
+  }
+}

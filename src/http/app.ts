@@ -1,0 +1,73 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Pool } from '../db.js';
+import { registerAuth, type User } from './auth.js';
+import { problem } from './problem.js';
+import { registryRoutes } from '../registry/registry.routes.js';
+import { readingsRoutes } from '../../ingest/readings.routes.js';
+
+export interface AppDeps {
+  pool: Pool;
+  logger: Logger;
+  metrics: Metrics;
+  verifyToken: (token: string) => Promise<User>;
+  /** named checks for /readyz (database, redis, mqtt, …) */
+  readiness: () => Promise<Record<string, boolean>>;
+  /** facts shown by /readyz, e.g. the storage path */
+  info?: () => Record<string, unknown>;
+}
+
+/** Builds the HTTP API without listening (tests use `inject`; src/main.ts listens). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string }, request, reply) => {
+    if (err.validation) {
+      return problem(reply, 400, 'Bad Request', `${err.validationContext ?? 'request'}: ${err.message.replace(/^(body|querystring|params|headers)\/?\s*/, '')}`);
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      return problem(reply, status, 'Internal Server Error', 'the request could not be completed; it has been logged');
+    }
+    return problem(reply, status, httpTitle(status), err.message);
+  });
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, 'Not Found', `no route ${request.method} ${request.url.split('?')[0]}`));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: { title: 'tagwatch API', version: '1', description: 'Contract v1 (shared/CONTRACT.md §6). Errors are RFC 9457 problem details.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  registerAuth(app, deps.verifyToken);
+
+  app.get('/healthz', { config: { public: true }, schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true }, schema: { tags: ['operations'], security: [] } }, async (_req, reply) => {
+    const checks = await deps.readiness();
+    const ready = Object.values(checks).every(Boolean);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(deps.info?.() ?? {}) });
+  });
+  app.get('/metrics', { config: { roles: ['admin', 'supervisor'] }, schema: { tags: ['operations'] } }, async (_req, reply) => {
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  await app.register(registryRoutes(deps.pool));
+  await app.register(readingsRoutes(deps.pool));
+  return app as unknown as FastifyInstance;
+}
+
+function httpTitle(status: number): string {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
+}

@@ -1,0 +1,26 @@
+import pino, { type Logger } from 'pino';
+
+/** Paths never written to logs: tokens, passwords and secrets (see README "Security model"). */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'headers.authorization',
+  'authorization',
+  '*.password',
+  '*.mqtt_password',
+  '*.secret',
+  '*.token',
+  'password',
+  'secret',
+  'token',
+  'config.JWT_SECRET',
+  'config.MQTT_PASSWORD',
+];
+
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  return pino(
+    { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' }, base: { service: 'tagwatch' } },
+    destination,
+  );
+}
+
+export type { Logger };

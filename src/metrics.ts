@@ -1,0 +1,58 @@
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Prometheus metrics of one process (contract §6 names). Create once per process. */
+export function createMetrics() {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'tagwatch_process_' });
+  return {
+    registry,
+    readingsStored: new Counter({
+      name: 'tagwatch_readings_stored_total',
+      help: 'Readings stored, by stream',
+      labelNames: ['stream'] as const,
+      registers: [registry],
+    }),
+    readingsRejected: new Counter({
+      name: 'tagwatch_readings_rejected_total',
+      help: 'Telemetry messages or batch items rejected, by reason code',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
+    readingsDuplicate: new Counter({
+      name: 'tagwatch_readings_duplicate_total',
+      help: 'Readings received again (QoS 1 redelivery, resent batch) and not stored twice',
+      registers: [registry],
+    }),
+    alertsRaised: new Counter({
+      name: 'tagwatch_alerts_raised_total',
+      help: 'Alerts raised, by type',
+      labelNames: ['type'] as const,
+      registers: [registry],
+    }),
+    alertLatency: new Histogram({
+      name: 'tagwatch_alert_latency_seconds',
+      help: 'From the publish (receipt) of the reading that proved a breach to the alert being raised',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+      registers: [registry],
+    }),
+    ingestBatchSize: new Histogram({
+      name: 'tagwatch_ingest_batch_readings',
+      help: 'Readings per database write',
+      buckets: [1, 10, 50, 100, 250, 500, 1000, 2000, 5000],
+      registers: [registry],
+    }),
+    ingestCommitSeconds: new Histogram({
+      name: 'tagwatch_ingest_commit_seconds',
+      help: 'Duration of one ingest write (readings and rejections)',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    ingestDbErrors: new Counter({
+      name: 'tagwatch_ingest_db_errors_total',
+      help: 'Failed ingest writes (retried with backoff; the messages stay unacknowledged)',
+      registers: [registry],
+    }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
