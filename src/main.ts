@@ -56,5 +56,6 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: Error) => {
   console.error(`tagwatch: ${err.message}`);
+  if (process.env.LOG_LEVEL === "debug") console.error(err.stack);
   process.exit(1);
 });

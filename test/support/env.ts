@@ -50,7 +50,7 @@ export async function startTestBroker(): Promise<{ url: string; port: number; st
     port,
     stop: () => {
       stopMosquitto(dir);
-      rmSync(dir, { recursive: true, force: true });
+      if (!process.env.KEEP_TEST_BROKER) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
