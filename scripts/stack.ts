@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   ensurePackages,
+  isRunning,
   startMosquitto,
   startPostgres,
   startRedis,
@@ -59,6 +60,15 @@ export function stackDown(): void {
   stopPostgres(join(STACK_DIR, 'postgres'));
 }
 
+/** True when all three services of .stack/ are running. */
+export function stackRunning(): boolean {
+  return (
+    isRunning(join(STACK_DIR, 'postgres', 'data', 'postmaster.pid')) &&
+    isRunning(join(STACK_DIR, 'redis', 'redis.pid')) &&
+    isRunning(join(STACK_DIR, 'mosquitto', 'mosquitto.pid'))
+  );
+}
+
 export function readStackEnv(): StackEnv | null {
   const file = join(STACK_DIR, 'env');
   if (!existsSync(file)) return null;
@@ -77,11 +87,15 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     const env = await stackUp();
     console.log(`stack up in ${Date.now() - t0} ms: PostgreSQL ${env.DATABASE_URL}, Redis ${env.REDIS_URL}, Mosquitto ${env.MQTT_URL}`);
     console.log(`environment written to ${join(STACK_DIR, 'env')}`);
+  } else if (cmd === 'status') {
+    const up = stackRunning();
+    console.log(up ? 'stack running' : 'stack not running');
+    process.exit(up ? 0 : 1);
   } else if (cmd === 'down') {
     stackDown();
     console.log('stack down');
   } else {
-    console.error('usage: tsx scripts/stack.ts up|down');
+    console.error('usage: tsx scripts/stack.ts up|down|status');
     process.exit(2);
   }
 }

@@ -67,7 +67,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-function pidAlive(pidFile: string): boolean {
+/** True when the process named by the pid file's first line is alive. */
+export function isRunning(pidFile: string): boolean {
   if (!existsSync(pidFile)) return false;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
   if (!pid) return false;
@@ -94,7 +95,7 @@ export async function startPostgres(dir: string, port: number): Promise<PgHandle
   if (!existsSync(join(data, 'PG_VERSION'))) {
     run(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8'], { asUser: 'postgres' });
   }
-  if (!pidAlive(join(data, 'postmaster.pid'))) {
+  if (!isRunning(join(data, 'postmaster.pid'))) {
     const opts = [
       `-p ${port}`,
       `-k ${sock}`,
@@ -116,7 +117,7 @@ export async function startPostgres(dir: string, port: number): Promise<PgHandle
 /** Stops a cluster: `fast` (clients cut, clean) by default, `immediate` to simulate a crash. */
 export function stopPostgres(dir: string, mode: 'fast' | 'immediate' = 'fast'): void {
   const data = join(dir, 'data');
-  if (!pidAlive(join(data, 'postmaster.pid'))) return;
+  if (!isRunning(join(data, 'postmaster.pid'))) return;
   run(`${PG_BIN}/pg_ctl`, ['-D', data, '-m', mode, '-w', 'stop'], { asUser: 'postgres', allowFail: true });
 }
 
@@ -129,7 +130,7 @@ export interface RedisHandle {
 export async function startRedis(dir: string, port: number): Promise<RedisHandle> {
   mkdirSync(dir, { recursive: true });
   const pidFile = join(dir, 'redis.pid');
-  if (!pidAlive(pidFile)) {
+  if (!isRunning(pidFile)) {
     run('redis-server', [
       '--port', String(port),
       '--bind', '127.0.0.1',
@@ -185,7 +186,7 @@ export async function startMosquitto(dir: string, port: number): Promise<Mosquit
   const conf = join(dir, 'mosquitto.conf');
   writeFileSync(conf, mosquittoConf(dir, port));
   chownTo('mosquitto', dir);
-  if (!pidAlive(join(dir, 'mosquitto.pid'))) run('mosquitto', ['-c', conf, '-d']);
+  if (!isRunning(join(dir, 'mosquitto.pid'))) run('mosquitto', ['-c', conf, '-d']);
   await waitForPort(port);
   return { dir, port, url: `mqtt://127.0.0.1:${port}` };
 }
@@ -195,7 +196,7 @@ export function stopMosquitto(dir: string): void {
 }
 
 function stopByPidFile(pidFile: string): void {
-  if (!pidAlive(pidFile)) return;
+  if (!isRunning(pidFile)) return;
   const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
   try {
     process.kill(pid, 'SIGTERM');
