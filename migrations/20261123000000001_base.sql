@@ -1,11 +1,15 @@
 -- Up Migration
 -- TimescaleDB when the server has it (hypertables, compression, retention); plain PostgreSQL
 -- otherwise, with the same tables and the same behaviour (src/retention.ts deletes old rows).
+-- Only a server without the extension takes the plain path: one that has it but cannot create
+-- it (e.g. missing privileges) fails the migration loudly instead of degrading silently.
 DO $$
 BEGIN
-  CREATE EXTENSION IF NOT EXISTS timescaledb;
-EXCEPTION WHEN OTHERS THEN
-  RAISE NOTICE 'timescaledb not available (%): plain PostgreSQL path', SQLERRM;
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    CREATE EXTENSION IF NOT EXISTS timescaledb;
+  ELSE
+    RAISE NOTICE 'timescaledb is not available on this server: plain PostgreSQL path';
+  END IF;
 END
 $$;
 

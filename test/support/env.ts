@@ -112,13 +112,18 @@ export async function startTestService(config: Config, opts: { ingest?: boolean 
 }
 
 /** Polls `check` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(check: () => Promise<T> | T, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  check: () => Promise<T | null | undefined | false | 0> | T | null | undefined | false | 0,
+  what: string,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as T;
       last = v;
     } catch (err) {
       last = err;
