@@ -1,0 +1,136 @@
+import { booleanPointInPolygon } from '@turf/boolean-point-in-polygon';
+import { distance } from '@turf/distance';
+import { kinks } from '@turf/kinks';
+import { pointToPolygonDistance } from '@turf/point-to-polygon-distance';
+import { bbox as turfBbox } from '@turf/bbox';
+import { point, polygon as turfPolygon } from '@turf/helpers';
+import type { MultiPolygon, Polygon, Position } from 'geojson';
+
+/**
+ * Zone geometry and the error-circle test (contract §3). Pure. Coordinates are WGS84
+ * `[lon, lat]` degrees; distances are metres, great-circle on turf's sphere (6371008.8 m).
+ */
+
+export type FixClass = 'inside' | 'outside' | 'uncertain';
+
+export type ZoneGeometry =
+  | { type: 'Polygon'; coordinates: Position[][] }
+  | { type: 'MultiPolygon'; coordinates: Position[][][] }
+  | { type: 'Point'; coordinates: Position };
+
+export interface Shape {
+  geometry: ZoneGeometry;
+  /** circle radius in metres, for a Point geometry */
+  radius_m?: number;
+  /** [minLon, minLat, maxLon, maxLat] of the zone (a circle's extent included) */
+  bbox: [number, number, number, number];
+}
+
+export const MAX_RADIUS_M = 50_000;
+const METRES_PER_DEG_LAT = 111_320;
+
+/** Builds the shape of a validated geometry. */
+export function toShape(geometry: ZoneGeometry, radius_m?: number): Shape {
+  if (geometry.type === 'Point') {
+    const [lon, lat] = geometry.coordinates as [number, number];
+    const r = radius_m ?? 0;
+    const dLat = r / METRES_PER_DEG_LAT;
+    const dLon = r / (METRES_PER_DEG_LAT * Math.max(0.01, Math.cos((lat * Math.PI) / 180)));
+    return { geometry, radius_m: r, bbox: [lon - dLon, lat - dLat, lon + dLon, lat + dLat] };
+  }
+  return { geometry, bbox: turfBbox(geometry as Polygon | MultiPolygon) as [number, number, number, number] };
+}
+
+/**
+ * Classifies a fix's error circle (centre `[lon, lat]`, radius `accuracy_m` metres) against a zone:
+ * inside when the whole circle is in the zone, outside when the whole circle is out of it,
+ * otherwise uncertain. Holes of polygons count as outside the zone.
+ */
+export function classifyFix(lon: number, lat: number, accuracy_m: number, shape: Shape): FixClass {
+  const p = point([lon, lat]);
+  if (shape.geometry.type === 'Point') {
+    const d = distance(p, point(shape.geometry.coordinates), { units: 'meters' });
+    const r = shape.radius_m ?? 0;
+    if (d + accuracy_m <= r) return 'inside';
+    if (d - accuracy_m >= r) return 'outside';
+    return 'uncertain';
+  }
+  // signed distance to the boundary: negative inside the zone
+  const signed = pointToPolygonDistance(p, shape.geometry as Polygon | MultiPolygon, { units: 'meters' });
+  if (signed <= -accuracy_m) return 'inside';
+  if (signed >= accuracy_m) return 'outside';
+  return 'uncertain';
+}
+
+/** Quick bbox test: a circle whose bbox misses the zone's bbox is wholly outside it. */
+export function circleBbox(lon: number, lat: number, accuracy_m: number): [number, number, number, number] {
+  const dLat = accuracy_m / METRES_PER_DEG_LAT;
+  const dLon = accuracy_m / (METRES_PER_DEG_LAT * Math.max(0.01, Math.cos((lat * Math.PI) / 180)));
+  return [lon - dLon, lat - dLat, lon + dLon, lat + dLat];
+}
+
+/** Why a zone geometry is invalid, or null when it is valid (contract §3: unclosed ring, self-intersection, range). */
+export function geometryProblem(geometry: unknown, radius_m: unknown): string | null {
+  const g = geometry as { type?: unknown; coordinates?: unknown };
+  if (!g || typeof g !== 'object') return 'geometry is required';
+  if (g.type === 'Point') {
+    const c = g.coordinates;
+    if (!isPosition(c)) return 'a Point needs coordinates [lon, lat]';
+    const range = positionProblem(c);
+    if (range) return range;
+    if (typeof radius_m !== 'number' || !Number.isFinite(radius_m)) return 'a Point zone needs properties.radius_m (metres)';
+    if (radius_m <= 0 || radius_m > MAX_RADIUS_M) return `radius_m must be above 0 and at most ${MAX_RADIUS_M} m, got ${radius_m}`;
+    return null;
+  }
+  if (g.type === 'Polygon') return polygonProblem(g.coordinates, 'polygon');
+  if (g.type === 'MultiPolygon') {
+    if (!Array.isArray(g.coordinates) || g.coordinates.length === 0) return 'a MultiPolygon needs at least one polygon';
+    for (let i = 0; i < g.coordinates.length; i++) {
+      const p = polygonProblem(g.coordinates[i], `polygon ${i}`);
+      if (p) return p;
+    }
+    return null;
+  }
+  return `geometry type must be Polygon, MultiPolygon or Point, got ${String(g.type)}`;
+}
+
+function polygonProblem(rings: unknown, what: string): string | null {
+  if (!Array.isArray(rings) || rings.length === 0) return `${what} needs at least one ring`;
+  for (let r = 0; r < rings.length; r++) {
+    const ring = rings[r] as unknown;
+    const name = `${what} ring ${r}`;
+    if (!Array.isArray(ring) || !ring.every(isPosition)) return `${name} must be a list of [lon, lat] positions`;
+    for (const pos of ring as Position[]) {
+      const range = positionProblem(pos);
+      if (range) return `${name}: ${range}`;
+    }
+    if (ring.length < 4) return `${name} needs at least 4 positions (a closed triangle)`;
+    const first = ring[0] as Position;
+    const last = ring[ring.length - 1] as Position;
+    if (first[0] !== last[0] || first[1] !== last[1]) return `${name} is not closed: its first and last positions differ`;
+    const k = kinks(turfPolygon([ring as Position[]]));
+    if (k.features.length > 0) {
+      const [x, y] = k.features[0]!.geometry.coordinates;
+      return `${name} intersects itself near [${x!.toFixed(6)}, ${y!.toFixed(6)}]`;
+    }
+  }
+  if (rings.length > 1) {
+    const outer = turfPolygon([rings[0] as Position[]]);
+    for (let r = 1; r < rings.length; r++) {
+      const inner = rings[r] as Position[];
+      if (!inner.every((pos) => booleanPointInPolygon(pos, outer))) return `${what} hole ${r} is not inside the outer ring`;
+    }
+  }
+  return null;
+}
+
+function isPosition(v: unknown): v is Position {
+  return Array.isArray(v) && v.length >= 2 && v.length <= 3 && v.every((x) => typeof x === 'number' && Number.isFinite(x));
+}
+
+function positionProblem(p: Position): string | null {
+  const [lon, lat] = p as [number, number];
+  if (lon < -180 || lon > 180) return `longitude ${lon} is out of range -180..180`;
+  if (lat < -90 || lat > 90) return `latitude ${lat} is out of range -90..90`;
+  return null;
+}
