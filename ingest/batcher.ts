@@ -3,6 +3,7 @@ import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { conflictOf, storeReadings, storeRejections } from './readings.repo.js';
 import { readingKey, type Reading, type Rejection } from './telemetry.js';
+import { markDirty, type DirtyDevices } from '../src/queues.js';
 
 /** One parsed MQTT message waiting for its commit; `done` sends its PUBACK. */
 export interface PendingMessage {
@@ -20,8 +21,8 @@ export interface BatcherOptions {
   maxBatch: number;
   /** concurrent writes */
   slots: number;
-  /** called after each commit with the devices that have new readings */
-  onCommitted: (deviceIds: Set<string>) => void;
+  /** called after each commit with the devices that have new readings: earliest device time per stream */
+  onCommitted: (dirty: DirtyDevices) => void;
 }
 
 /**
@@ -89,10 +90,10 @@ export function createBatcher(opts: BatcherOptions) {
         end();
         account(result.stored, duplicates + result.duplicates.length, allRejections);
         for (const m of batch) m.done();
-        const devices = new Set<string>();
-        for (const r of result.stored) devices.add(r.deviceId);
-        for (const r of result.duplicates) devices.add(r.deviceId); // stored by an attempt whose reply was lost
-        if (devices.size) opts.onCommitted(devices);
+        const dirty: DirtyDevices = new Map();
+        // duplicates too: they may have been stored by an attempt whose reply was lost
+        for (const r of result.stored.concat(result.duplicates)) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
+        if (dirty.size) opts.onCommitted(dirty);
         return;
       } catch (err) {
         opts.metrics.ingestDbErrors.inc();

@@ -1,11 +1,14 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import type { Stream } from '../ingest/telemetry.js';
 
 /** Queue of "this device has new readings": one pending job per device at most (deduplicated on its id). */
 export const DEVICE_READINGS_QUEUE = 'device-readings';
 
 export interface DeviceReadingsJob {
   deviceId: string;
+  /** set by a sweep: evaluate whatever is after the watermarks, without a dirty mark */
+  sweep?: boolean;
 }
 
 export function createRedis(url: string): Redis {
@@ -17,13 +20,48 @@ export function createDeviceReadingsQueue(connection: Redis, prefix: string): Qu
   return new Queue<DeviceReadingsJob>(DEVICE_READINGS_QUEUE, { connection, prefix });
 }
 
+/** Devices with new readings: per device, the earliest device time (epoch ms) of each stream. */
+export type DirtyDevices = Map<string, Partial<Record<Stream, number>>>;
+
+export function markDirty(dirty: DirtyDevices, deviceId: string, stream: Stream, tsMs: number): void {
+  let d = dirty.get(deviceId);
+  if (!d) dirty.set(deviceId, (d = {}));
+  const cur = d[stream];
+  if (cur === undefined || tsMs < cur) d[stream] = tsMs;
+}
+
+const dirtyKey = (prefix: string) => `${prefix}:device-dirty`;
+
 /**
- * Signals devices with newly committed readings. The deduplication id is the device id, so a
- * device has at most one waiting job; the evaluating worker removes the key when it starts
- * (`job.removeDeduplicationKey()`), so readings committed during an evaluation get a new job.
+ * Keeps, per (device, stream), the earliest device time not yet taken by an evaluation, in a
+ * Redis hash: an evaluation whose readings are older than its watermark knows it has late data.
  */
-export async function signalDevices(queue: Queue<DeviceReadingsJob>, deviceIds: Iterable<string>): Promise<void> {
-  const jobs = [...new Set(deviceIds)].map((deviceId) => ({
+const LOWER_MIN = `
+for i = 1, #ARGV, 2 do
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  if (not cur) or tonumber(ARGV[i + 1]) < tonumber(cur) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1`;
+const TAKE = `
+local out = {}
+for i = 1, #ARGV do
+  out[i] = redis.call('HGET', KEYS[1], ARGV[i]) or false
+  redis.call('HDEL', KEYS[1], ARGV[i])
+end
+return out`;
+
+/**
+ * Signals devices with newly committed readings: records the earliest new device time per
+ * stream, then adds a job deduplicated on the device id, so a device has at most one waiting
+ * job; the evaluating worker removes the key when it starts (`job.removeDeduplicationKey()`), so
+ * readings committed during an evaluation get a new job.
+ */
+export async function signalDevices(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, dirty: DirtyDevices): Promise<void> {
+  if (dirty.size === 0) return;
+  const args: string[] = [];
+  for (const [deviceId, streams] of dirty) for (const [stream, ts] of Object.entries(streams)) args.push(`${deviceId}|${stream}`, String(ts));
+  await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args);
+  const jobs = [...dirty.keys()].map((deviceId) => ({
     name: 'evaluate',
     data: { deviceId },
     opts: {
@@ -34,16 +72,34 @@ export async function signalDevices(queue: Queue<DeviceReadingsJob>, deviceIds: 
       backoff: { type: 'exponential', delay: 500 },
     },
   }));
-  if (jobs.length) await queue.addBulk(jobs);
+  await queue.addBulk(jobs);
+}
+
+/** Takes (reads and clears) the earliest new device time of each stream of a device; null where none. */
+export async function takeDirty(redis: Redis, prefix: string, deviceId: string, streams: readonly Stream[]): Promise<Partial<Record<Stream, number>>> {
+  const vals = (await redis.eval(TAKE, 1, dirtyKey(prefix), ...streams.map((s) => `${deviceId}|${s}`))) as Array<string | null>;
+  const out: Partial<Record<Stream, number>> = {};
+  streams.forEach((s, i) => {
+    const v = vals[i];
+    if (v) out[s] = Number(v);
+  });
+  return out;
+}
+
+/** Puts back what `takeDirty` took, when an evaluation fails and will be retried. */
+export async function restoreDirty(redis: Redis, prefix: string, deviceId: string, dirty: Partial<Record<Stream, number>>): Promise<void> {
+  const m: DirtyDevices = new Map([[deviceId, dirty]]);
+  const args: string[] = [];
+  for (const [stream, ts] of Object.entries(m.get(deviceId)!)) args.push(`${deviceId}|${stream}`, String(ts));
+  if (args.length) await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args);
 }
 
 /**
- * Coalesces "device has new readings" signals from many commits into few `addBulk` calls, and
- * keeps retrying while Redis is unreachable (the readings are already committed; the signal
- * must still go out).
+ * Coalesces signals from many commits into few round trips, and keeps retrying while Redis is
+ * unreachable (the readings are already committed; the signal must still go out).
  */
-export function createSignaler(queue: Queue<DeviceReadingsJob>, onError: (err: Error) => void, lingerMs = 10) {
-  const pending = new Set<string>();
+export function createSignaler(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, onError: (err: Error) => void, lingerMs = 10) {
+  let pending: DirtyDevices = new Map();
   let timer: NodeJS.Timeout | null = null;
   let inFlight: Promise<void> | null = null;
   let closed = false;
@@ -56,14 +112,18 @@ export function createSignaler(queue: Queue<DeviceReadingsJob>, onError: (err: E
     }, delay);
   }
 
+  function merge(into: DirtyDevices, from: DirtyDevices): void {
+    for (const [d, streams] of from) for (const [s, ts] of Object.entries(streams)) markDirty(into, d, s as Stream, ts);
+  }
+
   async function flush(): Promise<void> {
     if (inFlight) return inFlight.then(() => (pending.size ? flush() : undefined));
     if (pending.size === 0) return;
-    const batch = [...pending];
-    pending.clear();
-    inFlight = signalDevices(queue, batch)
+    const batch = pending;
+    pending = new Map();
+    inFlight = signalDevices(queue, redis, prefix, batch)
       .catch((err: Error) => {
-        for (const d of batch) pending.add(d);
+        merge(pending, batch);
         onError(err);
         schedule(1000);
       })
@@ -74,8 +134,8 @@ export function createSignaler(queue: Queue<DeviceReadingsJob>, onError: (err: E
   }
 
   return {
-    signal(deviceIds: Iterable<string>): void {
-      for (const d of deviceIds) pending.add(d);
+    signal(dirty: DirtyDevices): void {
+      merge(pending, dirty);
       schedule(lingerMs);
     },
     /** sends what is pending (used at shutdown and by tests) */

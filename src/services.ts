@@ -1,11 +1,13 @@
-import { Worker, type Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config.js';
 import { createPool, storageMode, type Pool } from './db.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
-import { createDeviceReadingsQueue, createRedis, createSignaler, type DeviceReadingsJob } from './queues.js';
+import { createDeviceReadingsQueue, createRedis, createSignaler, DEVICE_READINGS_QUEUE, restoreDirty, takeDirty, type DeviceReadingsJob } from './queues.js';
+import { STREAMS } from '../ingest/telemetry.js';
+import { evaluateDeviceGeofence, tickCurfews } from '../geofence/evaluate.job.js';
 import { applyRetentionPolicy, deleteExpiredReadings } from './retention.js';
 import { buildApp } from './http/app.js';
 import { createTokenVerifier } from './http/auth.js';
@@ -40,14 +42,14 @@ export interface Part {
 /** Ingest: MQTT consumer → batched idempotent writes → device signals on BullMQ. */
 export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<DeviceReadingsJob> }> {
   const queue = createDeviceReadingsQueue(rt.redis, rt.config.QUEUE_PREFIX);
-  const signaler = createSignaler(queue, (err) => rt.logger.warn({ err: err.message }, 'device signal failed; retrying'));
+  const signaler = createSignaler(queue, rt.redis, rt.config.QUEUE_PREFIX, (err) => rt.logger.warn({ err: err.message }, 'device signal failed; retrying'));
   const batcher = createBatcher({
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
     maxBatch: rt.config.INGEST_MAX_BATCH,
     slots: rt.config.INGEST_DB_SLOTS,
-    onCommitted: (devices) => signaler.signal(devices),
+    onCommitted: (dirty) => signaler.signal(dirty),
   });
   const consumer = createIngestConsumer({
     url: rt.config.MQTT_URL,
@@ -79,31 +81,52 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
 }
 
 export const MAINTENANCE_QUEUE = 'maintenance';
+export const EVALUATION_CONCURRENCY = 8;
 
 /**
- * Worker: the scheduled maintenance job (retention on plain PostgreSQL). The evaluation
- * workers of the geofence and alcohol rules attach here.
+ * Worker: evaluates devices with new readings (queue `device-readings`), and runs the scheduled
+ * maintenance jobs: the curfew clock every minute and retention on plain PostgreSQL hourly.
  */
 export async function startWorker(rt: Runtime): Promise<Part> {
-  const { Queue: BullQueue } = await import('bullmq');
-  const maintenance = new BullQueue(MAINTENANCE_QUEUE, { connection: rt.redis, prefix: rt.config.QUEUE_PREFIX });
+  const prefix = rt.config.QUEUE_PREFIX;
+  const maintenance = new Queue(MAINTENANCE_QUEUE, { connection: rt.redis, prefix });
   await maintenance.upsertJobScheduler('retention', { every: 3_600_000 }, { name: 'retention' });
-  const worker = new Worker(
+  await maintenance.upsertJobScheduler('curfew-tick', { every: 60_000 }, { name: 'curfew-tick' });
+  const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
+  const maintenanceWorker = new Worker(
     MAINTENANCE_QUEUE,
-    async () => {
+    async (job) => {
+      if (job.name === 'curfew-tick') return { raised: (await tickCurfews(deps, Date.now())).length };
       if (rt.storage === 'timescaledb') return { mode: 'timescaledb', deleted: 0 }; // the policy drops chunks
       const deleted = await deleteExpiredReadings(rt.pool, rt.config.RETENTION_DAYS, new Date());
       rt.logger.info({ deleted, days: rt.config.RETENTION_DAYS }, 'retention: expired readings deleted');
       return { mode: 'postgresql', deleted };
     },
-    { connection: rt.redis.duplicate(), prefix: rt.config.QUEUE_PREFIX },
+    { connection: rt.redis.duplicate(), prefix },
   );
-  worker.on('failed', (job, err) => rt.logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
+  maintenanceWorker.on('failed', (job, err) => rt.logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
+  const evaluation = new Worker<DeviceReadingsJob>(
+    DEVICE_READINGS_QUEUE,
+    async (job) => {
+      await job.removeDeduplicationKey(); // readings committed from now on get a new job
+      const dirty = await takeDirty(rt.redis, prefix, job.data.deviceId, STREAMS);
+      try {
+        const geofence = dirty.gps !== undefined || job.data.sweep ? await evaluateDeviceGeofence(deps, job.data.deviceId, dirty.gps ?? null) : null;
+        return { fixes: geofence?.fixes ?? 0, alerts: geofence?.raised.length ?? 0 };
+      } catch (err) {
+        await restoreDirty(rt.redis, prefix, job.data.deviceId, dirty);
+        throw err;
+      }
+    },
+    { connection: rt.redis.duplicate(), prefix, concurrency: EVALUATION_CONCURRENCY },
+  );
+  evaluation.on('failed', (job, err) => rt.logger.warn({ device: job?.data.deviceId, err: err.message }, 'evaluation failed; retried with backoff'));
   await applyRetentionPolicy(rt.pool, rt.config.RETENTION_DAYS);
   return {
     name: 'worker',
     async stop() {
-      await worker.close();
+      await evaluation.close();
+      await maintenanceWorker.close();
       await maintenance.close();
     },
   };

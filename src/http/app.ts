@@ -9,6 +9,7 @@ import { registerAuth, type User } from './auth.js';
 import { problem } from './problem.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
+import { zonesRoutes } from '../../geofence/zones.routes.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -65,6 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(registryRoutes(deps.pool));
   await app.register(readingsRoutes(deps.pool));
+  await app.register(zonesRoutes(deps.pool));
   return app as unknown as FastifyInstance;
 }
 

@@ -12,7 +12,7 @@ import { createMetrics } from '../../src/metrics.js';
 import { buildApp } from '../../src/http/app.js';
 import { createTokenVerifier, type Role } from '../../src/http/auth.js';
 import { mintDevToken } from '../../src/http/dev-tokens.js';
-import { closeRuntime, createRuntime, readiness, startIngest, type Part, type Runtime } from '../../src/services.js';
+import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 
 export const stack = () => inject('stack');
@@ -86,11 +86,12 @@ export interface TestService {
 }
 
 /** The service's parts in this process against real services; the app is built, not listening. */
-export async function startTestService(config: Config, opts: { ingest?: boolean } = {}): Promise<TestService> {
+export async function startTestService(config: Config, opts: { ingest?: boolean; worker?: boolean } = {}): Promise<TestService> {
   const rt = await createRuntime(config, createLogger(config.LOG_LEVEL), createMetrics());
   const parts: Part[] = [];
   const ingest = opts.ingest ? await startIngest(rt) : null;
   if (ingest) parts.push(ingest);
+  const worker = opts.worker ? await startWorker(rt) : null;
   const app = await buildApp({
     pool: rt.pool,
     logger: rt.logger,
@@ -106,6 +107,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean 
     stop: async () => {
       await app.close();
       if (ingest) await ingest.stop();
+      if (worker) await worker.stop();
       await closeRuntime(rt);
     },
   };

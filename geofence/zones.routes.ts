@@ -1,0 +1,133 @@
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Pool } from '../src/db.js';
+import { audit } from '../src/audit.repo.js';
+import { userOf } from '../src/http/auth.js';
+import { problem } from '../src/http/problem.js';
+import { DateTimeIn, RefId } from '../src/http/schemas.js';
+import { getSubjectFor } from '../src/registry/subjects.repo.js';
+import { subjectFixes } from '../ingest/readings.repo.js';
+import { geometryProblem, type ZoneGeometry } from './geometry.js';
+import { DAYS, scheduleProblem, type Window } from './schedule.js';
+import { deleteZone, insertZone, listZones, loadRules, toFeature } from './zones.repo.js';
+import { reevaluate } from './reevaluate.js';
+
+const ZoneFeature = Type.Object(
+  {
+    type: Type.Literal('Feature'),
+    id: Type.Optional(Type.Unknown()),
+    geometry: Type.Object({ type: Type.String(), coordinates: Type.Unknown() }, { additionalProperties: false }),
+    properties: Type.Object(
+      {
+        kind: Type.Union([Type.Literal('exclusion'), Type.Literal('inclusion')]),
+        name: Type.Optional(Type.String({ maxLength: 200 })),
+        radius_m: Type.Optional(Type.Number({ description: 'circle radius for a Point zone, metres' })),
+        schedule: Type.Optional(
+          Type.Array(
+            Type.Object(
+              { days: Type.Array(Type.Union(DAYS.map((d) => Type.Literal(d))), { minItems: 1, maxItems: 7 }), start: Type.String(), end: Type.String() },
+              { additionalProperties: false },
+            ),
+            { maxItems: 50, description: "weekly windows in the subject's time zone; absent = always" },
+          ),
+        ),
+        active_from: Type.Optional(DateTimeIn),
+        active_to: Type.Optional(DateTimeIn),
+        exceptions: Type.Optional(Type.Array(Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }), { maxItems: 500 })),
+        grace_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, default: 60 })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const SubjectParams = Type.Object({ id: RefId });
+const ROLES = ['admin', 'offender_manager'] as const;
+
+/** Zones of a subject and the re-evaluation report (contract §3, §6). */
+export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/v1/subjects/:id/zones',
+      { config: { roles: ROLES }, schema: { tags: ['zones'], summary: 'Create a zone (GeoJSON Feature)', params: SubjectParams, body: ZoneFeature } },
+      async (request, reply) => {
+        const subject = await getSubjectFor(pool, userOf(request), request.params.id);
+        if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
+        const { geometry, properties: p } = request.body;
+        const why =
+          geometryProblem(geometry, p.radius_m) ??
+          (geometry.type !== 'Point' && p.radius_m !== undefined ? 'radius_m applies to a Point zone only' : null) ??
+          scheduleProblem(p.schedule, subject.timezone) ??
+          (p.active_from && p.active_to && Date.parse(p.active_from) >= Date.parse(p.active_to) ? 'active_from must be before active_to' : null) ??
+          ((p.exceptions ?? []).some((x) => Date.parse(x.from) >= Date.parse(x.to)) ? 'each exception needs from before to' : null);
+        if (why) return problem(reply, 400, 'Bad Request', `invalid zone: ${why}`);
+        const zone = await insertZone(
+          pool,
+          subject.id,
+          {
+            kind: p.kind,
+            name: p.name ?? '',
+            geometry: geometry as ZoneGeometry,
+            radius_m: p.radius_m ?? null,
+            schedule: (p.schedule as Window[] | undefined) ?? null,
+            active_from: p.active_from ?? null,
+            active_to: p.active_to ?? null,
+            exceptions: p.exceptions ?? [],
+            grace_s: p.grace_s ?? 60,
+          },
+          userOf(request).id,
+        );
+        await audit(pool, request, { action: 'zone.create', subjectId: subject.id, detail: { zone_id: zone.id } });
+        return reply.code(201).send(toFeature(zone));
+      },
+    );
+
+    app.get(
+      '/v1/subjects/:id/zones',
+      { config: { roles: ROLES }, schema: { tags: ['zones'], params: SubjectParams } },
+      async (request, reply) => {
+        const subject = await getSubjectFor(pool, userOf(request), request.params.id);
+        if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
+        await audit(pool, request, { action: 'zone.list', subjectId: subject.id });
+        return { type: 'FeatureCollection', features: (await listZones(pool, subject.id)).map(toFeature) };
+      },
+    );
+
+    app.delete(
+      '/v1/subjects/:id/zones/:zid',
+      { config: { roles: ROLES }, schema: { tags: ['zones'], params: Type.Object({ id: RefId, zid: Type.String({ maxLength: 64 }) }) } },
+      async (request, reply) => {
+        const subject = await getSubjectFor(pool, userOf(request), request.params.id);
+        if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
+        if (!(await deleteZone(pool, subject.id, request.params.zid))) return problem(reply, 404, 'Not Found', `zone ${request.params.zid} not found`);
+        await audit(pool, request, { action: 'zone.delete', subjectId: subject.id, detail: { zone_id: request.params.zid } });
+        return reply.code(204).send();
+      },
+    );
+
+    app.post(
+      '/v1/subjects/:id/reevaluate',
+      {
+        config: { roles: ['admin', 'supervisor', 'offender_manager'] },
+        schema: {
+          tags: ['zones'],
+          summary: 'Report the breaches the current zones find in a past period (no live alerts)',
+          params: SubjectParams,
+          body: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }),
+        },
+      },
+      async (request, reply) => {
+        const from = new Date(request.body.from);
+        const to = new Date(request.body.to);
+        if (!(from < to)) return problem(reply, 400, 'Bad Request', '`from` must be before `to`');
+        if (to.getTime() - from.getTime() > 92 * 86400_000) return problem(reply, 400, 'Bad Request', 'a re-evaluation covers at most 92 days');
+        const subject = await getSubjectFor(pool, userOf(request), request.params.id);
+        if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
+        const [rules, fixes] = await Promise.all([loadRules(pool, subject.id), subjectFixes(pool, subject.id, from, to, 2_000_000)]);
+        await audit(pool, request, { action: 'zone.reevaluate', subjectId: subject.id, detail: { from: request.body.from, to: request.body.to } });
+        return reevaluate(rules, fixes.map((f) => ({ ts: f.ts.getTime(), lon: f.lon, lat: f.lat, accuracy_m: f.accuracy_m })), from.getTime(), to.getTime());
+      },
+    );
+  };
+}
