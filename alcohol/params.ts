@@ -49,3 +49,14 @@ export function paramsVersion(p: AlcoholParams): string {
   const canonical = JSON.stringify(Object.keys(p).sort().map((k) => [k, p[k as keyof AlcoholParams]]));
   return createHash('sha256').update(canonical).digest('hex').slice(0, 16);
 }
+
+/** The defaults overridden by a deployment's JSON (`ALCOHOL_PARAMS`); unknown or non-numeric keys are refused. */
+export function paramsFrom(json: string | undefined): AlcoholParams {
+  if (!json) return DEFAULT_PARAMS;
+  const o = JSON.parse(json) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(o)) {
+    if (!(k in DEFAULT_PARAMS)) throw new Error(`ALCOHOL_PARAMS: unknown parameter ${k}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new Error(`ALCOHOL_PARAMS: ${k} must be a number >= 0`);
+  }
+  return { ...DEFAULT_PARAMS, ...(o as Partial<AlcoholParams>) };
+}

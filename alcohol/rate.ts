@@ -27,7 +27,7 @@ export function soberRate(sober: number, monitored: number): SoberRate {
   return { sober_days: sober, monitored_days: monitored, rate: monitored ? sober / monitored : null, ci95: wilson(sober, monitored) };
 }
 
-export function rateOfDays(days: DayResult[]): SoberRate {
+export function rateOfDays(days: Array<Pick<DayResult, 'status'>>): SoberRate {
   const sober = days.filter((d) => d.status === 'sober').length;
   const monitored = days.filter((d) => d.status !== 'not_monitored').length;
   return soberRate(sober, monitored);

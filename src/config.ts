@@ -30,6 +30,9 @@ export const ConfigSchema = Type.Object({
   INGEST_INSTANCE: Type.String({ pattern: '^[A-Za-z0-9_-]{1,40}$', default: hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40) || 'ingest', description: 'stable id of this ingest process: its MQTT sessions persist under it' }),
   MQTT_SHARE_GROUP: Type.String({ pattern: '^[A-Za-z0-9_-]{1,40}$', default: 'tagwatch', description: 'MQTT shared subscription group' }),
   QUEUE_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_:-]{1,40}$', default: 'tagwatch', description: 'BullMQ key prefix' }),
+  ALCOHOL_PARAMS: Type.Optional(
+    Type.String({ pattern: '^\\{.*\\}$', description: 'JSON object overriding alcohol rule parameters (alcohol/params.ts), e.g. {"tac_threshold":0.02}' }),
+  ),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL pool size' }),
 });
 

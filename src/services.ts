@@ -8,6 +8,8 @@ import type { Metrics } from './metrics.js';
 import { createDeviceReadingsQueue, createRedis, createSignaler, DEVICE_READINGS_QUEUE, restoreDirty, takeDirty, type DeviceReadingsJob } from './queues.js';
 import { STREAMS } from '../ingest/telemetry.js';
 import { evaluateDeviceGeofence, tickCurfews } from '../geofence/evaluate.job.js';
+import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
+import { paramsFrom } from '../alcohol/params.js';
 import { applyRetentionPolicy, deleteExpiredReadings } from './retention.js';
 import { buildApp } from './http/app.js';
 import { createTokenVerifier } from './http/auth.js';
@@ -93,6 +95,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('retention', { every: 3_600_000 }, { name: 'retention' });
   await maintenance.upsertJobScheduler('curfew-tick', { every: 60_000 }, { name: 'curfew-tick' });
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
+  const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
   const maintenanceWorker = new Worker(
     MAINTENANCE_QUEUE,
     async (job) => {
@@ -112,7 +115,11 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       const dirty = await takeDirty(rt.redis, prefix, job.data.deviceId, STREAMS);
       try {
         const geofence = dirty.gps !== undefined || job.data.sweep ? await evaluateDeviceGeofence(deps, job.data.deviceId, dirty.gps ?? null) : null;
-        return { fixes: geofence?.fixes ?? 0, alerts: geofence?.raised.length ?? 0 };
+        const alcohol =
+          dirty.alcohol !== undefined || job.data.sweep
+            ? await evaluateDeviceAlcohol({ ...deps, params: alcoholParams }, job.data.deviceId, dirty.alcohol ?? null, Date.now())
+            : [];
+        return { fixes: geofence?.fixes ?? 0, alerts: (geofence?.raised.length ?? 0) + alcohol.length };
       } catch (err) {
         await restoreDirty(rt.redis, prefix, job.data.deviceId, dirty);
         throw err;

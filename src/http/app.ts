@@ -10,6 +10,7 @@ import { problem } from './problem.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
 import { zonesRoutes } from '../../geofence/zones.routes.js';
+import { sobrietyRoutes } from '../../alcohol/sobriety.routes.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -67,6 +68,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(registryRoutes(deps.pool));
   await app.register(readingsRoutes(deps.pool));
   await app.register(zonesRoutes(deps.pool));
+  await app.register(sobrietyRoutes(deps.pool));
   return app as unknown as FastifyInstance;
 }
 
