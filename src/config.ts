@@ -33,6 +33,8 @@ export const ConfigSchema = Type.Object({
   ALCOHOL_PARAMS: Type.Optional(
     Type.String({ pattern: '^\\{.*\\}$', description: 'JSON object overriding alcohol rule parameters (alcohol/params.ts), e.g. {"tac_threshold":0.02}' }),
   ),
+  WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'allow webhook URLs on private or loopback addresses (tests, closed networks)' }),
+  ESCALATE_AFTER_MINUTES: Type.Integer({ minimum: 1, maximum: 1440, default: 15, description: 'a high alert not acknowledged this long is escalated to supervisors' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL pool size' }),
 });
 

@@ -10,6 +10,9 @@ import { STREAMS } from '../ingest/telemetry.js';
 import { evaluateDeviceGeofence, tickCurfews } from '../geofence/evaluate.job.js';
 import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
 import { paramsFrom } from '../alcohol/params.js';
+import { evaluateDeviceHealth, tickHealth } from '../alerts/health.job.js';
+import { createFeedHub } from '../alerts/feed.js';
+import { createWebhookWorker, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 import { applyRetentionPolicy, deleteExpiredReadings } from './retention.js';
 import { buildApp } from './http/app.js';
 import { createTokenVerifier } from './http/auth.js';
@@ -94,12 +97,22 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection: rt.redis, prefix });
   await maintenance.upsertJobScheduler('retention', { every: 3_600_000 }, { name: 'retention' });
   await maintenance.upsertJobScheduler('curfew-tick', { every: 60_000 }, { name: 'curfew-tick' });
+  await maintenance.upsertJobScheduler('health-tick', { every: 60_000 }, { name: 'health-tick' });
+  await maintenance.upsertJobScheduler('webhook-requeue', { every: 60_000 }, { name: 'webhook-requeue' });
+  const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger);
+  const dispatcher = createDispatcher(rt, webhookQueue);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
   const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
   const maintenanceWorker = new Worker(
     MAINTENANCE_QUEUE,
     async (job) => {
       if (job.name === 'curfew-tick') return { raised: (await tickCurfews(deps, Date.now())).length };
+      if (job.name === 'health-tick') {
+        const r = await tickHealth(deps, Date.now(), rt.config.ESCALATE_AFTER_MINUTES * 60_000);
+        return { raised: r.raised.length, escalated: r.escalated.length };
+      }
+      if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue) };
       if (rt.storage === 'timescaledb') return { mode: 'timescaledb', deleted: 0 }; // the policy drops chunks
       const deleted = await deleteExpiredReadings(rt.pool, rt.config.RETENTION_DAYS, new Date());
       rt.logger.info({ deleted, days: rt.config.RETENTION_DAYS }, 'retention: expired readings deleted');
@@ -119,7 +132,8 @@ export async function startWorker(rt: Runtime): Promise<Part> {
           dirty.alcohol !== undefined || job.data.sweep
             ? await evaluateDeviceAlcohol({ ...deps, params: alcoholParams }, job.data.deviceId, dirty.alcohol ?? null, Date.now())
             : [];
-        return { fixes: geofence?.fixes ?? 0, alerts: (geofence?.raised.length ?? 0) + alcohol.length };
+        const health = await evaluateDeviceHealth(deps, job.data.deviceId, dirty, Date.now());
+        return { fixes: geofence?.fixes ?? 0, alerts: (geofence?.raised.length ?? 0) + alcohol.length + health.length };
       } catch (err) {
         await restoreDirty(rt.redis, prefix, job.data.deviceId, dirty);
         throw err;
@@ -132,7 +146,10 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   return {
     name: 'worker',
     async stop() {
+      await dispatcher.close();
       await evaluation.close();
+      await webhookWorker.close();
+      await webhookQueue.close();
       await maintenanceWorker.close();
       await maintenance.close();
     },
@@ -140,7 +157,11 @@ export async function startWorker(rt: Runtime): Promise<Part> {
 }
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
+  const feed = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
+  await feed.start();
   const app = await buildApp({
+    feed,
+    allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
@@ -152,7 +173,9 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
   return {
     name: 'api',
     app,
+    checks: { alert_feed: () => feed.connected },
     async stop() {
+      await feed.close();
       await app.close();
     },
   };
@@ -175,4 +198,41 @@ export async function readiness(rt: Runtime, parts: Part[]): Promise<Record<stri
 export async function closeRuntime(rt: Runtime): Promise<void> {
   rt.redis.disconnect();
   await rt.pool.end();
+}
+
+/**
+ * Moves new alert feed events into webhook deliveries: on each announcement from the database,
+ * and every 2 s in case one was missed.
+ */
+function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>) {
+  const hub = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
+  let running: Promise<void> | null = null;
+  let again = false;
+  const run = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        while ((await dispatchFeed(rt.pool, queue)) > 0);
+      } while (again);
+    })()
+      .catch((err: Error) => rt.logger.warn({ err: err.message }, 'webhook dispatch failed; retried'))
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  hub.subscribe(() => void run());
+  void hub.start();
+  const timer = setInterval(() => void run(), 2000);
+  return {
+    async close() {
+      clearInterval(timer);
+      await hub.close();
+      await running;
+    },
+  };
 }

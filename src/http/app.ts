@@ -11,6 +11,8 @@ import { registryRoutes } from '../registry/registry.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
 import { zonesRoutes } from '../../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../../alcohol/sobriety.routes.js';
+import { alertsRoutes } from '../../alerts/alerts.routes.js';
+import type { FeedHub } from '../../alerts/feed.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -19,6 +21,9 @@ export interface AppDeps {
   verifyToken: (token: string) => Promise<User>;
   /** named checks for /readyz (database, redis, mqtt, …) */
   readiness: () => Promise<Record<string, boolean>>;
+  /** the alert feed for the live stream (null: the stream answers 503) */
+  feed?: FeedHub | null;
+  allowPrivateWebhooks?: boolean;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
 }
@@ -69,6 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(readingsRoutes(deps.pool));
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));
+  await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
   return app as unknown as FastifyInstance;
 }
 

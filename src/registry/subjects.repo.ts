@@ -25,8 +25,8 @@ const SUBJECT_COLS = `id, display_name, cohort, rag, timezone, offender_manager_
  * The caseload filter, in SQL: an offender manager sees only subjects that list them; admins
  * and supervisors see all. Returns the WHERE fragment and its parameter, numbered from `n`.
  */
-export function caseloadFilter(user: User, n: number): { sql: string; params: unknown[] } {
-  if (user.role === 'offender_manager') return { sql: `$${n}::text = ANY(offender_manager_ids)`, params: [user.id] };
+export function caseloadFilter(user: User, n: number, column = 'offender_manager_ids'): { sql: string; params: unknown[] } {
+  if (user.role === 'offender_manager') return { sql: `$${n}::text = ANY(${column})`, params: [user.id] };
   if (user.role === 'admin' || user.role === 'supervisor') return { sql: 'true', params: [] };
   return { sql: 'false', params: [] };
 }

@@ -1,0 +1,162 @@
+import type { PoolClient } from 'pg';
+import type { Pool } from '../src/db.js';
+import type { Metrics } from '../src/metrics.js';
+import type { Logger } from '../src/logger.js';
+import type { Stream } from '../ingest/telemetry.js';
+import { raiseAlert, type AlertRow } from './alerts.repo.js';
+import { autoResolve, escalateOverdue } from './lifecycle.repo.js';
+import { absence, applyStatus, NO_SIGNAL_MS, type HealthState, type StatusIn } from './health.js';
+import type { AlertType } from './rules.js';
+
+export interface HealthDeps {
+  pool: Pool;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+interface HealthRow extends HealthState {
+  last_received_at: Date | null;
+  last_ts: Date | null;
+}
+
+/**
+ * The evaluation worker's health step for one device with new readings: status rules, the end
+ * of absence alerts (data is back), and a gap in receipt of 15 minutes or more found from the
+ * receipt times themselves (raised late and resolved at once), so a burst of stored readings
+ * never hides a gap that the clock check did not see.
+ */
+export async function evaluateDeviceHealth(deps: HealthDeps, deviceId: string, dirty: Partial<Record<Stream, number>>, now: number): Promise<AlertRow[]> {
+  const since = Math.min(...Object.values(dirty), now - 3600_000);
+  const client = await deps.pool.connect();
+  const raised: AlertRow[] = [];
+  try {
+    await client.query('BEGIN');
+    await client.query(`SELECT pg_advisory_xact_lock(hashtext('health:' || $1))`, [deviceId]);
+    const h = (await client.query<HealthRow>(`SELECT * FROM device_health WHERE device_id = $1`, [deviceId])).rows[0];
+    const fresh = await client.query<{ stream: Stream; first_rec: Date; last_rec: Date; last_ts: Date }>(
+      `SELECT stream, min(received_at) first_rec, max(received_at) last_rec, max(ts) last_ts FROM readings
+        WHERE device_id = $1 AND ts >= $2 AND received_at > coalesce($3, '-infinity') GROUP BY stream`,
+      [deviceId, new Date(since), h?.last_received_at ?? null],
+    );
+    const subject = await client.query<{ subject_id: string }>(
+      `SELECT subject_id FROM assignments WHERE device_id = $1 AND start_at <= $2 AND coalesce(end_at, 'infinity') > $2`,
+      [deviceId, new Date(now)],
+    );
+    const subjectId = subject.rows[0]?.subject_id ?? null;
+    const byStream = new Map(fresh.rows.map((r) => [r.stream, r]));
+    const firstRec = Math.min(...fresh.rows.map((r) => r.first_rec.getTime()));
+    let state: HealthState = { strap_open: h?.strap_open ?? false, case_open: h?.case_open ?? false, battery_low: h?.battery_low ?? false, battery_pct: h?.battery_pct ?? null };
+    if (subjectId && fresh.rows.length) {
+      if (h?.last_received_at && firstRec - h.last_received_at.getTime() >= NO_SIGNAL_MS) {
+        const a = await raise(client, subjectId, deviceId, 'no_signal', h.last_ts ?? h.last_received_at, true, [
+          { last_received_at: h.last_received_at.toISOString(), next_received_at: new Date(firstRec).toISOString() },
+        ]);
+        if (a) raised.push(a);
+      }
+      await autoResolve(client, subjectId, 'no_signal', `data received again at ${new Date(firstRec).toISOString()}`, new Date(firstRec));
+      if (byStream.has('gps')) await autoResolve(client, subjectId, 'no_gps_fix', 'fixes received again', byStream.get('gps')!.first_rec);
+    }
+    if (dirty.status !== undefined) {
+      const rows = await client.query<{ ts: Date; data: StatusIn & { ts: string } }>(
+        `SELECT ts, data FROM readings WHERE device_id = $1 AND stream = 'status' AND ts >= $2 ORDER BY ts`,
+        [deviceId, new Date(dirty.status)],
+      );
+      const applied = applyStatus(state, rows.rows.map((r) => ({ ...r.data, ts: r.ts.getTime() })));
+      state = applied.state;
+      for (const c of applied.changes) {
+        if (!subjectId) break;
+        if (c.kind === 'raise') {
+          const a = await raise(client, subjectId, deviceId, c.type, new Date(c.ts), false, [{ ...c.evidence, ts: new Date(c.ts).toISOString() }]);
+          if (a) raised.push(a);
+        } else if (c.kind === 'end') {
+          await client.query(
+            `UPDATE alerts SET ended_at = $3, updated_at = now() WHERE subject_id = $1 AND type = $2 AND ended_at IS NULL`,
+            [subjectId, c.type, new Date(c.ts)],
+          );
+        } else await autoResolve(client, subjectId, c.type, c.reason, new Date(c.ts));
+      }
+    }
+    const lastRec = Math.max(h?.last_received_at?.getTime() ?? 0, ...fresh.rows.map((r) => r.last_rec.getTime()));
+    const lastTs = Math.max(h?.last_ts?.getTime() ?? 0, ...fresh.rows.map((r) => r.last_ts.getTime()));
+    await client.query(
+      `INSERT INTO device_health (device_id, last_received_at, last_ts, last_gps_received_at, last_status_received_at, strap_open, case_open, battery_low, battery_pct)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (device_id) DO UPDATE SET last_received_at = excluded.last_received_at, last_ts = excluded.last_ts,
+         last_gps_received_at = coalesce(excluded.last_gps_received_at, device_health.last_gps_received_at),
+         last_status_received_at = coalesce(excluded.last_status_received_at, device_health.last_status_received_at),
+         strap_open = excluded.strap_open, case_open = excluded.case_open, battery_low = excluded.battery_low,
+         battery_pct = excluded.battery_pct, updated_at = now()`,
+      [
+        deviceId,
+        lastRec ? new Date(lastRec) : null,
+        lastTs ? new Date(lastTs) : null,
+        byStream.get('gps')?.last_rec ?? null,
+        byStream.get('status')?.last_rec ?? null,
+        state.strap_open,
+        state.case_open,
+        state.battery_low,
+        state.battery_pct,
+      ],
+    );
+    await client.query('COMMIT');
+    for (const a of raised) deps.metrics.alertsRaised.inc({ type: a.type });
+    return raised;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+async function raise(client: PoolClient, subjectId: string, deviceId: string, type: AlertType, startedAt: Date, late: boolean, evidence: unknown[]) {
+  const r = await raiseAlert(client, { type, subjectId, deviceId, zoneId: null, startedAt, late, evidence });
+  return r.outcome === 'raised' ? r.alert : null;
+}
+
+/**
+ * The clock's part (every minute): `no_signal` and `no_gps_fix` for every device fitted now,
+ * against the server clock, and escalation of high alerts left unacknowledged.
+ */
+export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs: number): Promise<{ raised: AlertRow[]; escalated: string[] }> {
+  const devices = await deps.pool.query<{
+    device_id: string;
+    subject_id: string;
+    kind: string;
+    start_at: Date;
+    last_received_at: Date | null;
+    last_ts: Date | null;
+    last_gps_received_at: Date | null;
+    last_status_received_at: Date | null;
+  }>(
+    `SELECT a.device_id, a.subject_id, d.kind, a.start_at, h.last_received_at, h.last_ts, h.last_gps_received_at, h.last_status_received_at
+       FROM assignments a JOIN devices d ON d.id = a.device_id LEFT JOIN device_health h ON h.device_id = a.device_id
+      WHERE a.start_at <= $1 AND coalesce(a.end_at, 'infinity') > $1 AND d.active`,
+    [new Date(now)],
+  );
+  const raised: AlertRow[] = [];
+  for (const d of devices.rows) {
+    const fitted = d.start_at.getTime();
+    const state = absence(
+      {
+        lastReceived: Math.max(fitted, d.last_received_at?.getTime() ?? 0),
+        lastGpsReceived: Math.max(fitted, d.last_gps_received_at?.getTime() ?? 0),
+        lastStatusReceived: d.last_status_received_at?.getTime() ?? null,
+        gpsCapable: d.kind === 'gps' || d.kind === 'combined',
+      },
+      now,
+    );
+    for (const type of ['no_signal', 'no_gps_fix'] as const) {
+      if (!state[type]) continue;
+      const startedAt = type === 'no_signal' ? (d.last_ts ?? d.start_at) : (d.last_gps_received_at ?? d.start_at);
+      const r = await raiseAlert(deps.pool, { type, subjectId: d.subject_id, deviceId: d.device_id, zoneId: null, startedAt, late: false, evidence: [{ last_received_at: d.last_received_at?.toISOString() ?? null, checked_at: new Date(now).toISOString() }] });
+      if (r.outcome === 'raised') {
+        raised.push(r.alert);
+        deps.metrics.alertsRaised.inc({ type });
+      }
+    }
+  }
+  const escalated = await escalateOverdue(deps.pool, escalateAfterMs, new Date(now));
+  return { raised, escalated };
+}
+
