@@ -35,7 +35,7 @@ export async function evaluateDeviceHealth(deps: HealthDeps, deviceId: string, d
     const h = (await client.query<HealthRow>(`SELECT * FROM device_health WHERE device_id = $1`, [deviceId])).rows[0];
     const fresh = await client.query<{ stream: Stream; first_rec: Date; last_rec: Date; last_ts: Date }>(
       `SELECT stream, min(received_at) first_rec, max(received_at) last_rec, max(ts) last_ts FROM readings
-        WHERE device_id = $1 AND ts >= $2 AND received_at > coalesce($3, '-infinity') GROUP BY stream`,
+        WHERE device_id = $1 AND ts >= $2 AND received_at > coalesce($3::timestamptz, '-infinity') GROUP BY stream`,
       [deviceId, new Date(since), h?.last_received_at ?? null],
     );
     const subject = await client.query<{ subject_id: string }>(

@@ -14,6 +14,7 @@ import { createTokenVerifier, type Role } from '../../src/http/auth.js';
 import { mintDevToken } from '../../src/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
+import { createFeedHub } from '../../alerts/feed.js';
 
 export const stack = () => inject('stack');
 
@@ -86,17 +87,21 @@ export interface TestService {
 }
 
 /** The service's parts in this process against real services; the app is built, not listening. */
-export async function startTestService(config: Config, opts: { ingest?: boolean; worker?: boolean } = {}): Promise<TestService> {
+export async function startTestService(config: Config, opts: { ingest?: boolean; worker?: boolean; feed?: boolean } = {}): Promise<TestService> {
   const rt = await createRuntime(config, createLogger(config.LOG_LEVEL), createMetrics());
   const parts: Part[] = [];
   const ingest = opts.ingest ? await startIngest(rt) : null;
   if (ingest) parts.push(ingest);
   const worker = opts.worker ? await startWorker(rt) : null;
+  const feed = opts.feed ? createFeedHub(config.DATABASE_URL, rt.pool, rt.logger) : null;
+  await feed?.start();
   const app = await buildApp({
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
     verifyToken: createTokenVerifier({ jwtSecret: config.JWT_SECRET }),
+    feed,
+    allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
   });
@@ -105,6 +110,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     app,
     ingest,
     stop: async () => {
+      await feed?.close();
       await app.close();
       if (ingest) await ingest.stop();
       if (worker) await worker.stop();
