@@ -12,6 +12,7 @@ import {
   stopPostgres,
   stopRedis,
 } from './stack/services.js';
+import { connectBrokerAdmin } from '../src/broker/dynsec.js';
 
 /**
  * `npm run stack:up` / `stack:down` (contract §7): PostgreSQL, Redis and Mosquitto on loopback
@@ -29,6 +30,10 @@ export interface StackEnv {
   DATABASE_URL: string;
   REDIS_URL: string;
   MQTT_URL: string;
+  MQTT_USERNAME: string;
+  MQTT_PASSWORD: string;
+  MQTT_ADMIN_USERNAME: string;
+  MQTT_ADMIN_PASSWORD: string;
   JWT_SECRET: string;
   STACK_DIR: string;
 }
@@ -36,16 +41,26 @@ export interface StackEnv {
 export async function stackUp(log: (m: string) => void = console.log): Promise<StackEnv> {
   ensurePackages(log);
   mkdirSync(STACK_DIR, { recursive: true });
+  const previous = readStackEnv();
+  const secret = () => randomBytes(24).toString('base64url');
+  const admin = { adminUser: 'tagwatch-admin', adminPassword: previous?.MQTT_ADMIN_PASSWORD ?? secret() };
   const [pg, redis, mqtt] = await Promise.all([
     startPostgres(join(STACK_DIR, 'postgres'), PORTS.pg),
     startRedis(join(STACK_DIR, 'redis'), PORTS.redis),
-    startMosquitto(join(STACK_DIR, 'mosquitto'), PORTS.mqtt),
+    startMosquitto(join(STACK_DIR, 'mosquitto'), PORTS.mqtt, admin),
   ]);
-  const previous = readStackEnv();
+  const ingest = { user: 'tagwatch-ingest', password: previous?.MQTT_PASSWORD ?? secret() };
+  const brokerAdmin = await connectBrokerAdmin(mqtt.url, admin.adminUser, admin.adminPassword);
+  await brokerAdmin.ensureServiceClient(ingest.user, ingest.password);
+  await brokerAdmin.close();
   const env: StackEnv = {
     DATABASE_URL: pg.url(),
     REDIS_URL: redis.url,
     MQTT_URL: mqtt.url,
+    MQTT_USERNAME: ingest.user,
+    MQTT_PASSWORD: ingest.password,
+    MQTT_ADMIN_USERNAME: admin.adminUser,
+    MQTT_ADMIN_PASSWORD: admin.adminPassword,
     // development-only HS256 secret, made once per stack
     JWT_SECRET: previous?.JWT_SECRET ?? randomBytes(32).toString('base64url'),
     STACK_DIR,

@@ -15,6 +15,8 @@ export const ConfigSchema = Type.Object({
   MQTT_URL: Url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss'], 'MQTT broker URL'),
   MQTT_USERNAME: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker user" })),
   MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker password" })),
+  MQTT_ADMIN_USERNAME: Type.Optional(Type.String({ minLength: 1, description: "broker admin (dynamic-security) user: when set, registering a device provisions it at the broker" })),
+  MQTT_ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'broker admin password' })),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP port' }),
   HOST: Type.String({ default: '127.0.0.1', description: 'HTTP listen address' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HS256 secret (development only), at least 32 characters' })),

@@ -12,6 +12,7 @@ import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
 import { paramsFrom } from '../alcohol/params.js';
 import { evaluateDeviceHealth, tickHealth } from '../alerts/health.job.js';
 import { createFeedHub } from '../alerts/feed.js';
+import { connectBrokerAdmin } from './broker/dynsec.js';
 import { createWebhookWorker, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 import { applyRetentionPolicy, deleteExpiredReadings } from './retention.js';
 import { buildApp } from './http/app.js';
@@ -159,8 +160,14 @@ export async function startWorker(rt: Runtime): Promise<Part> {
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
   const feed = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
   await feed.start();
+  const brokerAdmin =
+    rt.config.MQTT_ADMIN_USERNAME && rt.config.MQTT_ADMIN_PASSWORD
+      ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD)
+      : null;
+  if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
   const app = await buildApp({
     feed,
+    brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
     pool: rt.pool,
     logger: rt.logger,
@@ -177,6 +184,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     async stop() {
       await feed.close();
       await app.close();
+      await brokerAdmin?.close();
     },
   };
 }

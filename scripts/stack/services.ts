@@ -157,11 +157,17 @@ export interface MosquittoHandle {
   url: string;
 }
 
-/** The broker settings the ingest design relies on (see README "Ingest design"). */
-export function mosquittoConf(dir: string, port: number): string {
+export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
+
+/**
+ * The broker settings the ingest design relies on (see README "Ingest design"). With `dynsec`,
+ * no anonymous access: device identity through the dynamic-security plugin (README "Security
+ * model"); without it (tests of other features, benchmarks), anonymous access on loopback.
+ */
+export function mosquittoConf(dir: string, port: number, dynsec = false): string {
   return [
     `listener ${port} 127.0.0.1`,
-    'allow_anonymous true',
+    ...(dynsec ? ['allow_anonymous false', `plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${join(dir, 'dynamic-security.json')}`] : ['allow_anonymous true']),
     'persistence true',
     `persistence_location ${join(dir, 'data')}/`,
     'autosave_interval 5',
@@ -181,10 +187,18 @@ export function mosquittoConf(dir: string, port: number): string {
   ].join('\n');
 }
 
-export async function startMosquitto(dir: string, port: number): Promise<MosquittoHandle> {
+export async function startMosquitto(dir: string, port: number, dynsec?: { adminUser: string; adminPassword: string }): Promise<MosquittoHandle> {
   mkdirSync(join(dir, 'data'), { recursive: true });
   const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, mosquittoConf(dir, port));
+  const text = mosquittoConf(dir, port, !!dynsec);
+  const changed = !existsSync(conf) || readFileSync(conf, 'utf8') !== text;
+  if (changed && isRunning(join(dir, 'mosquitto.pid'))) {
+    stopMosquitto(dir); // a running broker with other settings is restarted with these
+    if (isRunning(join(dir, 'mosquitto.pid'))) throw new Error(`the broker in ${dir} runs with other settings and did not stop`);
+  }
+  writeFileSync(conf, text);
+  const dynsecFile = join(dir, 'dynamic-security.json');
+  if (dynsec && !existsSync(dynsecFile)) run('mosquitto_ctrl', ['dynsec', 'init', dynsecFile, dynsec.adminUser, dynsec.adminPassword]);
   chownTo('mosquitto', dir);
   if (!isRunning(join(dir, 'mosquitto.pid'))) run('mosquitto', ['-c', conf, '-d']);
   await waitForPort(port);

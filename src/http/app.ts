@@ -13,6 +13,7 @@ import { zonesRoutes } from '../../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../../alcohol/sobriety.routes.js';
 import { alertsRoutes } from '../../alerts/alerts.routes.js';
 import type { FeedHub } from '../../alerts/feed.js';
+import type { BrokerAdmin } from '../broker/dynsec.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -23,6 +24,8 @@ export interface AppDeps {
   readiness: () => Promise<Record<string, boolean>>;
   /** the alert feed for the live stream (null: the stream answers 503) */
   feed?: FeedHub | null;
+  /** provisions devices at the broker (dynamic security), when configured */
+  brokerAdmin?: BrokerAdmin | null;
   allowPrivateWebhooks?: boolean;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
@@ -70,7 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 
-  await app.register(registryRoutes(deps.pool));
+  await app.register(registryRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(readingsRoutes(deps.pool));
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { IANAZone } from 'luxon';
 import type { Pool } from '../db.js';
+import type { BrokerAdmin } from '../broker/dynsec.js';
 import { audit } from '../audit.repo.js';
 import { userOf } from '../http/auth.js';
 import { problem } from '../http/problem.js';
@@ -48,7 +49,7 @@ const Assignment = Type.Object({
 const SubjectParams = Type.Object({ id: Id });
 
 /** Devices, subjects and assignments (contract §2). */
-export function registryRoutes(pool: Pool): FastifyPluginAsyncTypebox {
+export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
       '/v1/devices',
@@ -63,8 +64,25 @@ export function registryRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       },
       async (request, reply) => {
         const { password, hash } = newDevicePassword();
-        const device = await insertDevice(pool, { ...request.body, passwordHash: hash });
-        if (!device) return problem(reply, 409, 'Conflict', `device ${request.body.id} is already registered`);
+        const client = await pool.connect();
+        let device;
+        try {
+          await client.query('BEGIN');
+          device = await insertDevice(client, { ...request.body, passwordHash: hash });
+          if (!device) {
+            await client.query('ROLLBACK');
+            return problem(reply, 409, 'Conflict', `device ${request.body.id} is already registered`);
+          }
+          // the broker learns the device (and its password) before the registration commits
+          await broker?.provisionDevice(device.id, password);
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          request.log.error({ err: (err as Error).message, device: request.body.id }, 'device registration failed');
+          return problem(reply, 503, 'Service Unavailable', 'the device could not be provisioned at the broker; nothing was registered');
+        } finally {
+          client.release();
+        }
         await audit(pool, request, { action: 'device.create', detail: { device_id: device.id } });
         return reply.code(201).send({ ...device, mqtt_password: password });
       },
@@ -94,6 +112,8 @@ export function registryRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       async (request, reply) => {
         const device = await setDeviceActive(pool, request.params.id, request.body.active);
         if (!device) return problem(reply, 404, 'Not Found', `device ${request.params.id} not found`);
+        // deactivating revokes the device at the broker: it can no longer connect
+        await broker?.setDeviceEnabled(device.id, request.body.active);
         await audit(pool, request, { action: request.body.active ? 'device.activate' : 'device.deactivate', detail: { device_id: device.id } });
         return device;
       },

@@ -15,6 +15,7 @@ import { mintDevToken } from '../../src/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createFeedHub } from '../../alerts/feed.js';
+import { connectBrokerAdmin, type BrokerAdmin } from '../../src/broker/dynsec.js';
 
 export const stack = () => inject('stack');
 
@@ -42,13 +43,31 @@ export async function createTestDatabase(): Promise<{ url: string; pool: Pool; d
 }
 
 /** A Mosquitto of its own (same configuration as the stack's) so test files never see each other's telemetry. */
-export async function startTestBroker(): Promise<{ url: string; port: number; stop: () => void }> {
+export interface TestBroker {
+  url: string;
+  port: number;
+  /** with dynsec: the service's credentials (admin and ingest), as config overrides */
+  credentials: Record<string, string>;
+  stop: () => void;
+}
+
+export async function startTestBroker(opts: { dynsec?: boolean } = {}): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'tagwatch-mqtt-'));
   const port = await freePort();
-  const h = await startMosquitto(dir, port);
+  const admin = { adminUser: 'test-admin', adminPassword: randomBytes(12).toString('hex') };
+  const h = await startMosquitto(dir, port, opts.dynsec ? admin : undefined);
+  const credentials: Record<string, string> = {};
+  if (opts.dynsec) {
+    const ingest = { user: 'test-ingest', password: randomBytes(12).toString('hex') };
+    const b = await connectBrokerAdmin(h.url, admin.adminUser, admin.adminPassword);
+    await b.ensureServiceClient(ingest.user, ingest.password);
+    await b.close();
+    Object.assign(credentials, { MQTT_USERNAME: ingest.user, MQTT_PASSWORD: ingest.password, MQTT_ADMIN_USERNAME: admin.adminUser, MQTT_ADMIN_PASSWORD: admin.adminPassword });
+  }
   return {
     url: h.url,
     port,
+    credentials,
     stop: () => {
       stopMosquitto(dir);
       if (!process.env.KEEP_TEST_BROKER) rmSync(dir, { recursive: true, force: true });
@@ -95,12 +114,15 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
   const worker = opts.worker ? await startWorker(rt) : null;
   const feed = opts.feed ? createFeedHub(config.DATABASE_URL, rt.pool, rt.logger) : null;
   await feed?.start();
+  const brokerAdmin: BrokerAdmin | null =
+    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD) : null;
   const app = await buildApp({
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
     verifyToken: createTokenVerifier({ jwtSecret: config.JWT_SECRET }),
     feed,
+    brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
@@ -112,6 +134,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     stop: async () => {
       await feed?.close();
       await app.close();
+      await brokerAdmin?.close();
       if (ingest) await ingest.stop();
       if (worker) await worker.stop();
       await closeRuntime(rt);
