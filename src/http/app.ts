@@ -1,6 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -8,6 +10,7 @@ import type { Pool } from '../db.js';
 import { registerAuth, type User } from './auth.js';
 import { problem } from './problem.js';
 import { registryRoutes } from '../registry/registry.routes.js';
+import { auditRoutes } from '../audit.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
 import { zonesRoutes } from '../../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../../alcohol/sobriety.routes.js';
@@ -27,6 +30,8 @@ export interface AppDeps {
   /** provisions devices at the broker (dynamic security), when configured */
   brokerAdmin?: BrokerAdmin | null;
   allowPrivateWebhooks?: boolean;
+  /** requests per user per minute */
+  rateLimitPerMinute?: number;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
 }
@@ -61,7 +66,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  // security headers; the docs page needs its own scripts and styles
+  await app.register(helmet, { contentSecurityPolicy: false });
   registerAuth(app, deps.verifyToken);
+  // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
+  app.addHook('preValidation', async (request, reply) => {
+    if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {
+      return problem(reply, 400, 'Bad Request', 'NUL characters are not allowed');
+    }
+  });
+  // per-user rate limit (after authentication, so the key is the user, not the address)
+  await app.register(rateLimit, {
+    max: deps.rateLimitPerMinute ?? 600,
+    timeWindow: 60_000,
+    keyGenerator: (request) => request.user?.id ?? request.ip,
+    errorResponseBuilder: (_req, ctx) =>
+      Object.assign(new Error(`rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429 }),
+  });
 
   app.get('/healthz', { config: { public: true }, schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { public: true }, schema: { tags: ['operations'], security: [] } }, async (_req, reply) => {
@@ -75,6 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   await app.register(registryRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(readingsRoutes(deps.pool));
+  await app.register(auditRoutes(deps.pool));
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));
   await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));

@@ -48,12 +48,31 @@ export function createTokenVerifier(opts: AuthOptions): (token: string) => Promi
  * a route declaring neither fails at start-up. Caseload limits are applied in SQL by the
  * repositories from `request.user`.
  */
+export interface RouteEntry {
+  method: string;
+  url: string;
+  roles: readonly Role[];
+  public: boolean;
+}
+
+const tables = new WeakMap<FastifyInstance, RouteEntry[]>();
+
+/** Every route with its roles, as declared: the security tests generate their matrix from it. */
+export function routeTable(app: FastifyInstance): RouteEntry[] {
+  return tables.get(app) ?? [];
+}
+
 export function registerAuth(app: FastifyInstance, verify: (token: string) => Promise<User>): void {
+  const table: RouteEntry[] = [];
+  tables.set(app, table);
   app.decorateRequest('user', null);
   app.addHook('onRoute', (route) => {
     const cfg = route.config as { roles?: readonly Role[]; public?: boolean } | undefined;
     if (route.url.startsWith('/docs')) return; // swagger-ui's own routes: public documentation
     if (!cfg?.public && !cfg?.roles?.length) throw new Error(`route ${route.method} ${route.url} declares no roles`);
+    for (const method of ([] as string[]).concat(route.method)) {
+      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public });
+    }
   });
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
     const cfg = request.routeOptions.config as { roles?: readonly Role[]; public?: boolean } | undefined;
