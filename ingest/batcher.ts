@@ -2,7 +2,7 @@ import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { conflictOf, storeReadings, storeRejections } from './readings.repo.js';
-import { readingKey, type Reading, type Rejection } from './telemetry.js';
+import { cleanReason, MAX_RAW_BYTES, readingKey, type Reading, type Rejection } from './telemetry.js';
 import { markDirty, type DirtyDevices } from '../src/queues.js';
 
 /** One parsed MQTT message waiting for its commit; `done` sends its PUBACK. */
@@ -96,12 +96,46 @@ export function createBatcher(opts: BatcherOptions) {
         if (dirty.size) opts.onCommitted(dirty);
         return;
       } catch (err) {
+        if (isDataError(err)) {
+          // not the database being down, but something in the batch it cannot hold (e.g. a NUL
+          // in a string): write the messages apart so one poison message cannot stall the rest
+          await isolate(batch, err as Error);
+          return;
+        }
         opts.metrics.ingestDbErrors.inc();
         const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
         opts.logger.warn({ err: (err as Error).message, attempt, delayMs: delay, messages: batch.length }, 'ingest write failed; retrying, messages stay unacknowledged');
         await new Promise((r) => setTimeout(r, delay));
       }
     }
+  }
+
+  /** Writes each message alone; a message the database still refuses becomes rejections. */
+  async function isolate(batch: PendingMessage[], cause: Error): Promise<void> {
+    if (batch.length > 1) {
+      for (const m of batch) await writeWithRetry([m]);
+      return;
+    }
+    const m = batch[0]!;
+    if (m.readings.length === 0) {
+      // even its rejections cannot be stored: say so loudly and let it go rather than stall ingest
+      opts.logger.error({ err: cause.message, topic: m.topic }, 'rejection refused by the database; message dropped');
+      opts.metrics.readingsRejected.inc({ reason: 'unstorable' });
+      m.done();
+      return;
+    }
+    opts.logger.warn({ err: cause.message, topic: m.topic }, 'message refused by the database: stored as rejections');
+    const rejections = m.rejections.concat(
+      m.readings.map((r) => ({
+        topic: m.topic,
+        deviceId: r.deviceId,
+        itemIndex: null,
+        code: 'invalid' as const,
+        reason: cleanReason(`invalid: ${r.stream} reading at ${r.ts} cannot be stored (${cause.message})`),
+        raw: Buffer.from(JSON.stringify(r.data)).subarray(0, MAX_RAW_BYTES),
+      })),
+    );
+    await writeWithRetry([{ ...m, readings: [], rejections: rejections.map((x) => ({ ...x, reason: cleanReason(x.reason) })) }]);
   }
 
   function account(stored: Reading[], duplicates: number, rejections: Rejection[]): void {
@@ -172,4 +206,10 @@ function canonical(v: unknown): string {
       .join(',')}}`;
   }
   return JSON.stringify(v);
+}
+
+/** PostgreSQL data exceptions (class 22): the input, not the database, is at fault. */
+function isDataError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('22');
 }

@@ -112,6 +112,11 @@ export function parseTopic(topic: string): { deviceId: string; stream: Stream } 
   return m ? { deviceId: m[1]!, stream: m[2] as Stream } : null;
 }
 
+/** Reasons are stored as text: PostgreSQL text holds no NUL, and a reason stays short. */
+export function cleanReason(reason: string): string {
+  return reason.replace(/\u0000/g, '\\0').slice(0, 1000);
+}
+
 function truncate(raw: Buffer): Buffer {
   return raw.length > MAX_RAW_BYTES ? raw.subarray(0, MAX_RAW_BYTES) : raw;
 }
@@ -124,7 +129,7 @@ export function parseMessage(topic: string, payload: Buffer, nowMs: number, rete
   const t = parseTopic(topic);
   const reject = (code: RejectionCode, detail: string, raw: Buffer, itemIndex: number | null = null): ParsedMessage => ({
     readings: [],
-    rejections: [{ topic, deviceId: t?.deviceId ?? null, itemIndex, code, reason: `${code}: ${detail}`, raw: truncate(raw) }],
+    rejections: [{ topic, deviceId: t?.deviceId ?? null, itemIndex, code, reason: cleanReason(`${code}: ${detail}`), raw: truncate(raw) }],
   });
   if (!t) return reject('bad_topic', `topic must be tags/v1/{deviceId}/{gps|alcohol|status}`, payload);
   if (payload.length > MAX_PAYLOAD_BYTES) {
@@ -152,7 +157,7 @@ export function parseMessage(topic: string, payload: Buffer, nowMs: number, rete
         deviceId: t.deviceId,
         itemIndex: isBatch ? i : null,
         code: r.code,
-        reason: `${r.code}: ${isBatch ? `item ${i}: ` : ''}${r.detail}`,
+        reason: cleanReason(`${r.code}: ${isBatch ? `item ${i}: ` : ''}${r.detail}`),
         raw: truncate(raw),
       });
     } else {

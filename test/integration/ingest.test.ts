@@ -128,6 +128,22 @@ describe('ingest over MQTT into PostgreSQL', () => {
     await waitFor(async () => (await db.pool.query(`SELECT 1 FROM readings WHERE device_id='TAG-001' AND battery_pct = 77`)).rowCount === 1, 'good reading after bad ones');
   });
 
+  it('a reading the database cannot hold (NUL in an extra field) is rejected alone and stalls nothing', async () => {
+    await registerDevice('TAG-NUL');
+    const ts = minutesAgo(40);
+    await Promise.all([
+      publish('tags/v1/TAG-NUL/gps', JSON.stringify({ ts, lat: 52.9, lon: -1.1, accuracy_m: 5, note: 'a\u0000b' })),
+      publish('tags/v1/TAG-NUL/gps', JSON.stringify({ ts: minutesAgo(39), lat: 52.9, lon: -1.1, accuracy_m: 5 })),
+      publish('tags/v1/TAG-NUL/status', JSON.stringify({ ts, battery_pct: 50 })),
+    ]);
+    await waitFor(async () => (await storedCount('TAG-NUL')) === 2, 'the two storable readings');
+    const rej = await waitFor(async () => {
+      const r = await rejections('TAG-NUL');
+      return r.length ? r : null;
+    }, 'the rejection');
+    expect(rej.map((r) => r.reason)).toEqual([expect.stringMatching(/^invalid: gps reading at .* cannot be stored/)]);
+  });
+
   it('stores duplicates once, in one batch and across batches, and rejects a different reading under a stored identity', async () => {
     await registerDevice('TAG-DUP');
     const ts = minutesAgo(30);

@@ -104,3 +104,10 @@ describe('parseMessage', () => {
     expect(r.rejections[0]).toEqual(expect.objectContaining({ code: 'bad_topic', deviceId: null }));
   });
 });
+
+describe('reasons are storable text', () => {
+  it('never carries a NUL character', () => {
+    const r = parseMessage('tags/v1/TAG-1/gps', Buffer.from('{"a":\u0000'), NOW, 2190);
+    expect(r.rejections[0]!.reason).not.toContain('\u0000');
+  });
+});
