@@ -5,6 +5,7 @@ import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { closeRuntime, createRuntime, startApi, startIngest, startWorker, type Part } from './services.js';
 import { onShutdown } from './shutdown.js';
+import { connectBrokerAdmin } from './broker/dynsec.js';
 
 const USAGE = 'usage: tagwatch <all|api|ingest|worker|migrate>';
 
@@ -38,6 +39,12 @@ async function main(argv: string[]): Promise<void> {
   }
   if (mode === 'migrate') return;
 
+  // With broker administration configured, the ingest client and its role exist before ingest connects.
+  if (config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD && config.MQTT_USERNAME && config.MQTT_PASSWORD && mode !== 'api') {
+    const admin = await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD);
+    await admin.ensureServiceClient(config.MQTT_USERNAME, config.MQTT_PASSWORD);
+    await admin.close();
+  }
   const rt = await createRuntime(config, logger, createMetrics());
   const parts: Part[] = [];
   onShutdown(logger, async () => {
