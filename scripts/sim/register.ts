@@ -1,6 +1,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { SimDevice } from './model.js';
+import { TOWN_CENTRE } from './track.js';
 
 /**
  * The simulator's side of the registry API (contract §2, §6), and the file where it keeps the
@@ -79,6 +80,15 @@ export async function registerFleet(
       start: new Date(fittedFrom).toISOString(),
     });
     createdOrExists(a, `fit ${dev.id} to ${dev.subject.id}`);
+    // every fifth GPS-tagged subject is excluded from the town centre their tracks visit
+    if (created.has(dev.id) && dev.kind !== 'alcohol' && fleet.indexOf(dev) % 5 === 0) {
+      const z = await callApi(api, token, 'POST', `/v1/subjects/${dev.subject.id}/zones`, {
+        type: 'Feature',
+        geometry: { type: 'Point', coordinates: [TOWN_CENTRE.lon, TOWN_CENTRE.lat] },
+        properties: { kind: 'exclusion', name: TOWN_CENTRE.name, radius_m: TOWN_CENTRE.radius_m, grace_s: 60 },
+      });
+      if (z.status !== 201) throw new Error(`zone for ${dev.subject.id}: HTTP ${z.status} ${String(z.body.detail ?? '')}`);
+    }
   });
   return { created };
 }
