@@ -46,41 +46,60 @@ export function serviceCommands(username: string, password: string): DynsecComma
   ];
 }
 
+type Response = { command: string; error?: string; correlationData?: string };
+
 export async function connectBrokerAdmin(url: string, username: string, password: string): Promise<BrokerAdmin> {
   const client: MqttClient = await mqtt.connectAsync(url, { username, password, clientId: `tagwatch-admin-${randomUUID().slice(0, 8)}`, reconnectPeriod: 1000 });
   await client.subscribeAsync(`${CONTROL}/response`, { qos: 1 });
-  const waiting: Array<{ resolve: (r: Array<{ command: string; error?: string }>) => void }> = [];
+  // each command carries a correlation id that the plugin echoes in its response
+  const waiting = new Map<string, (r: Response) => void>();
   client.on('message', (_topic, payload) => {
-    const w = waiting.shift();
-    if (w) w.resolve((JSON.parse(payload.toString()) as { responses: Array<{ command: string; error?: string }> }).responses);
+    for (const r of (JSON.parse(payload.toString()) as { responses: Response[] }).responses ?? []) {
+      const w = r.correlationData ? waiting.get(r.correlationData) : undefined;
+      if (w) w(r);
+    }
   });
-  // commands are answered in order on one connection; one batch at a time keeps that simple
-  let chain: Promise<unknown> = Promise.resolve();
-  const send = (commands: DynsecCommand[], tolerate: string[] = []): Promise<void> => {
-    const run = chain.then(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(() => reject(new Error('broker admin: no answer from the dynamic-security plugin')), 10_000);
-          waiting.push({
-            resolve: (responses) => {
-              clearTimeout(timer);
-              const bad = responses.find((r) => r.error && !tolerate.some((t) => r.error!.includes(t)));
-              if (bad) reject(new Error(`broker admin: ${bad.command}: ${bad.error}`));
-              else resolve();
-            },
+  const send = async (commands: DynsecCommand[], tolerate: string[] = []): Promise<Response[]> => {
+    const tagged = commands.map((c) => ({ ...c, correlationData: randomUUID() }));
+    const answers = tagged.map(
+      (c) =>
+        new Promise<Response>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            waiting.delete(c.correlationData);
+            reject(new Error(`broker admin: no answer to ${c.command} from the dynamic-security plugin`));
+          }, 10_000);
+          waiting.set(c.correlationData, (r) => {
+            clearTimeout(timer);
+            waiting.delete(c.correlationData);
+            resolve(r);
           });
-          client.publish(CONTROL, JSON.stringify({ commands }), { qos: 1 });
         }),
     );
-    chain = run.catch(() => undefined);
-    return run;
+    await client.publishAsync(CONTROL, JSON.stringify({ commands: tagged }), { qos: 1 });
+    const responses = await Promise.all(answers);
+    for (const r of responses) {
+      if (r.error && !tolerate.some((t) => r.error!.includes(t))) throw new Error(`broker admin: ${r.command}: ${r.error}`);
+    }
+    return responses;
   };
   return {
-    provisionDevice: (id, password) => send(deviceCommands(id, password)),
-    setDeviceEnabled: (id, enabled) => send([{ command: enabled ? 'enableClient' : 'disableClient', username: id }]),
-    async ensureServiceClient(username, password) {
-      await send(serviceCommands(username, password), ['already exists']);
-      await send([{ command: 'setClientPassword', username, password }]);
+    // idempotent: a device known to the broker but not to the database (a registration whose
+    // commit failed, a restored database) is brought back to the state registration expects
+    async provisionDevice(id, pw) {
+      const [, client] = await send(deviceCommands(id, pw), ['already exists']);
+      if (!client?.error) return;
+      // the client existed: its role is the device's own (created with it); renew the password
+      await send([
+        { command: 'setClientPassword', username: id, password: pw },
+        { command: 'enableClient', username: id },
+      ]);
+    },
+    async setDeviceEnabled(id, enabled) {
+      await send([{ command: enabled ? 'enableClient' : 'disableClient', username: id }]);
+    },
+    async ensureServiceClient(user, pw) {
+      const [, client] = await send(serviceCommands(user, pw), ['already exists']);
+      if (client?.error) await send([{ command: 'setClientPassword', username: user, password: pw }]);
     },
     close: () => client.endAsync(),
   };

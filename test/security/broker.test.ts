@@ -65,4 +65,16 @@ describe('device identity at the broker (dynamic security)', () => {
     const c = await mqtt.connectAsync(broker.url, { clientId: 'SEC-2', username: 'SEC-2', password: passwords['SEC-2'], reconnectPeriod: 0 });
     await c.endAsync();
   });
+
+  it('registers a device the broker already knows (a restored database): the new password works, the old does not', async () => {
+    const { connectBrokerAdmin } = await import('../../src/broker/dynsec.js');
+    const admin = await connectBrokerAdmin(broker.url, broker.credentials.MQTT_ADMIN_USERNAME!, broker.credentials.MQTT_ADMIN_PASSWORD!);
+    await admin.provisionDevice('SEC-3', 'an-old-password');
+    await admin.close();
+    const r = await svc.app.inject({ method: 'POST', url: '/v1/devices', headers: await authHeader('admin'), payload: { id: 'SEC-3', kind: 'gps' } });
+    expect(r.statusCode).toBe(201);
+    const c = await mqtt.connectAsync(broker.url, { clientId: 'SEC-3', username: 'SEC-3', password: r.json().mqtt_password, reconnectPeriod: 0 });
+    await c.endAsync();
+    await expect(mqtt.connectAsync(broker.url, { clientId: 'SEC-3', username: 'SEC-3', password: 'an-old-password', reconnectPeriod: 0 })).rejects.toThrow(/Not authorized|Bad User/i);
+  });
 });
