@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
 import type { PoolClient } from 'pg';
-import type { Pool } from '../src/db.js';
+import { advanceWatermark, withTransaction, type Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
@@ -30,10 +30,8 @@ export interface AlcoholDeps {
 }
 
 export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string, dirtyFrom: number | null, now: number): Promise<AlertRow[]> {
-  const client = await deps.pool.connect();
   const raised: AlertRow[] = [];
-  try {
-    await client.query('BEGIN');
+  return withTransaction(deps.pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('alcohol-device:' || $1))`, [deviceId]);
     const wm = await client.query<{ watermark: Date }>(`SELECT watermark FROM alcohol_progress WHERE device_id = $1`, [deviceId]);
     const watermark = wm.rows[0]?.watermark.getTime() ?? null;
@@ -68,21 +66,11 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
       }
     }
     if (Number.isFinite(newest)) {
-      await client.query(
-        `INSERT INTO alcohol_progress (device_id, watermark) VALUES ($1, $2)
-         ON CONFLICT (device_id) DO UPDATE SET watermark = greatest(alcohol_progress.watermark, excluded.watermark), updated_at = now()`,
-        [deviceId, new Date(newest)],
-      );
+      await advanceWatermark(client, 'alcohol_progress', deviceId, new Date(newest));
     }
-    await client.query('COMMIT');
     for (const a of raised) deps.metrics.alertsRaised.inc({ type: a.type });
     return raised;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function alert(

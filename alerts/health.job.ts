@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import type { Pool } from '../src/db.js';
+import { withTransaction, type Pool } from '../src/db.js';
 import type { Metrics } from '../src/metrics.js';
 import type { Logger } from '../src/logger.js';
 import type { Stream } from '../ingest/telemetry.js';
@@ -27,10 +27,8 @@ interface HealthRow extends HealthState {
  */
 export async function evaluateDeviceHealth(deps: HealthDeps, deviceId: string, dirty: Partial<Record<Stream, number>>, now: number): Promise<AlertRow[]> {
   const since = Math.min(...Object.values(dirty), now - 3600_000);
-  const client = await deps.pool.connect();
   const raised: AlertRow[] = [];
-  try {
-    await client.query('BEGIN');
+  return withTransaction(deps.pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('health:' || $1))`, [deviceId]);
     const h = (await client.query<HealthRow>(`SELECT * FROM device_health WHERE device_id = $1`, [deviceId])).rows[0];
     const fresh = await client.query<{ stream: Stream; first_rec: Date; last_rec: Date; last_ts: Date }>(
@@ -98,15 +96,9 @@ export async function evaluateDeviceHealth(deps: HealthDeps, deviceId: string, d
         state.battery_pct,
       ],
     );
-    await client.query('COMMIT');
     for (const a of raised) deps.metrics.alertsRaised.inc({ type: a.type });
     return raised;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function raise(client: PoolClient, subjectId: string, deviceId: string, type: AlertType, startedAt: Date, late: boolean, evidence: unknown[]) {

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import type { Pool } from '../src/db.js';
+import { advanceWatermark, withTransaction, type Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
@@ -40,10 +40,8 @@ export interface GeofenceResult {
 
 /** `dirtyFrom`: the earliest device time (ms) of the new fixes, when the signal carried it. */
 export async function evaluateDeviceGeofence(deps: GeofenceDeps, deviceId: string, dirtyFrom: number | null): Promise<GeofenceResult> {
-  const client = await deps.pool.connect();
   const result: GeofenceResult = { fixes: 0, raised: [], replayed: false };
-  try {
-    await client.query('BEGIN');
+  return withTransaction(deps.pool, async (client) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext('geofence-device:' || $1))`, [deviceId]);
     const wm = await client.query<{ watermark: Date }>(`SELECT watermark FROM geofence_progress WHERE device_id = $1`, [deviceId]);
     const watermark = wm.rows[0]?.watermark.getTime() ?? null;
@@ -81,20 +79,10 @@ export async function evaluateDeviceGeofence(deps: GeofenceDeps, deviceId: strin
     }
     if (fixes.length) {
       const newest = Math.max(watermark ?? -Infinity, fixes[fixes.length - 1]!.ts);
-      await client.query(
-        `INSERT INTO geofence_progress (device_id, watermark) VALUES ($1, $2)
-         ON CONFLICT (device_id) DO UPDATE SET watermark = greatest(geofence_progress.watermark, excluded.watermark), updated_at = now()`,
-        [deviceId, new Date(newest)],
-      );
+      await advanceWatermark(client, 'geofence_progress', deviceId, new Date(newest));
     }
-    await client.query('COMMIT');
     return result;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function loadFixes(client: PoolClient, deviceId: string, from: number, inclusive: boolean): Promise<FixRow[]> {

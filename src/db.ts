@@ -45,3 +45,28 @@ export async function storageMode(db: Queryable): Promise<'timescaledb' | 'postg
   const r = await db.query(`SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'`);
   return r.rowCount ? 'timescaledb' : 'postgresql';
 }
+
+/** Runs `fn` in a transaction on a pooled client: COMMIT on success, ROLLBACK on any error. */
+export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/** Moves a device's evaluation watermark forward (never back), in `table` (device_id, watermark). */
+export async function advanceWatermark(db: Queryable, table: 'geofence_progress' | 'alcohol_progress', deviceId: string, ts: Date): Promise<void> {
+  await db.query(
+    `INSERT INTO ${table} (device_id, watermark) VALUES ($1, $2)
+     ON CONFLICT (device_id) DO UPDATE SET watermark = greatest(${table}.watermark, excluded.watermark), updated_at = now()`,
+    [deviceId, ts],
+  );
+}
