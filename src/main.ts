@@ -3,7 +3,7 @@ import { ConfigError, loadConfig } from './config.js';
 import { migrate, storageMode } from './db.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { closeRuntime, createRuntime, startApi, startIngest, startWorker, type Part } from './services.js';
+import { closeRuntime, createRuntime, type Part } from './runtime.js';
 import { onShutdown } from './shutdown.js';
 import { connectBrokerAdmin } from './broker/dynsec.js';
 
@@ -55,9 +55,10 @@ async function main(argv: string[]): Promise<void> {
     }
     await closeRuntime(rt);
   });
-  if (mode === 'all' || mode === 'worker') parts.push(await startWorker(rt));
-  if (mode === 'all' || mode === 'ingest') parts.push(await startIngest(rt));
-  if (mode === 'all' || mode === 'api') parts.push(await startApi(rt, () => parts));
+  // each part is imported only when this process runs it (an ingest process stays small)
+  if (mode === 'all' || mode === 'worker') parts.push(await (await import('./worker.part.js')).startWorker(rt));
+  if (mode === 'all' || mode === 'ingest') parts.push(await (await import('./ingest.part.js')).startIngest(rt));
+  if (mode === 'all' || mode === 'api') parts.push(await (await import('./api.part.js')).startApi(rt, () => parts));
   logger.info({ mode, storage: rt.storage, port: mode === 'all' || mode === 'api' ? config.PORT : undefined }, 'tagwatch started');
 }
 

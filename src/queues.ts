@@ -37,11 +37,17 @@ const dirtyKey = (prefix: string) => `${prefix}:device-dirty`;
  * Redis hash: an evaluation whose readings are older than its watermark knows it has late data.
  */
 const LOWER_MIN = `
+local fresh = {}
 for i = 1, #ARGV, 2 do
   local cur = redis.call('HGET', KEYS[1], ARGV[i])
-  if (not cur) or tonumber(ARGV[i + 1]) < tonumber(cur) then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+  if not cur then
+    fresh[#fresh + 1] = ARGV[i]
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  elseif tonumber(ARGV[i + 1]) < tonumber(cur) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
 end
-return 1`;
+return fresh`;
 const TAKE = `
 local out = {}
 for i = 1, #ARGV do
@@ -52,16 +58,20 @@ return out`;
 
 /**
  * Signals devices with newly committed readings: records the earliest new device time per
- * stream, then adds a job deduplicated on the device id, so a device has at most one waiting
- * job; the evaluating worker removes the key when it starts (`job.removeDeduplicationKey()`), so
- * readings committed during an evaluation get a new job.
+ * stream, and adds a job (deduplicated on the device id: at most one waiting per device) only
+ * for devices that had no mark yet. A device with a mark already has a job that has not taken
+ * its marks: that job will see these readings too, since they are committed before the mark is
+ * recorded. The worker removes the deduplication key and then takes the marks when it starts,
+ * so readings committed during an evaluation leave a new mark and get a new job.
  */
 export async function signalDevices(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, dirty: DirtyDevices): Promise<void> {
   if (dirty.size === 0) return;
   const args: string[] = [];
   for (const [deviceId, streams] of dirty) for (const [stream, ts] of Object.entries(streams)) args.push(`${deviceId}|${stream}`, String(ts));
-  await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args);
-  const jobs = [...dirty.keys()].map((deviceId) => ({
+  const fresh = (await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args)) as string[];
+  const devices = new Set(fresh.map((f) => f.slice(0, f.lastIndexOf('|'))));
+  if (devices.size === 0) return;
+  const jobs = [...devices].map((deviceId) => ({
     name: 'evaluate',
     data: { deviceId },
     opts: {
@@ -84,6 +94,19 @@ export async function takeDirty(redis: Redis, prefix: string, deviceId: string, 
     if (v) out[s] = Number(v);
   });
   return out;
+}
+
+/**
+ * Adds a (deduplicated) job for every device with a mark: a device whose job failed for good
+ * keeps its marks and would otherwise never be signalled again.
+ */
+export async function sweepDirty(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string): Promise<number> {
+  const fields = await redis.hkeys(dirtyKey(prefix));
+  const devices = [...new Set(fields.map((f) => f.slice(0, f.lastIndexOf('|'))))];
+  if (devices.length) {
+    await queue.addBulk(devices.map((deviceId) => ({ name: 'evaluate', data: { deviceId }, opts: { deduplication: { id: deviceId }, removeOnComplete: true, removeOnFail: 1000, attempts: 10, backoff: { type: 'exponential', delay: 500 } } })));
+  }
+  return devices.length;
 }
 
 /** Puts back what `takeDirty` took, when an evaluation fails and will be retried. */
