@@ -11,5 +11,5 @@ COPY bin ./bin
 COPY tsconfig.json ./
 USER node
 EXPOSE 8080
-ENTRYPOINT ["node", "--import", "tsx", "src/main.ts"]
+ENTRYPOINT ["bin/tagwatch"]
 CMD ["all"]

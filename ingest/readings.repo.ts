@@ -11,10 +11,11 @@ export interface StoreResult {
 }
 
 /**
- * Writes readings idempotently in one statement (`ON CONFLICT DO NOTHING` on the identity) and
- * tells each unwritten one apart: unknown device, inactive device, a redelivery of the same
- * reading, or a different reading under a stored identity (a conflict). `readings` must hold
- * no two items with one identity (the batcher removes those first).
+ * Writes readings idempotently (`ON CONFLICT DO NOTHING` on the identity, one statement) and,
+ * only when some were not written, tells each of those apart with a second one: unknown
+ * device, inactive device, a redelivery of the same reading, or a different reading under a
+ * stored identity (a conflict). `readings` must hold no two items with one identity (the
+ * batcher removes those first).
  */
 export async function storeReadings(db: Queryable, readings: Reading[], topicOf: (r: Reading) => string): Promise<StoreResult> {
   if (readings.length === 0) return { stored: [], duplicates: [], rejections: [] };
@@ -32,33 +33,38 @@ export async function storeReadings(db: Queryable, readings: Reading[], topicOf:
     battery_pct: r.battery_pct,
     data: r.data,
   }));
-  const res = await db.query<{ idx: number; active: boolean | null; existing: boolean; same: boolean | null }>(
-    `WITH input AS (
-       SELECT t.*, d.active
-         FROM jsonb_to_recordset($1::jsonb) AS t(idx int, device_id text, stream text, ts timestamptz,
-              lat float8, lon float8, accuracy_m float8, tac float8, temp_c float8, ir float8,
-              battery_pct float8, data jsonb)
-         LEFT JOIN devices d ON d.id = t.device_id
-     ), ins AS (
+  // The common case, one statement: write what belongs to active devices, skip identities
+  // already stored, and count what was written (with the statement's time, which every row
+  // it wrote carries as received_at).
+  const written = await db.query<{ n: number; at: string }>(
+    `WITH ins AS (
        INSERT INTO readings (device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data)
-       SELECT device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data
-         FROM input WHERE active
+       SELECT t.device_id, t.stream, t.ts, t.lat, t.lon, t.accuracy_m, t.tac, t.temp_c, t.ir, t.battery_pct, t.data
+         FROM jsonb_to_recordset($1::jsonb) AS t(device_id text, stream text, ts timestamptz,
+              lat float8, lon float8, accuracy_m float8, tac float8, temp_c float8, ir float8, battery_pct float8, data jsonb)
+         JOIN devices d ON d.id = t.device_id AND d.active
        ON CONFLICT DO NOTHING
-       RETURNING device_id, stream, ts
-     ), missed AS MATERIALIZED (
-       SELECT i.* FROM input i
-        WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.device_id = i.device_id AND ins.stream = i.stream AND ins.ts = i.ts)
-     )
-     SELECT m.idx, m.active, r.device_id IS NOT NULL AS existing, r.data = m.data AS same
-       FROM missed m
-       LEFT JOIN readings r ON r.device_id = m.device_id AND r.stream = m.stream AND r.ts = m.ts`,
+       RETURNING 1)
+     SELECT count(*)::int AS n, now()::text AS at FROM ins`,
     [JSON.stringify(rows)],
+  );
+  const { n, at } = written.rows[0]!;
+  if (n === readings.length) return { stored: readings, duplicates: [], rejections: [] };
+  // The rare case (redeliveries, unknown or inactive devices, conflicts): tell them apart; a row
+  // received at this statement's time was written by it.
+  const res = await db.query<{ idx: number; active: boolean | null; existing: boolean; ours: boolean; same: boolean | null }>(
+    `SELECT t.idx, d.active, r.device_id IS NOT NULL AS existing, r.received_at = $2::timestamptz AS ours, r.data = t.data AS same
+       FROM jsonb_to_recordset($1::jsonb) AS t(idx int, device_id text, stream text, ts timestamptz, data jsonb)
+       LEFT JOIN devices d ON d.id = t.device_id
+       LEFT JOIN readings r ON r.device_id = t.device_id AND r.stream = t.stream AND r.ts = t.ts`,
+    [JSON.stringify(rows.map(({ idx, device_id, stream, ts, data }) => ({ idx, device_id, stream, ts, data }))), at],
   );
   const notStored = new Set<number>();
   const rejections: Rejection[] = [];
   const recheck: Reading[] = [];
   const duplicates: Reading[] = [];
   for (const row of res.rows) {
+    if (row.ours) continue;
     const r = readings[row.idx]!;
     notStored.add(row.idx);
     if (row.active === null) rejections.push(rejectionOf(r, topicOf(r), 'unknown_device', `device ${r.deviceId} is not registered`));

@@ -26,7 +26,7 @@ export const ConfigSchema = Type.Object({
     { default: 'info', description: 'pino log level' },
   ),
   RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 2190, description: 'raw readings kept this many days (default 6 years)' }),
-  INGEST_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 64, description: 'MQTT connections per ingest process in the shared subscription group' }),
+  INGEST_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 256, description: 'MQTT connections per ingest process in the shared subscription group' }),
   INGEST_MAX_BATCH: Type.Integer({ minimum: 1, maximum: 20000, default: 2000, description: 'most readings written in one database round trip' }),
   INGEST_DB_SLOTS: Type.Integer({ minimum: 1, maximum: 32, default: 2, description: 'concurrent write transactions per ingest process' }),
   INGEST_INSTANCE: Type.String({ pattern: '^[A-Za-z0-9_-]{1,40}$', default: hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40) || 'ingest', description: 'stable id of this ingest process: its MQTT sessions persist under it' }),
