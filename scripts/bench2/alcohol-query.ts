@@ -1,0 +1,171 @@
+import type pg from 'pg';
+import type { FastifyInstance } from 'fastify';
+import type { DayResult } from '../../alcohol/days.js';
+import { DEFAULT_PARAMS } from '../../alcohol/params.js';
+import { cohortTotals, ensureParams, pseudonymFor, saveDays } from '../../alcohol/alcohol.repo.js';
+import { buildApp } from '../../src/http/app.js';
+import { createTokenVerifier } from '../../src/http/auth.js';
+import { mintDevToken } from '../../src/http/dev-tokens.js';
+import { createLogger } from '../../src/logger.js';
+import { createMetrics } from '../../src/metrics.js';
+import { summarize, type Summary } from './common.js';
+
+/**
+ * The second half of bench:alcohol: the day results stored with the product's saveDays in a
+ * fresh database, then GET /v1/sobriety for everyone over the whole period through the real
+ * Fastify app (buildApp + inject, as an analyst), and what the time is spent on.
+ */
+
+export const COHORTS = ['fixed', 'flex', 'free'] as const;
+
+/** Subjects, alcohol devices fitted from `fittedFrom`, and every subject's day results (saveDays, 3 at a time). */
+export async function storeDays(pool: pg.Pool, results: DayResult[][], fittedFrom: Date): Promise<number> {
+  const ids = results.map((_, i) => `alc-${String(i).padStart(5, '0')}`);
+  await pool.query(
+    `INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids)
+     SELECT id, 'Subject ' || id, (ARRAY['fixed','flex','free'])[1 + (o % 3)::int], 'amber', ARRAY['om-' || (o % 40)::int]
+       FROM unnest($1::text[]) WITH ORDINALITY AS t(id, o)`,
+    [ids],
+  );
+  await pool.query(`INSERT INTO devices (id, kind) SELECT 'tag-' || id, 'alcohol' FROM unnest($1::text[]) id`, [ids]);
+  await pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) SELECT id, 'tag-' || id, $2 FROM unnest($1::text[]) id`, [ids, fittedFrom]);
+  const version = await ensureParams(pool, DEFAULT_PARAMS);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 3 }, async () => {
+      while (next < ids.length) {
+        const i = next++;
+        await saveDays(pool, ids[i]!, results[i]!, version);
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  // what autovacuum would have done by the time analysts query: statistics and the visibility map
+  await pool.query('VACUUM ANALYZE alcohol_days');
+  await pool.query('VACUUM ANALYZE subjects');
+  return seconds;
+}
+
+export interface QueryResult {
+  first: number;
+  calls: Summary;
+  body: { subjects: number; sober_days: number; monitored_days: number; rate: number | null };
+  bytes: number;
+  /** the route's parts, median ms of 10 runs each */
+  sqlMs: number;
+  pseudonymsMs: number;
+  serializeMs: number;
+  explain: string[];
+  rows: number;
+  /** what-if: the same per-subject totals from a (subject, month) rollup table, median ms, and whether they match */
+  rollupMs: number;
+  rollupMatches: boolean;
+}
+
+function median(xs: number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+}
+
+export async function buildBenchApp(pool: pg.Pool, secret: string): Promise<FastifyInstance> {
+  return buildApp({
+    pool,
+    logger: createLogger('silent'),
+    metrics: createMetrics(),
+    verifyToken: createTokenVerifier({ jwtSecret: secret }),
+    readiness: async () => ({}),
+    feed: null,
+  });
+}
+
+/** `calls` sequential GET /v1/sobriety (all subjects, [from, to)) after 3 warm-up calls, plus the parts. */
+export async function measureSobriety(app: FastifyInstance, pool: pg.Pool, secret: string, from: string, to: string, calls: number): Promise<QueryResult> {
+  const token = await mintDevToken(secret, 'analyst-bench', 'analyst');
+  const url = `/v1/sobriety?from=${from}&to=${to}`;
+  const call = async () => {
+    const t = performance.now();
+    const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+    const ms = performance.now() - t;
+    if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode} ${res.body.slice(0, 300)}`);
+    return { ms, res };
+  };
+  const first = await call();
+  await call();
+  await call();
+  const times: number[] = [];
+  for (let i = 0; i < calls; i++) times.push((await call()).ms);
+  const body = first.res.json() as QueryResult['body'];
+
+  const sql: number[] = [];
+  let rows: Awaited<ReturnType<typeof cohortTotals>> = [];
+  for (let i = 0; i < 10; i++) {
+    const t = performance.now();
+    rows = await cohortTotals(pool, null, from, to);
+    sql.push(performance.now() - t);
+  }
+  const key = 'k'.repeat(64);
+  const pseud: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const t = performance.now();
+    for (const r of rows) pseudonymFor(key, 'analyst-bench', r.subject_id);
+    pseud.push(performance.now() - t);
+  }
+  const ser: number[] = [];
+  const parsed = first.res.json();
+  for (let i = 0; i < 10; i++) {
+    const t = performance.now();
+    JSON.stringify(parsed);
+    ser.push(performance.now() - t);
+  }
+  const plan = await pool.query<{ 'QUERY PLAN': string }>(
+    `EXPLAIN (ANALYZE, BUFFERS)
+     SELECT d.subject_id, s.cohort,
+            count(*) FILTER (WHERE d.status = 'sober')::int AS sober_days,
+            count(*) FILTER (WHERE d.status <> 'not_monitored')::int AS monitored_days
+       FROM alcohol_days d JOIN subjects s ON s.id = d.subject_id
+      WHERE d.date >= $2::date AND d.date < $3::date AND ($1::text IS NULL OR s.cohort = $1)
+      GROUP BY d.subject_id, s.cohort
+      ORDER BY d.subject_id`.replace(/\$1/g, 'NULL').replace('$2', `'${from}'`).replace('$3', `'${to}'`),
+  );
+  const rollup = await rollupWhatIf(pool, from, to, rows);
+  return {
+    ...rollup,
+    first: first.ms,
+    calls: summarize(times),
+    body,
+    bytes: first.res.body.length,
+    sqlMs: median(sql),
+    pseudonymsMs: median(pseud),
+    serializeMs: median(ser),
+    explain: plan.rows.map((r) => r['QUERY PLAN']),
+    rows: rows.length,
+  };
+}
+
+/**
+ * A what-if for the report, not product code: per-subject totals kept per (subject, month) — as
+ * saveDays could maintain them in the same statement — so a year is 12 rows per subject instead
+ * of 365. Built in the throwaway database; `from` and `to` must be month starts to use it alone
+ * (partial edge months would add two small range reads of alcohol_days).
+ */
+async function rollupWhatIf(pool: pg.Pool, from: string, to: string, expected: Awaited<ReturnType<typeof cohortTotals>>) {
+  if (!from.endsWith('-01') || !to.endsWith('-01')) return { rollupMs: NaN, rollupMatches: false };
+  await pool.query(`CREATE TABLE bench_day_counts AS
+    SELECT subject_id, date_trunc('month', date)::date AS month,
+           count(*) FILTER (WHERE status = 'sober')::int AS sober, count(*) FILTER (WHERE status <> 'not_monitored')::int AS monitored
+      FROM alcohol_days GROUP BY 1, 2`);
+  await pool.query('ALTER TABLE bench_day_counts ADD PRIMARY KEY (subject_id, month)');
+  await pool.query('VACUUM ANALYZE bench_day_counts');
+  const sql = `SELECT c.subject_id, s.cohort, sum(c.sober)::int AS sober_days, sum(c.monitored)::int AS monitored_days
+      FROM bench_day_counts c JOIN subjects s ON s.id = c.subject_id
+     WHERE c.month >= $1::date AND c.month < $2::date GROUP BY c.subject_id, s.cohort ORDER BY c.subject_id`;
+  const times: number[] = [];
+  let rows: typeof expected = [];
+  for (let i = 0; i < 10; i++) {
+    const t = performance.now();
+    rows = (await pool.query(sql, [from, to])).rows;
+    times.push(performance.now() - t);
+  }
+  const same = rows.length === expected.length && rows.every((r, i) => r.subject_id === expected[i]!.subject_id && r.sober_days === expected[i]!.sober_days && r.monitored_days === expected[i]!.monitored_days);
+  return { rollupMs: median(times), rollupMatches: same };
+}
