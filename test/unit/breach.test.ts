@@ -162,3 +162,24 @@ describe('many zones', () => {
     expect(summary(r.findings)).toEqual([`breach:exclusion_breach@${iso(T0 + 90_000)}`]);
   });
 });
+
+describe('boundary distance in a flat frame', () => {
+  it('agrees with turf’s geodesic distance within 5 cm on random UK polygons and fixes', async () => {
+    const { pointToPolygonDistance } = await import('@turf/point-to-polygon-distance');
+    const { boundaryDistance } = await import('../../geofence/geometry.js');
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    for (let k = 0; k < 300; k++) {
+      const cx = -1.2 + rnd() * 0.1;
+      const cy = 52.9 + rnd() * 0.1;
+      const nv = 20 + Math.floor(rnd() * 180);
+      const ring = Array.from({ length: nv }, (_, i) => [cx + (0.002 + rnd() * 0.001) * 1.6 * Math.cos((i / nv) * 2 * Math.PI), cy + (0.002 + rnd() * 0.001) * Math.sin((i / nv) * 2 * Math.PI)]);
+      ring.push(ring[0]!);
+      const g = { type: 'Polygon' as const, coordinates: [ring] };
+      const px = cx + (rnd() - 0.5) * 0.02;
+      const py = cy + (rnd() - 0.5) * 0.02;
+      const turf = Math.abs(pointToPolygonDistance([px, py], g, { units: 'meters' }));
+      expect(Math.abs(turf - boundaryDistance(px, py, g))).toBeLessThan(0.05);
+    }
+  });
+});
