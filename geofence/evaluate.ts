@@ -14,6 +14,8 @@ export interface PreparedZones {
   rules: ZoneRule[];
   index: Flatbush | null;
   inclusion: number[];
+  /** zone id -> position in `rules` */
+  position: Map<string, number>;
 }
 
 export function prepareZones(rules: ZoneRule[]): PreparedZones {
@@ -23,7 +25,7 @@ export function prepareZones(rules: ZoneRule[]): PreparedZones {
     for (const r of rules) index.add(...r.shape.bbox);
     index.finish();
   }
-  return { rules, index, inclusion: rules.flatMap((r, i) => (r.kind === 'inclusion' ? [i] : [])) };
+  return { rules, index, inclusion: rules.flatMap((r, i) => (r.kind === 'inclusion' ? [i] : [])), position: new Map(rules.map((r, i) => [r.id, i])) };
 }
 
 export type ZoneStates = Map<string, ZoneState>;
@@ -36,10 +38,11 @@ export function evaluateFixes(zones: PreparedZones, states: ZoneStates, fixes: F
   const out: ZoneStates = new Map(states);
   const findings: Finding[] = [];
   const active = new Set<number>();
-  zones.rules.forEach((r, i) => {
-    const s = out.get(r.id);
-    if (r.kind === 'exclusion' && s && !isIdle(s)) active.add(i);
-  });
+  // only zones with a state can be under way: the cost does not grow with the number of zones
+  for (const [id, s] of out) {
+    const i = zones.position.get(id);
+    if (i !== undefined && zones.rules[i]!.kind === 'exclusion' && !isIdle(s)) active.add(i);
+  }
   const sorted = [...fixes].sort((a, b) => a.ts - b.ts);
   for (const fix of sorted) {
     const touched = new Set<number>(zones.index ? zones.index.search(...circleBbox(fix.lon, fix.lat, fix.accuracy_m)) : []);
