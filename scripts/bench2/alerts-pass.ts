@@ -4,7 +4,7 @@ import { pidsByName, startCpuMeter, type CpuUsage } from '../bench/sample.js';
 import { withTimeout } from '../bench/procs.js';
 import { mintDevToken } from '../../src/http/dev-tokens.js';
 import { createRng } from '../sim/rng.js';
-import { pollUntil, scope, summarize, type Summary } from './common.js';
+import { pollUntil, scope, startSoftirqMeter, summarize, type Summary } from './common.js';
 import { startFleet, type AlertsDevicePlan } from './fleet.js';
 import { createEnvironment, queueProbe } from './service.js';
 import { openStampedStream, registerWebhook, startReceivers } from './alerts-io.js';
@@ -45,10 +45,15 @@ export interface PassResult {
   badSignatures: number;
   /** healthy deliveries per second from the first tamper publish to the last delivery */
   throughput: number;
+  /** healthy deliveries: alert raised → delivery row (dispatcher), row → delivered (queue + attempt), and one attempt's HTTP time */
+  dispatchLeg: Summary;
+  deliverLeg: Summary;
+  attemptMs: Summary;
   deadAttempts: number;
   deadAttemptMs: number;
   complete: boolean;
   cpu: CpuUsage;
+  softirq: number;
 }
 
 const sentAt = (alert: { evidence: Array<{ sent_at?: string }> }) => Date.parse(alert.evidence[0]?.sent_at ?? '');
@@ -101,6 +106,7 @@ export async function runPass(stack: StackEnv, cleanups: Cleanup[], o: PassOptio
     await settle();
     const pids = Object.fromEntries(env.children.map((c) => [c.mode, [c.pid]]));
     const meter = startCpuMeter(() => ({ ...pids, fleet: [fleet.pid], mosquitto: [env.broker.pid], postgres: pidsByName('postgres'), redis: pidsByName('redis-server'), bench: [process.pid] }));
+    const softirqMeter = startSoftirqMeter();
     const healthy = receivers.filter((r) => r.kind === 'healthy');
     const { started, done } = fleet.go();
     const t0 = await started;
@@ -112,6 +118,7 @@ export async function runPass(stack: StackEnv, cleanups: Cleanup[], o: PassOptio
       250,
     );
     const cpu = meter.stop();
+    const softirq = softirqMeter.stop();
     if (!complete) log(`${o.label}: not everything arrived within ${o.drainTimeoutMs / 1000} s of the last publish; webhook queue ${await probe.webhooks()}`);
 
     const alerts = await pool.query<{ ms: number }>(
@@ -138,6 +145,17 @@ export async function runPass(stack: StackEnv, cleanups: Cleanup[], o: PassOptio
          JOIN webhooks w ON w.id = d.webhook_id WHERE w.url = ANY($1::text[])`,
       [receivers.filter((r) => r.kind !== 'healthy').map((r) => r.url)],
     );
+    const healthyUrls = healthy.map((r) => r.url);
+    const legs = await pool.query<{ dispatch: number; deliver: number }>(
+      `SELECT extract(epoch FROM d.created_at - a.raised_at) * 1000 AS dispatch, extract(epoch FROM d.delivered_at - d.created_at) * 1000 AS deliver
+         FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN alert_events e ON e.id = d.event_id JOIN alerts a ON a.id = e.alert_id
+        WHERE w.url = ANY($1::text[]) AND e.action = 'raised' AND d.status = 'delivered'`,
+      [healthyUrls],
+    );
+    const attempts = await pool.query<{ ms: number }>(
+      `SELECT t.duration_ms AS ms FROM webhook_attempts t JOIN webhook_deliveries d ON d.id = t.delivery_id JOIN webhooks w ON w.id = d.webhook_id WHERE w.url = ANY($1::text[])`,
+      [healthyUrls],
+    );
     const firstTamper = t0 + Math.min(...plan.flatMap((d) => (d.tamperAtMs === null ? [] : [d.tamperAtMs])));
     return {
       label: o.label,
@@ -153,10 +171,14 @@ export async function runPass(stack: StackEnv, cleanups: Cleanup[], o: PassOptio
       duplicates,
       badSignatures,
       throughput: deliveries / Math.max(0.001, (lastAt - firstTamper) / 1000),
+      dispatchLeg: summarize(legs.rows.map((r) => Number(r.dispatch))),
+      deliverLeg: summarize(legs.rows.map((r) => Number(r.deliver))),
+      attemptMs: summarize(attempts.rows.map((r) => Number(r.ms))),
       deadAttempts: Number(dead.rows[0]!.n),
       deadAttemptMs: dead.rows[0]!.ms ?? NaN,
       complete,
       cpu,
+      softirq,
     };
   } finally {
     await sc.close();

@@ -169,3 +169,20 @@ export function scope(cleanups: Cleanup[], what: string): { cleanups: Cleanup[];
   cleanups.push({ what, run: close });
   return { cleanups: local, close };
 }
+
+/** Machine-wide softirq time (kernel network processing on loopback, among others), which no process is charged for. */
+export function startSoftirqMeter(): { stop(): number } {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    return { softirq: f[6] ?? 0, t: process.hrtime.bigint() };
+  };
+  const a = read();
+  return {
+    /** percent of one core since the start */
+    stop() {
+      const b = read();
+      const seconds = Number(b.t - a.t) / 1e9;
+      return ((b.softirq - a.softirq) / 100 / seconds) * 100;
+    },
+  };
+}

@@ -3,7 +3,7 @@ import type { Cleanup } from '../bench/setup.js';
 import { pidsByName, startCpuMeter, type CpuUsage } from '../bench/sample.js';
 import { withTimeout } from '../bench/procs.js';
 import { createRng } from '../sim/rng.js';
-import { pollUntil, scope, summarize, type Summary } from './common.js';
+import { pollUntil, scope, startSoftirqMeter, summarize, type Summary } from './common.js';
 import { startFleet, type GeoDevicePlan } from './fleet.js';
 import { createEnvironment, queueProbe, type Environment } from './service.js';
 import { offset, starPolygon, TOWN } from './town.js';
@@ -52,6 +52,8 @@ export interface E2eResult {
   complete: boolean;
   maxLagMs: number;
   cpu: CpuUsage;
+  /** machine softirq, % of one core (part of the CPU table's "other") */
+  softirq: number;
 }
 
 interface Planned {
@@ -140,6 +142,7 @@ export async function runE2e(stack: StackEnv, cleanups: Cleanup[], o: E2eOptions
       redis: pidsByName('redis-server'),
       bench: [process.pid],
     }));
+    const softirqMeter = startSoftirqMeter();
     let maxQueue = 0;
     const sampler = setInterval(() => void probe.evaluation().then((n) => (maxQueue = Math.max(maxQueue, n)), () => undefined), 1000);
     const { started, done } = fleet.go();
@@ -158,6 +161,7 @@ export async function runE2e(stack: StackEnv, cleanups: Cleanup[], o: E2eOptions
     const drainSeconds = (Date.now() - report.lastAckAt) / 1000;
     clearInterval(sampler);
     const cpu = meter.stop();
+    const softirq = softirqMeter.stop();
     const jobs = { ...probe.completed };
     if (!complete) log(`(d) not drained within ${o.drainTimeoutMs / 1000} s of the last publish: figures cover what was evaluated`);
     const rejected = Number((await pool.query<{ n: string }>(`SELECT count(*) n FROM rejections`)).rows[0]!.n);
@@ -212,6 +216,7 @@ export async function runE2e(stack: StackEnv, cleanups: Cleanup[], o: E2eOptions
       complete,
       maxLagMs: report.maxLagMs,
       cpu,
+      softirq,
     };
   } finally {
     await sc.close();
