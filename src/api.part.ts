@@ -14,6 +14,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
       : null;
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
   const app = await buildApp({
+    emailEnabled: rt.config.SMTP_URL !== undefined,
     feed,
     brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,

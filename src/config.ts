@@ -37,6 +37,9 @@ export const ConfigSchema = Type.Object({
   ),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'allow webhook URLs on private or loopback addresses (tests, closed networks)' }),
   ESCALATE_AFTER_MINUTES: Type.Integer({ minimum: 1, maximum: 1440, default: 15, description: 'a high alert not acknowledged this long is escalated to supervisors' }),
+  SMTP_URL: Type.Optional(Url(['smtp', 'smtps'], 'SMTP server for alert email, e.g. smtp://user:pass@mail.example:587 (STARTTLS when offered; ?tls=required insists) or smtps://…:465; unset: no email')),
+  EMAIL_FROM: Type.String({ minLength: 3, maxLength: 200, default: 'tagwatch <alerts@tagwatch.invalid>', description: 'From address of alert email' }),
+  CONSOLE_URL: Type.Optional(Url(['https', 'http'], 'base URL of the web console, for links in alert email')),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL pool size' }),
 });
 

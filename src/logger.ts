@@ -14,6 +14,8 @@ export const REDACT_PATHS = [
   'token',
   'config.JWT_SECRET',
   'config.MQTT_PASSWORD',
+  'config.MQTT_ADMIN_PASSWORD',
+  'config.SMTP_URL',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

@@ -8,6 +8,8 @@ import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
 import { paramsFrom } from '../alcohol/params.js';
 import { evaluateDeviceHealth, tickHealth } from '../alerts/health.job.js';
 import { createFeedHub } from '../alerts/feed.js';
+import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
+import { createFeedDrainer } from '../alerts/drain.js';
 import { createWebhookWorker, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -29,6 +31,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger);
   const dispatcher = createDispatcher(rt, webhookQueue);
+  const email = startEmail(rt);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
   const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
   const maintenanceWorker = new Worker(
@@ -39,7 +42,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
         const r = await tickHealth(deps, Date.now(), rt.config.ESCALATE_AFTER_MINUTES * 60_000);
         return { raised: r.raised.length, escalated: r.escalated.length };
       }
-      if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue) };
+      if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (rt.storage === 'timescaledb') return { mode: 'timescaledb', deleted: 0 }; // the policy drops chunks
       const deleted = await deleteExpiredReadings(rt.pool, rt.config.RETENTION_DAYS, new Date());
@@ -75,6 +78,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
     name: 'worker',
     async stop() {
       await dispatcher.close();
+      await email?.close();
       await evaluation.close();
       await webhookWorker.close();
       await webhookQueue.close();
@@ -118,6 +122,27 @@ function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>) {
       clearInterval(timer);
       await hub.close();
       await running;
+    },
+  };
+}
+
+/** Alert email (alerts/email.ts), when SMTP_URL is set: the dispatcher, the queue and its worker. */
+function startEmail(rt: Runtime) {
+  const smtpUrl = rt.config.SMTP_URL;
+  if (!smtpUrl) return null;
+  const prefix = rt.config.QUEUE_PREFIX;
+  const settings = { smtpUrl, from: rt.config.EMAIL_FROM, consoleUrl: rt.config.CONSOLE_URL };
+  const transport = createTransport(smtpUrl);
+  const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
+  const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger);
+  const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now()));
+  return {
+    requeue: () => requeuePendingEmails(rt.pool, queue),
+    async close() {
+      await drainer.close();
+      await worker.close();
+      await queue.close();
+      transport.close();
     },
   };
 }

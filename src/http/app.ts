@@ -15,6 +15,8 @@ import { readingsRoutes } from '../../ingest/readings.routes.js';
 import { zonesRoutes } from '../../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../../alcohol/sobriety.routes.js';
 import { alertsRoutes } from '../../alerts/alerts.routes.js';
+import { emailRoutes } from '../../alerts/email.routes.js';
+import { registerFatigueMetrics } from '../../alerts/fatigue.metrics.js';
 import type { FeedHub } from '../../alerts/feed.js';
 import type { BrokerAdmin } from '../broker/dynsec.js';
 
@@ -30,6 +32,8 @@ export interface AppDeps {
   /** provisions devices at the broker (dynamic security), when configured */
   brokerAdmin?: BrokerAdmin | null;
   allowPrivateWebhooks?: boolean;
+  /** whether the service sends alert email (SMTP configured) */
+  emailEnabled?: boolean;
   /** requests per user per minute */
   rateLimitPerMinute?: number;
   /** facts shown by /readyz, e.g. the storage path */
@@ -90,6 +94,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const ready = Object.values(checks).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(deps.info?.() ?? {}) });
   });
+  registerFatigueMetrics(deps.metrics, deps.pool);
   app.get('/metrics', { config: { roles: ['admin', 'supervisor'] }, schema: { tags: ['operations'] } }, async (_req, reply) => {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
@@ -100,6 +105,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));
   await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
+  await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));
   return app as unknown as FastifyInstance;
 }
 

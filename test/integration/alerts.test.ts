@@ -183,5 +183,13 @@ describe('alerts from MQTT to the stream and webhooks', () => {
     expect(om1.resolved_false_share).toBe(0);
     expect(om1.ack_p50_s).toBeGreaterThanOrEqual(0);
     expect((await api('GET', `/v1/alerts/stats?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
+    // the same figures as gauges in /metrics (last 30 days), which managers cannot read
+    const metrics = await api('GET', '/metrics', undefined, ['supervisor']);
+    expect(metrics.statusCode).toBe(200);
+    const gauge = (name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(metrics.body)?.[1]);
+    expect(gauge('tagwatch_alert_fatigue_ack_seconds', 'scope="manager",id="om-1",quantile="0.5"')).toBe(om1.ack_p50_s);
+    expect(gauge('tagwatch_alert_fatigue_false_alarm_share', 'scope="manager",id="om-1"')).toBe(0);
+    expect(gauge('tagwatch_alert_fatigue_alerts_per_person_day', 'scope="subject",id="H-S1"')).toBeGreaterThan(0);
+    expect((await api('GET', '/metrics', undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
   });
 });

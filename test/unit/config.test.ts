@@ -14,6 +14,7 @@ describe('loadConfig', () => {
     expect(c.PORT).toBe(9090);
     expect(c.LOG_LEVEL).toBe('info');
     expect(c.RETENTION_DAYS).toBe(2190);
+    expect(c.SMTP_URL).toBeUndefined(); // email is off by default
   });
   it.each([
     [{ ...base, DATABASE_URL: undefined }, /^config: DATABASE_URL is missing/],
@@ -22,6 +23,7 @@ describe('loadConfig', () => {
     [{ ...base, PORT: '70000' }, /^config: PORT is malformed/],
     [{ ...base, LOG_LEVEL: 'loud' }, /^config: LOG_LEVEL is malformed/],
     [{ ...base, JWT_SECRET: 'short' }, /^config: JWT_SECRET is malformed/],
+    [{ ...base, SMTP_URL: 'mail.example:587' }, /^config: SMTP_URL is malformed/],
     [{ ...base, JWT_SECRET: undefined }, /^config: JWT_SECRET or JWT_JWKS_URL is missing/],
   ])('stops with one line naming the setting: %#', (env, message) => {
     expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(message);

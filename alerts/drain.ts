@@ -1,0 +1,40 @@
+import type { Runtime } from '../src/runtime.js';
+import { createFeedHub } from './feed.js';
+
+/**
+ * Runs `step` until it reports nothing left (returns 0), on each alert-feed announcement from
+ * the database and every `everyMs` in case one was missed. Never runs two steps at once.
+ */
+export function createFeedDrainer(rt: Runtime, what: string, step: () => Promise<number>, everyMs = 2000) {
+  const hub = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
+  let running: Promise<void> | null = null;
+  let again = false;
+  const run = (): Promise<void> => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        while ((await step()) > 0);
+      } while (again);
+    })()
+      .catch((err: Error) => rt.logger.warn({ err: err.message }, `${what} failed; retried`))
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+  hub.subscribe(() => void run());
+  void hub.start();
+  const timer = setInterval(() => void run(), everyMs);
+  return {
+    run,
+    async close() {
+      clearInterval(timer);
+      await hub.close();
+      await running;
+    },
+  };
+}
