@@ -115,7 +115,7 @@ export async function enqueueEmails(queue: Queue<EmailJob>, ids: string[]): Prom
 
 /** Enqueues every pending email again (after a Redis restart, or a crash between commit and enqueue). */
 export async function requeuePendingEmails(pool: Pool, queue: Queue<EmailJob>): Promise<number> {
-  const r = await pool.query<{ id: string }>(`SELECT id::text FROM email_deliveries WHERE status = 'pending' ORDER BY id LIMIT 10000`);
+  const r = await pool.query<{ id: string }>(`SELECT id::text FROM email_deliveries WHERE status = 'pending' ORDER BY email_deliveries.id LIMIT 10000`);
   const waiting = new Set((await queue.getJobs(['waiting', 'delayed', 'active', 'prioritized'])).map((j) => j.id));
   const missing = r.rows.map((x) => x.id).filter((id) => !waiting.has(`e${id}`));
   await enqueueEmails(queue, missing);

@@ -43,7 +43,7 @@ export async function getAlertFor(db: Queryable, user: User, id: string) {
     [id, ...cl.params],
   );
   if (!r.rows[0]) return null;
-  const h = await db.query(`SELECT id::text, at, actor, action, note FROM alert_events WHERE alert_id = $1 ORDER BY id`, [id]);
+  const h = await db.query(`SELECT id::text, at, actor, action, note FROM alert_events WHERE alert_id = $1 ORDER BY alert_events.id`, [id]);
   return { ...r.rows[0], history: h.rows };
 }
 

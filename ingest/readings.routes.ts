@@ -71,7 +71,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         const r = await pool.query<{ id: string; received_at: Date; topic: string; device_id: string | null; item_index: number | null; reason: string; raw: Buffer }>(
           `SELECT id::text, received_at, topic, device_id, item_index, reason, raw FROM rejections
             WHERE ($1::bigint IS NULL OR id < $1::bigint) AND ($2::text IS NULL OR device_id = $2)
-            ORDER BY id DESC LIMIT $3`,
+            ORDER BY rejections.id DESC LIMIT $3`,
           [before ?? null, device_id ?? null, limit],
         );
         await audit(pool, request, { action: 'rejections.read', detail: { count: r.rows.length } });

@@ -34,7 +34,7 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
             WHERE ($1::text IS NULL OR subject_id = $1) AND ($2::text IS NULL OR actor = $2)
               AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
               AND ($5::bigint IS NULL OR id < $5)
-            ORDER BY id DESC LIMIT $6`,
+            ORDER BY audit_log.id DESC LIMIT $6`,
           [q.subject_id ?? null, q.actor ?? null, q.from ?? null, q.to ?? null, q.before ?? null, q.limit],
         );
         await audit(pool, request, { action: 'audit.read', subjectId: q.subject_id ?? null, detail: { count: r.rows.length } });

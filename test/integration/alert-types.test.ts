@@ -128,6 +128,20 @@ describe('every alert type end to end', () => {
       await waitFor(() => stream.events.some((e) => e.data.alert.id === alert.id && e.data.action === 'raised'), `${type} on the stream`);
       const hook = await waitFor(() => receiver.received.find((r) => r.json.alert.id === alert.id && r.json.event === 'raised'), `${type} at the webhook`);
       expect(hook.validSignature).toBe(true);
+      // acknowledged and resolved by the manager (or already resolved by itself), and both seen downstream
+      const { status } = (await db.pool.query(`SELECT status FROM alerts WHERE id = $1`, [alert.id])).rows[0];
+      const actions = status === 'resolved' ? ['auto_resolved'] : ['acknowledged', 'resolved'];
+      if (status !== 'resolved') {
+        await api('POST', `/v1/alerts/${alert.id}/acknowledge`, { note: `seen ${type}` }, ['offender_manager', 'om-1']);
+        await api('POST', `/v1/alerts/${alert.id}/resolve`, { note: `dealt with ${type}` }, ['offender_manager', 'om-1']);
+      }
+      for (const action of actions) {
+        await waitFor(() => stream.events.some((e) => e.data.alert.id === alert.id && e.data.action === action), `${type} ${action} on the stream`);
+        await waitFor(() => receiver.received.some((r) => r.json.alert.id === alert.id && r.json.event === action), `${type} ${action} at the webhook`);
+      }
+      const detail = await api('GET', `/v1/alerts/${alert.id}`, undefined, ['offender_manager', 'om-1']);
+      expect(detail.status).toBe('resolved');
+      expect(detail.history.map((h: { action: string }) => h.action), JSON.stringify([type, detail.history])).toEqual(['raised', ...actions]);
     }
   }, 120_000);
 });

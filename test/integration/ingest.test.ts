@@ -27,6 +27,8 @@ async function rejections(deviceId?: string) {
     headers: await authHeader('admin'),
   });
   expect(res.statusCode).toBe(200);
+  const ids = (res.json().items as Array<{ id: string }>).map((i) => Number(i.id));
+  expect(ids, 'newest first, by number').toEqual([...ids].sort((a, b) => b - a));
   return res.json().items as Array<{ reason: string; topic: string; raw: string; item_index: number | null; device_id: string | null }>;
 }
 

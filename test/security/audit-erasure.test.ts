@@ -32,6 +32,12 @@ describe('audit log, erasure and retention', () => {
     expect(audit.statusCode).toBe(200);
     expect(audit.json().items).toEqual([expect.objectContaining({ actor: 'om-1', role: 'offender_manager', action: 'track.read', subject_id: 'E-S1', at: expect.any(String) })]);
     expect((await svc.app.inject({ method: 'GET', url: '/v1/audit', headers: await authHeader('supervisor') })).statusCode).toBe(403);
+    // newest first by number, across more than ten entries
+    for (let i = 0; i < 12; i++) await svc.app.inject({ method: 'GET', url: '/v1/subjects', headers: await authHeader('supervisor') });
+    const all = (await svc.app.inject({ method: 'GET', url: '/v1/audit', headers: await authHeader('admin') })).json().items as Array<{ id: string }>;
+    const ids = all.map((e) => Number(e.id));
+    expect(ids.length).toBeGreaterThan(10);
+    expect(ids).toEqual([...ids].sort((a, b) => b - a));
   });
 
   it('keeps the audit log append-only, even for the service’s own database role', async () => {
