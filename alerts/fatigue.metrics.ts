@@ -31,6 +31,8 @@ export function registerFatigueMetrics(metrics: Metrics, db: Queryable, now: () 
     return loading;
   };
   const labelNames = ['scope', 'id'] as const;
+  // registering again (another app on the same metrics) replaces the gauges
+  for (const name of ['tagwatch_alert_fatigue_alerts_per_person_day', 'tagwatch_alert_fatigue_ack_seconds', 'tagwatch_alert_fatigue_false_alarm_share']) metrics.registry.removeSingleMetric(name);
   new Gauge({
     name: 'tagwatch_alert_fatigue_alerts_per_person_day',
     help: 'Alerts raised per person-day of monitoring (days a device was fitted), last 30 days',

@@ -164,11 +164,11 @@ describe('tokens and logs', () => {
     const h = await authHeader('admin');
     await app.inject({ method: 'POST', url: '/v1/devices', headers: h, payload: { id: 'LOG-1', kind: 'gps' } });
     await app.inject({ method: 'GET', url: '/v1/subjects', headers: { authorization: 'Bearer not.a.valid-token-secret' } });
-    logger.info({ password: 'hunter2-pass', secret: 'webhook-secret-xyz', token: 'tok-123', config: { JWT_SECRET: svc.rt.config.JWT_SECRET } }, 'a careless log line');
+    logger.info({ password: 'hunter2-pass', secret: 'webhook-secret-xyz', token: 'tok-123', config: { JWT_SECRET: svc.rt.config.JWT_SECRET, SMTP_URL: 'smtp://mailer:smtp-pass-789@mail.example' } }, 'a careless log line');
     await app.close();
     const all = lines.join('');
     expect(all).toContain('a careless log line');
-    for (const secret of [h.authorization.slice(7), 'not.a.valid-token-secret', 'hunter2-pass', 'webhook-secret-xyz', 'tok-123', svc.rt.config.JWT_SECRET!]) {
+    for (const secret of [h.authorization.slice(7), 'not.a.valid-token-secret', 'hunter2-pass', 'webhook-secret-xyz', 'tok-123', 'smtp-pass-789', svc.rt.config.JWT_SECRET!]) {
       expect(all).not.toContain(secret);
     }
   });
