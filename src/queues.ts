@@ -20,12 +20,9 @@ export interface DeviceReadingsJob {
 
 const JOB_OPTS = { removeOnComplete: true, removeOnFail: 1000, attempts: 10, backoff: { type: 'exponential', delay: 500 } } as const;
 
-function batchJobs(devices: string[], sweep: boolean) {
+function batchJobs(devices: string[]) {
   const jobs = [];
-  for (let i = 0; i < devices.length; i += DEVICE_BATCH_MAX) {
-    const batch = devices.slice(i, i + DEVICE_BATCH_MAX);
-    jobs.push({ name: 'evaluate', data: sweep ? { devices: batch, sweep } : { devices: batch }, opts: JOB_OPTS });
-  }
+  for (let i = 0; i < devices.length; i += DEVICE_BATCH_MAX) jobs.push({ name: 'evaluate', data: { devices: devices.slice(i, i + DEVICE_BATCH_MAX) }, opts: JOB_OPTS });
   return jobs;
 }
 
@@ -89,7 +86,7 @@ export async function signalDevices(queue: Queue<DeviceReadingsJob>, redis: Redi
   const fresh = (await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args)) as string[];
   const devices = [...new Set(fresh.map((f) => f.slice(0, f.lastIndexOf('|'))))];
   if (devices.length === 0) return;
-  await queue.addBulk(batchJobs(devices, false));
+  await queue.addBulk(batchJobs(devices));
 }
 
 /**
@@ -113,13 +110,13 @@ export async function takeDirty(redis: Redis, prefix: string, devices: readonly 
 
 /**
  * Adds jobs for every device with a mark: a device whose job failed for good keeps its marks
- * and would otherwise never be signalled again. A device whose job is still waiting is
- * evaluated twice, which changes nothing (evaluation is idempotent).
+ * and would otherwise never be signalled again. A device whose job is still waiting is in two
+ * jobs; whichever starts first takes the marks, the other finds none and does nothing.
  */
 export async function sweepDirty(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string): Promise<number> {
   const fields = await redis.hkeys(dirtyKey(prefix));
   const devices = [...new Set(fields.map((f) => f.slice(0, f.lastIndexOf('|'))))].sort();
-  if (devices.length) await queue.addBulk(batchJobs(devices, true));
+  if (devices.length) await queue.addBulk(batchJobs(devices));
   return devices.length;
 }
 

@@ -96,8 +96,8 @@ export interface BatchResult {
 
 /**
  * Evaluates a batch of devices with the marks taken for them: geofence (devices with new fixes,
- * or all in a sweep) and health in one transaction each for the whole batch, alcohol per device
- * with new alcohol readings. When a batch transaction fails, its devices are evaluated one by
+ * or all in a sweep) and health (devices with any mark, or all in a sweep) in one transaction
+ * each for the whole batch, alcohol per device with new alcohol readings. When a batch transaction fails, its devices are evaluated one by
  * one, so a device that cannot be evaluated fails alone and the others go through.
  */
 export async function evaluateDeviceBatch(
@@ -124,7 +124,8 @@ export async function evaluateDeviceBatch(
       out.failed.set(d, err as Error);
     }
   }
-  const healthy = devices.filter((d) => !out.failed.has(d)).map((deviceId) => ({ deviceId, dirty: markOf(deviceId) }));
+  // a device without marks had them taken by another job, which sees to its health
+  const healthy = devices.filter((d) => !out.failed.has(d) && (sweep || Object.keys(markOf(d)).length > 0)).map((deviceId) => ({ deviceId, dirty: markOf(deviceId) }));
   const health = await alone(healthy, (b) => evaluateDevicesHealth(deps, b, now), (b) => b.deviceId, out.failed);
   for (const h of health) for (const raised of h.values()) out.alerts += raised.length;
   return out;
