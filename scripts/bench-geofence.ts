@@ -137,7 +137,7 @@ runBench('bench:geofence', opts.timeoutMs, opts.quietMs, async ({ cleanups, log,
     res.add(`(e) worker job, subject with ${int(e.zones)} zones: loadRules (SQL, jsonb, toShape)`, fixed(e.loadRulesMs, 0), 'ms/job');
     res.add('    prepareZones (R-tree) per job', fixed(e.prepareMs, 1), 'ms/job');
     res.add(`    loadStates / saveStates of ${int(e.states)} zone states`, `${fixed(e.loadStatesMs, 0)} / ${fixed(e.saveStatesMs, 0)}`, 'ms/job');
-    notes.push(`(e) a state row is kept for every zone a subject's fixes came near (never pruned); one track of ${perTrack} fixes (17 min) left ${core.states.size}`);
+    notes.push(`(e) loads and saves a state for every zone one track of ${perTrack} fixes (17 min) came near (${core.states.size}): the worst case, since the worker stores only the states under way (idle exclusion states are deleted)`);
   }
   const e2e: E2eResult[] = [];
   if (opts.phases.has('d')) {
