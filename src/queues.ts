@@ -14,7 +14,7 @@ export const DEVICE_BATCH_MAX = 200;
 
 export interface DeviceReadingsJob {
   devices: string[];
-  /** set by a sweep: evaluate whatever is after the watermarks, without a dirty mark */
+  /** evaluate every device after its watermarks even without a mark (the worker does so on a retry) */
   sweep?: boolean;
 }
 
