@@ -66,13 +66,25 @@ export function ruleOf(z: ZoneRow, timezone: string): ZoneRule {
 
 /** The live zones of a subject as rules, with the subject's time zone. */
 export async function loadRules(db: Queryable, subjectId: string): Promise<ZoneRule[]> {
+  return (await loadRulesOf(db, [subjectId])).get(subjectId) ?? [];
+}
+
+/** The live zones of many subjects as rules (in creation order); a subject without zones maps to nothing. */
+export async function loadRulesOf(db: Queryable, subjectIds: readonly string[]): Promise<Map<string, ZoneRule[]>> {
+  const out = new Map<string, ZoneRule[]>();
+  if (subjectIds.length === 0) return out;
   const r = await db.query<ZoneRow & { timezone: string }>(
     `SELECT ${COLS.split(', ').map((c) => `z.${c}`).join(', ')}, s.timezone
        FROM zones z JOIN subjects s ON s.id = z.subject_id
-      WHERE z.subject_id = $1 AND z.deleted_at IS NULL ORDER BY z.created_at, z.id`,
-    [subjectId],
+      WHERE z.subject_id = ANY($1::text[]) AND z.deleted_at IS NULL ORDER BY z.subject_id, z.created_at, z.id`,
+    [subjectIds],
   );
-  return r.rows.map((z) => ruleOf(z, z.timezone));
+  for (const z of r.rows) {
+    const list = out.get(z.subject_id) ?? [];
+    list.push(ruleOf(z, z.timezone));
+    out.set(z.subject_id, list);
+  }
+  return out;
 }
 
 /** A zone as the API shows it: a GeoJSON Feature. */

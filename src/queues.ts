@@ -2,13 +2,28 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Stream } from '../ingest/telemetry.js';
 
-/** Queue of "this device has new readings": one pending job per device at most (deduplicated on its id). */
+/**
+ * Queue of "these devices have new readings": each job carries a batch of device ids, evaluated
+ * together (set-based queries, few transactions). A device is in at most one job that has not
+ * yet taken its marks (see `signalDevices`).
+ */
 export const DEVICE_READINGS_QUEUE = 'device-readings';
 
+/** Most devices in one evaluation job: a batch is one geofence and one health transaction. */
+export const DEVICE_BATCH_MAX = 200;
+
 export interface DeviceReadingsJob {
-  deviceId: string;
-  /** set by a sweep: evaluate whatever is after the watermarks, without a dirty mark */
+  devices: string[];
+  /** evaluate every device after its watermarks even without a mark (the worker does so on a retry) */
   sweep?: boolean;
+}
+
+const JOB_OPTS = { removeOnComplete: true, removeOnFail: 1000, attempts: 10, backoff: { type: 'exponential', delay: 500 } } as const;
+
+function batchJobs(devices: string[]) {
+  const jobs = [];
+  for (let i = 0; i < devices.length; i += DEVICE_BATCH_MAX) jobs.push({ name: 'evaluate', data: { devices: devices.slice(i, i + DEVICE_BATCH_MAX) }, opts: JOB_OPTS });
+  return jobs;
 }
 
 export function createRedis(url: string): Redis {
@@ -58,62 +73,57 @@ return out`;
 
 /**
  * Signals devices with newly committed readings: records the earliest new device time per
- * stream, and adds a job (deduplicated on the device id: at most one waiting per device) only
- * for devices that had no mark yet. A device with a mark already has a job that has not taken
- * its marks: that job will see these readings too, since they are committed before the mark is
- * recorded. The worker removes the deduplication key and then takes the marks when it starts,
- * so readings committed during an evaluation leave a new mark and get a new job.
+ * stream, and adds jobs (batches of at most `DEVICE_BATCH_MAX` devices) only for devices that
+ * had no mark yet. A device with a mark already is in a job that has not taken its marks: that
+ * job will see these readings too, since they are committed before the mark is recorded. The
+ * worker takes the marks when it starts a job, so readings committed during an evaluation
+ * leave a new mark and get a new job.
  */
 export async function signalDevices(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, dirty: DirtyDevices): Promise<void> {
   if (dirty.size === 0) return;
   const args: string[] = [];
   for (const [deviceId, streams] of dirty) for (const [stream, ts] of Object.entries(streams)) args.push(`${deviceId}|${stream}`, String(ts));
   const fresh = (await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args)) as string[];
-  const devices = new Set(fresh.map((f) => f.slice(0, f.lastIndexOf('|'))));
-  if (devices.size === 0) return;
-  const jobs = [...devices].map((deviceId) => ({
-    name: 'evaluate',
-    data: { deviceId },
-    opts: {
-      deduplication: { id: deviceId },
-      removeOnComplete: true,
-      removeOnFail: 1000,
-      attempts: 10,
-      backoff: { type: 'exponential', delay: 500 },
-    },
-  }));
-  await queue.addBulk(jobs);
+  const devices = [...new Set(fresh.map((f) => f.slice(0, f.lastIndexOf('|'))))];
+  if (devices.length === 0) return;
+  await queue.addBulk(batchJobs(devices));
 }
 
-/** Takes (reads and clears) the earliest new device time of each stream of a device; null where none. */
-export async function takeDirty(redis: Redis, prefix: string, deviceId: string, streams: readonly Stream[]): Promise<Partial<Record<Stream, number>>> {
-  const vals = (await redis.eval(TAKE, 1, dirtyKey(prefix), ...streams.map((s) => `${deviceId}|${s}`))) as Array<string | null>;
-  const out: Partial<Record<Stream, number>> = {};
-  streams.forEach((s, i) => {
-    const v = vals[i];
-    if (v) out[s] = Number(v);
+/**
+ * Takes (reads and clears) the earliest new device time of each stream of each device, in one
+ * round trip; a device without marks maps to `{}`.
+ */
+export async function takeDirty(redis: Redis, prefix: string, devices: readonly string[], streams: readonly Stream[]): Promise<Map<string, Partial<Record<Stream, number>>>> {
+  const fields = devices.flatMap((d) => streams.map((s) => `${d}|${s}`));
+  const vals = fields.length ? ((await redis.eval(TAKE, 1, dirtyKey(prefix), ...fields)) as Array<string | null>) : [];
+  const out = new Map<string, Partial<Record<Stream, number>>>();
+  devices.forEach((d, i) => {
+    const marks: Partial<Record<Stream, number>> = {};
+    streams.forEach((s, j) => {
+      const v = vals[i * streams.length + j];
+      if (v) marks[s] = Number(v);
+    });
+    out.set(d, marks);
   });
   return out;
 }
 
 /**
- * Adds a (deduplicated) job for every device with a mark: a device whose job failed for good
- * keeps its marks and would otherwise never be signalled again.
+ * Adds jobs for every device with a mark: a device whose job failed for good keeps its marks
+ * and would otherwise never be signalled again. A device whose job is still waiting is in two
+ * jobs; whichever starts first takes the marks, the other finds none and does nothing.
  */
 export async function sweepDirty(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string): Promise<number> {
   const fields = await redis.hkeys(dirtyKey(prefix));
-  const devices = [...new Set(fields.map((f) => f.slice(0, f.lastIndexOf('|'))))];
-  if (devices.length) {
-    await queue.addBulk(devices.map((deviceId) => ({ name: 'evaluate', data: { deviceId }, opts: { deduplication: { id: deviceId }, removeOnComplete: true, removeOnFail: 1000, attempts: 10, backoff: { type: 'exponential', delay: 500 } } })));
-  }
+  const devices = [...new Set(fields.map((f) => f.slice(0, f.lastIndexOf('|'))))].sort();
+  if (devices.length) await queue.addBulk(batchJobs(devices));
   return devices.length;
 }
 
 /** Puts back what `takeDirty` took, when an evaluation fails and will be retried. */
-export async function restoreDirty(redis: Redis, prefix: string, deviceId: string, dirty: Partial<Record<Stream, number>>): Promise<void> {
-  const m: DirtyDevices = new Map([[deviceId, dirty]]);
+export async function restoreDirty(redis: Redis, prefix: string, dirty: DirtyDevices): Promise<void> {
   const args: string[] = [];
-  for (const [stream, ts] of Object.entries(m.get(deviceId)!)) args.push(`${deviceId}|${stream}`, String(ts));
+  for (const [deviceId, streams] of dirty) for (const [stream, ts] of Object.entries(streams)) args.push(`${deviceId}|${stream}`, String(ts));
   if (args.length) await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args);
 }
 

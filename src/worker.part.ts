@@ -1,19 +1,22 @@
 import { Queue, Worker } from 'bullmq';
 import type { Part, Runtime } from './runtime.js';
-import { createDeviceReadingsQueue, DEVICE_READINGS_QUEUE, restoreDirty, sweepDirty, takeDirty, type DeviceReadingsJob } from './queues.js';
+import { createDeviceReadingsQueue, DEVICE_READINGS_QUEUE, restoreDirty, sweepDirty, takeDirty, type DeviceReadingsJob, type DirtyDevices } from './queues.js';
+import type { Stream } from '../ingest/telemetry.js';
 import { applyRetentionPolicy, deleteExpiredReadings } from './retention.js';
 import { STREAMS } from '../ingest/telemetry.js';
-import { evaluateDeviceGeofence, tickCurfews } from '../geofence/evaluate.job.js';
+import { evaluateDevicesGeofence, type GeofenceDeps } from '../geofence/evaluate.job.js';
+import { tickCurfews } from '../geofence/curfew.job.js';
 import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
-import { paramsFrom } from '../alcohol/params.js';
-import { evaluateDeviceHealth, tickHealth } from '../alerts/health.job.js';
+import { paramsFrom, type AlcoholParams } from '../alcohol/params.js';
+import { evaluateDevicesHealth, tickHealth } from '../alerts/health.job.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
 import { createFeedDrainer } from '../alerts/drain.js';
 import { createWebhookWorker, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
-export const EVALUATION_CONCURRENCY = 8;
+/** Evaluation jobs run at once: each is a batch of devices holding one pooled connection at a time. */
+export const EVALUATION_CONCURRENCY = 4;
 
 /**
  * Worker: evaluates devices with new readings (queue `device-readings`), and runs the scheduled
@@ -55,24 +58,23 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const evaluation = new Worker<DeviceReadingsJob>(
     DEVICE_READINGS_QUEUE,
     async (job) => {
-      await job.removeDeduplicationKey(); // readings committed from now on get a new job
-      const dirty = await takeDirty(rt.redis, prefix, job.data.deviceId, STREAMS);
-      try {
-        const geofence = dirty.gps !== undefined || job.data.sweep ? await evaluateDeviceGeofence(deps, job.data.deviceId, dirty.gps ?? null) : null;
-        const alcohol =
-          dirty.alcohol !== undefined || job.data.sweep
-            ? await evaluateDeviceAlcohol({ ...deps, params: alcoholParams }, job.data.deviceId, dirty.alcohol ?? null, Date.now())
-            : [];
-        const health = await evaluateDeviceHealth(deps, job.data.deviceId, dirty, Date.now());
-        return { fixes: geofence?.fixes ?? 0, alerts: (geofence?.raised.length ?? 0) + alcohol.length + health.length };
-      } catch (err) {
-        await restoreDirty(rt.redis, prefix, job.data.deviceId, dirty);
-        throw err;
+      const devices = [...new Set(job.data.devices)].sort();
+      const marks = await takeDirty(rt.redis, prefix, devices, STREAMS);
+      // a job started before may have taken marks and died: evaluate after the watermarks anyway
+      const sweep = job.data.sweep === true || job.attemptsStarted > 1;
+      const r = await evaluateDeviceBatch({ ...deps, alcoholParams }, devices, marks, sweep, Date.now());
+      if (r.failed.size) {
+        const failed = [...r.failed.keys()];
+        await restoreDirty(rt.redis, prefix, new Map(failed.map((d) => [d, marks.get(d) ?? {}])));
+        await job.updateData({ ...job.data, devices: failed }); // the retry is for these alone
+        const [first, err] = [...r.failed][0]!;
+        throw new Error(`${failed.length} of ${devices.length} devices failed (${first}: ${err.message})`);
       }
+      return { devices: devices.length, fixes: r.fixes, alerts: r.alerts };
     },
     { connection: rt.redis.duplicate(), prefix, concurrency: EVALUATION_CONCURRENCY },
   );
-  evaluation.on('failed', (job, err) => rt.logger.warn({ device: job?.data.deviceId, err: err.message }, 'evaluation failed; retried with backoff'));
+  evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
   await applyRetentionPolicy(rt.pool, rt.config.RETENTION_DAYS);
   return {
     name: 'worker',
@@ -87,6 +89,72 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       await maintenance.close();
     },
   };
+}
+
+export interface BatchResult {
+  fixes: number;
+  alerts: number;
+  /** devices whose evaluation failed: nothing after the step that failed ran for them */
+  failed: Map<string, Error>;
+}
+
+/**
+ * Evaluates a batch of devices with the marks taken for them: geofence (devices with new fixes,
+ * or all in a sweep) and health (devices with any mark, or all in a sweep) in one transaction
+ * each for the whole batch, alcohol per device with new alcohol readings. When a batch transaction fails, its devices are evaluated one by
+ * one, so a device that cannot be evaluated fails alone and the others go through.
+ */
+export async function evaluateDeviceBatch(
+  deps: GeofenceDeps & { alcoholParams: AlcoholParams },
+  devices: readonly string[],
+  marks: DirtyDevices,
+  sweep: boolean,
+  now: number,
+): Promise<BatchResult> {
+  const out: BatchResult = { fixes: 0, alerts: 0, failed: new Map() };
+  const markOf = (d: string): Partial<Record<Stream, number>> => marks.get(d) ?? {};
+  const gps = devices.filter((d) => sweep || markOf(d).gps !== undefined).map((deviceId) => ({ deviceId, dirtyFrom: markOf(deviceId).gps ?? null }));
+  const geofence = await alone(gps, (b) => evaluateDevicesGeofence(deps, b), (b) => b.deviceId, out.failed);
+  for (const r of geofence.flatMap((g) => [...g.devices.values()])) {
+    out.fixes += r.fixes;
+    out.alerts += r.raised.length;
+  }
+  for (const g of geofence) for (const [d, err] of g.failed) out.failed.set(d, err);
+  for (const d of devices) {
+    if (out.failed.has(d) || (!sweep && markOf(d).alcohol === undefined)) continue;
+    try {
+      out.alerts += (await evaluateDeviceAlcohol({ ...deps, params: deps.alcoholParams }, d, markOf(d).alcohol ?? null, now)).length;
+    } catch (err) {
+      out.failed.set(d, err as Error);
+    }
+  }
+  // a device without marks had them taken by another job, which sees to its health
+  const healthy = devices.filter((d) => !out.failed.has(d) && (sweep || Object.keys(markOf(d)).length > 0)).map((deviceId) => ({ deviceId, dirty: markOf(deviceId) }));
+  const health = await alone(healthy, (b) => evaluateDevicesHealth(deps, b, now), (b) => b.deviceId, out.failed);
+  for (const h of health) for (const raised of h.values()) out.alerts += raised.length;
+  return out;
+}
+
+/** Runs `fn` on the whole batch; if that throws, on each item alone, recording the items that fail. */
+async function alone<T, R>(batch: T[], fn: (b: T[]) => Promise<R>, id: (t: T) => string, failed: Map<string, Error>): Promise<R[]> {
+  if (batch.length === 0) return [];
+  try {
+    return [await fn(batch)];
+  } catch (err) {
+    if (batch.length === 1) {
+      failed.set(id(batch[0]!), err as Error);
+      return [];
+    }
+  }
+  const out: R[] = [];
+  for (const item of batch) {
+    try {
+      out.push(await fn([item]));
+    } catch (err) {
+      failed.set(id(item), err as Error);
+    }
+  }
+  return out;
 }
 
 /**

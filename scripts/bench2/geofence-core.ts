@@ -6,7 +6,7 @@ import { circleBbox, classifyFix } from '../../geofence/geometry.js';
 import type { Fix, ZoneRule, ZoneState } from '../../geofence/breach.js';
 import { evaluateFixes, prepareZones } from '../../geofence/evaluate.js';
 import { loadRules } from '../../geofence/zones.repo.js';
-import { loadStates, saveStates } from '../../geofence/evaluate.job.js';
+import { loadStates, saveStates } from '../../geofence/states.repo.js';
 import { classifyFlat, signedDistanceFlat } from './flat.js';
 import type { TownZone } from './town.js';
 

@@ -45,9 +45,12 @@ export interface E2eResult {
   /** publish → commit over every fix */
   ingestAll: Summary;
   maxQueue: number;
-  /** evaluation jobs completed during the measured time, and fixes they evaluated */
+  /** most devices signalled and not yet taken by a job */
+  maxMarks: number;
+  /** evaluation jobs completed during the measured time, and the devices and fixes they evaluated */
   jobs: number;
   jobFixes: number;
+  jobDevices: number;
   drainSeconds: number;
   complete: boolean;
   maxLagMs: number;
@@ -144,7 +147,11 @@ export async function runE2e(stack: StackEnv, cleanups: Cleanup[], o: E2eOptions
     }));
     const softirqMeter = startSoftirqMeter();
     let maxQueue = 0;
-    const sampler = setInterval(() => void probe.evaluation().then((n) => (maxQueue = Math.max(maxQueue, n)), () => undefined), 1000);
+    let maxMarks = 0;
+    const sampler = setInterval(() => {
+      void probe.evaluation().then((n) => (maxQueue = Math.max(maxQueue, n)), () => undefined);
+      void probe.marks().then((n) => (maxMarks = Math.max(maxMarks, n)), () => undefined);
+    }, 1000);
     const { started, done } = fleet.go();
     const t0 = await started;
     log(`(d) publishing ${((o.devices * 1000) / o.intervalMs).toFixed(0)} fixes/s for ${o.durationMs / 1000} s`);
@@ -210,8 +217,10 @@ export async function runE2e(stack: StackEnv, cleanups: Cleanup[], o: E2eOptions
       workerLeg: summarize(alerts.rows.map((a) => Number(a.worker))),
       ingestAll: summarize(all.rows.map((r) => Number(r.ms))),
       maxQueue,
+      maxMarks,
       jobs: jobs.jobs,
       jobFixes: jobs.fixes,
+      jobDevices: jobs.devices,
       drainSeconds,
       complete,
       maxLagMs: report.maxLagMs,

@@ -115,7 +115,7 @@ export async function createEnvironment(stack: StackEnv, cleanups: Cleanup[], ex
 
 /**
  * Jobs not yet finished in the evaluation and webhook queues, sampled from Redis, and the
- * evaluation jobs completed (with the fixes they evaluated, from the worker's return value).
+ * evaluation jobs completed (with the devices and fixes they evaluated, from the worker's return value).
  */
 export async function queueProbe(redisUrl: string, prefix: string, cleanups: Cleanup[]) {
   const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
@@ -125,11 +125,12 @@ export async function queueProbe(redisUrl: string, prefix: string, cleanups: Cle
   const eventsConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
   eventsConnection.on('error', () => undefined);
   const events = new QueueEvents(DEVICE_READINGS_QUEUE, { connection: eventsConnection, prefix });
-  const completed = { jobs: 0, fixes: 0 };
+  const completed = { jobs: 0, fixes: 0, devices: 0 };
   events.on('completed', ({ returnvalue }) => {
     completed.jobs++;
-    const r = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as { fixes?: number } | null;
+    const r = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as { fixes?: number; devices?: number } | null;
     completed.fixes += r?.fixes ?? 0;
+    completed.devices += r?.devices ?? 1;
   });
   await events.waitUntilReady();
   cleanups.push({
@@ -146,7 +147,9 @@ export async function queueProbe(redisUrl: string, prefix: string, cleanups: Cle
     const c = await q.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0);
   };
-  return { evaluation: () => pending(evaluation), webhooks: () => pending(webhooks), completed };
+  /** (device, stream) marks not yet taken by an evaluation job */
+  const marks = () => connection.hlen(`${prefix}:device-dirty`);
+  return { evaluation: () => pending(evaluation), webhooks: () => pending(webhooks), marks, completed };
 }
 
 /** A random id suffix, for bench users and tokens. */

@@ -214,7 +214,7 @@ describe('ingest over MQTT into PostgreSQL', () => {
     expect(audited.rows).toEqual([{ actor: 'om-7', action: 'track.read', subject_id: 'S-SF' }]);
   });
 
-  it('signals each device with new readings on the BullMQ queue, one pending job per device', async () => {
+  it('signals each device with new readings on the BullMQ queue, in one pending job', async () => {
     const queue = (svc.ingest as unknown as { queue: import('bullmq').Queue }).queue;
     await registerDevice('TAG-Q');
     for (let i = 0; i < 5; i++) {
@@ -222,7 +222,7 @@ describe('ingest over MQTT into PostgreSQL', () => {
     }
     await waitFor(async () => (await storedCount('TAG-Q')) === 5, '5 readings');
     const jobs = await waitFor(async () => {
-      const j = (await queue.getJobs(['waiting'])).filter((x) => x.data.deviceId === 'TAG-Q');
+      const j = (await queue.getJobs(['waiting'])).filter((x) => x.data.devices.includes('TAG-Q'));
       return j.length ? j : null;
     }, 'a job for TAG-Q');
     expect(jobs).toHaveLength(1);
