@@ -103,9 +103,15 @@ export interface SubjectTotals {
  * at its edges from alcohol_days. A subject is listed when it has a day result in the period.
  */
 export async function cohortTotals(db: Queryable, cohort: string | null, fromDate: string, toDate: string): Promise<SubjectTotals[]> {
+  const q = cohortTotalsQuery(cohort, fromDate, toDate);
+  return (await db.query<SubjectTotals>(q.text, q.values)).rows;
+}
+
+/** The SQL of cohortTotals and its parameters (bench:alcohol EXPLAINs it). */
+export function cohortTotalsQuery(cohort: string | null, fromDate: string, toDate: string): { text: string; values: Array<string | null> } {
   const { months, edges } = monthSplit(fromDate, toDate);
-  const r = await db.query<SubjectTotals>(
-    `SELECT x.subject_id, s.cohort, sum(x.sober)::int AS sober_days, sum(x.monitored)::int AS monitored_days
+  return {
+    text: `SELECT x.subject_id, s.cohort, sum(x.sober)::int AS sober_days, sum(x.monitored)::int AS monitored_days
        FROM (SELECT subject_id, sober_days AS sober, sober_days + drinking_days + tamper_days AS monitored,
                     sober_days + drinking_days + tamper_days + not_monitored_days AS days
                FROM alcohol_day_months WHERE month >= $2::date AND month < $3::date
@@ -117,9 +123,8 @@ export async function cohortTotals(db: Queryable, cohort: string | null, fromDat
       GROUP BY x.subject_id, s.cohort
      HAVING sum(x.days) > 0
       ORDER BY x.subject_id`,
-    [cohort, ...months, ...edges[0], ...edges[1]],
-  );
-  return r.rows;
+    values: [cohort, ...months, ...edges[0], ...edges[1]],
+  };
 }
 
 /** cohortTotals from the day table alone (the reference the rollup must agree with: tests and bench:alcohol). */
