@@ -111,13 +111,16 @@ export async function cohortTotals(db: Queryable, cohort: string | null, fromDat
 export function cohortTotalsQuery(cohort: string | null, fromDate: string, toDate: string): { text: string; values: Array<string | null> } {
   const { months, edges } = monthSplit(fromDate, toDate);
   return {
+    // each part summed per subject before the join: 2 rows per subject to join instead of one per month and edge day
     text: `SELECT x.subject_id, s.cohort, sum(x.sober)::int AS sober_days, sum(x.monitored)::int AS monitored_days
-       FROM (SELECT subject_id, sober_days AS sober, sober_days + drinking_days + tamper_days AS monitored,
-                    sober_days + drinking_days + tamper_days + not_monitored_days AS days
+       FROM (SELECT subject_id, sum(sober_days)::int AS sober, sum(sober_days + drinking_days + tamper_days)::int AS monitored,
+                    sum(sober_days + drinking_days + tamper_days + not_monitored_days)::int AS days
                FROM alcohol_day_months WHERE month >= $2::date AND month < $3::date
+              GROUP BY subject_id
              UNION ALL
-             SELECT subject_id, (status = 'sober')::int, (status <> 'not_monitored')::int, 1
-               FROM alcohol_days WHERE (date >= $4::date AND date < $5::date) OR (date >= $6::date AND date < $7::date)) x
+             SELECT subject_id, count(*) FILTER (WHERE status = 'sober')::int, count(*) FILTER (WHERE status <> 'not_monitored')::int, count(*)::int
+               FROM alcohol_days WHERE (date >= $4::date AND date < $5::date) OR (date >= $6::date AND date < $7::date)
+              GROUP BY subject_id) x
        JOIN subjects s ON s.id = x.subject_id
       WHERE $1::text IS NULL OR s.cohort = $1
       GROUP BY x.subject_id, s.cohort
