@@ -62,7 +62,8 @@ export async function saveDays(db: Queryable, subjectId: string, days: DayResult
        UNION ALL
        SELECT d.date, d.status FROM months m JOIN alcohol_days d
            ON d.subject_id = $1 AND d.date >= m.month AND d.date < (m.month + interval '1 month')::date
-        WHERE d.date NOT IN (SELECT date FROM new)
+        WHERE d.date >= (SELECT min(month) FROM months) AND d.date < (SELECT max(month) + interval '1 month' FROM months)
+          AND d.date NOT IN (SELECT date FROM new)
      )
      INSERT INTO alcohol_day_months (subject_id, month, sober_days, drinking_days, tamper_days, not_monitored_days)
      SELECT $1, date_trunc('month', date::timestamp)::date,
