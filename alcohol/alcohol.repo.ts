@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { Queryable } from '../src/db.js';
 import type { AlcoholReadingIn } from './classify.js';
-import type { DayResult, Interval } from './days.js';
+import { monthSplit, type DayResult, type Interval } from './days.js';
 import { paramsVersion, type AlcoholParams } from './params.js';
 
 /** Stores a parameter set once; returns its version. */
@@ -36,15 +36,42 @@ export async function subjectAlcoholReadings(db: Queryable, subjectId: string, f
   return r.rows.map((x) => ({ id: `${x.device_id}@${x.ts.toISOString()}`, ts: x.ts.getTime(), tac: x.tac, temp_c: x.temp_c, ir: x.ir ?? undefined }));
 }
 
-/** Replaces the day results of a subject for the given days (one row per subject and date). */
+/**
+ * Replaces the day results of a subject for the given days (one row per subject and date) and, in
+ * the same statement, the subject's rows of alcohol_day_months for every month those days fall in,
+ * recomputed from the month's days as they are after the write (the stored days it does not
+ * replace, and the new ones): one statement, so atomic on its own and inside the caller's
+ * transaction. Writers of one subject must not run concurrently (the evaluate job holds the
+ * subject's advisory lock), or the month counts could miss the other writer's days.
+ */
 export async function saveDays(db: Queryable, subjectId: string, days: DayResult[], version: string): Promise<void> {
   if (days.length === 0) return;
   await db.query(
-    `INSERT INTO alcohol_days (subject_id, date, status, covered_minutes, drinking_events, tampers, params_version)
-     SELECT $1, d.date::date, d.status, d.covered_minutes, d.drinking_events, d.tampers, $3
-       FROM jsonb_to_recordset($2::jsonb) AS d(date text, status text, covered_minutes int, drinking_events int, tampers int)
-     ON CONFLICT (subject_id, date) DO UPDATE SET status = excluded.status, covered_minutes = excluded.covered_minutes,
-       drinking_events = excluded.drinking_events, tampers = excluded.tampers, params_version = excluded.params_version, computed_at = now()`,
+    `WITH new AS (
+       SELECT d.date::date AS date, d.status, d.covered_minutes, d.drinking_events, d.tampers
+         FROM jsonb_to_recordset($2::jsonb) AS d(date text, status text, covered_minutes int, drinking_events int, tampers int)
+     ), saved AS (
+       INSERT INTO alcohol_days (subject_id, date, status, covered_minutes, drinking_events, tampers, params_version)
+       SELECT $1, date, status, covered_minutes, drinking_events, tampers, $3 FROM new
+       ON CONFLICT (subject_id, date) DO UPDATE SET status = excluded.status, covered_minutes = excluded.covered_minutes,
+         drinking_events = excluded.drinking_events, tampers = excluded.tampers, params_version = excluded.params_version, computed_at = now()
+     ), months AS (
+       SELECT DISTINCT date_trunc('month', date::timestamp)::date AS month FROM new
+     ), month_days AS (
+       SELECT date, status FROM new
+       UNION ALL
+       SELECT d.date, d.status FROM months m JOIN alcohol_days d
+           ON d.subject_id = $1 AND d.date >= m.month AND d.date < (m.month + interval '1 month')::date
+        WHERE d.date >= (SELECT min(month) FROM months) AND d.date < (SELECT max(month) + interval '1 month' FROM months)
+          AND d.date NOT IN (SELECT date FROM new)
+     )
+     INSERT INTO alcohol_day_months (subject_id, month, sober_days, drinking_days, tamper_days, not_monitored_days)
+     SELECT $1, date_trunc('month', date::timestamp)::date,
+            count(*) FILTER (WHERE status = 'sober'), count(*) FILTER (WHERE status = 'drinking'),
+            count(*) FILTER (WHERE status = 'tamper'), count(*) FILTER (WHERE status = 'not_monitored')
+       FROM month_days GROUP BY 2
+     ON CONFLICT (subject_id, month) DO UPDATE SET sober_days = excluded.sober_days, drinking_days = excluded.drinking_days,
+       tamper_days = excluded.tamper_days, not_monitored_days = excluded.not_monitored_days`,
     [subjectId, JSON.stringify(days), version],
   );
 }
@@ -71,8 +98,41 @@ export interface SubjectTotals {
   monitored_days: number;
 }
 
-/** Per-subject sober and monitored day counts over [from, to) for a cohort or everyone: one aggregate query. */
+/**
+ * Per-subject sober and monitored day counts over [from, to) for a cohort or everyone, one
+ * aggregate query: the whole months inside the period from alcohol_day_months, the partial months
+ * at its edges from alcohol_days. A subject is listed when it has a day result in the period.
+ */
 export async function cohortTotals(db: Queryable, cohort: string | null, fromDate: string, toDate: string): Promise<SubjectTotals[]> {
+  const q = cohortTotalsQuery(cohort, fromDate, toDate);
+  return (await db.query<SubjectTotals>(q.text, q.values)).rows;
+}
+
+/** The SQL of cohortTotals and its parameters (bench:alcohol EXPLAINs it). */
+export function cohortTotalsQuery(cohort: string | null, fromDate: string, toDate: string): { text: string; values: Array<string | null> } {
+  const { months, edges } = monthSplit(fromDate, toDate);
+  return {
+    // each part summed per subject before the join: 2 rows per subject to join instead of one per month and edge day
+    text: `SELECT x.subject_id, s.cohort, sum(x.sober)::int AS sober_days, sum(x.monitored)::int AS monitored_days
+       FROM (SELECT subject_id, sum(sober_days)::int AS sober, sum(sober_days + drinking_days + tamper_days)::int AS monitored,
+                    sum(sober_days + drinking_days + tamper_days + not_monitored_days)::int AS days
+               FROM alcohol_day_months WHERE month >= $2::date AND month < $3::date
+              GROUP BY subject_id
+             UNION ALL
+             SELECT subject_id, count(*) FILTER (WHERE status = 'sober')::int, count(*) FILTER (WHERE status <> 'not_monitored')::int, count(*)::int
+               FROM alcohol_days WHERE (date >= $4::date AND date < $5::date) OR (date >= $6::date AND date < $7::date)
+              GROUP BY subject_id) x
+       JOIN subjects s ON s.id = x.subject_id
+      WHERE $1::text IS NULL OR s.cohort = $1
+      GROUP BY x.subject_id, s.cohort
+     HAVING sum(x.days) > 0
+      ORDER BY x.subject_id`,
+    values: [cohort, ...months, ...edges[0], ...edges[1]],
+  };
+}
+
+/** cohortTotals from the day table alone (the reference the rollup must agree with: tests and bench:alcohol). */
+export async function cohortTotalsFromDays(db: Queryable, cohort: string | null, fromDate: string, toDate: string): Promise<SubjectTotals[]> {
   const r = await db.query<SubjectTotals>(
     `SELECT d.subject_id, s.cohort,
             count(*) FILTER (WHERE d.status = 'sober')::int AS sober_days,
@@ -82,6 +142,29 @@ export async function cohortTotals(db: Queryable, cohort: string | null, fromDat
       GROUP BY d.subject_id, s.cohort
       ORDER BY d.subject_id`,
     [cohort, fromDate, toDate],
+  );
+  return r.rows;
+}
+
+/**
+ * (subject, month) rows where alcohol_day_months differs from the counts of alcohol_days, with
+ * both sides' counts (null where a side has no row): empty when the rollup is consistent.
+ */
+export async function rollupDrift(db: Queryable): Promise<Array<{ subject_id: string; month: string; rollup: number[] | null; days: number[] | null }>> {
+  const r = await db.query(
+    `WITH d AS (
+       SELECT subject_id, date_trunc('month', date::timestamp)::date AS month,
+              ARRAY[count(*) FILTER (WHERE status = 'sober'), count(*) FILTER (WHERE status = 'drinking'),
+                    count(*) FILTER (WHERE status = 'tamper'), count(*) FILTER (WHERE status = 'not_monitored')]::int[] AS counts
+         FROM alcohol_days GROUP BY 1, 2
+     ), m AS (
+       SELECT subject_id, month, ARRAY[sober_days, drinking_days, tamper_days, not_monitored_days] AS counts FROM alcohol_day_months
+     )
+     SELECT coalesce(m.subject_id, d.subject_id) AS subject_id, to_char(coalesce(m.month, d.month), 'YYYY-MM-DD') AS month,
+            m.counts AS rollup, d.counts AS days
+       FROM m FULL JOIN d ON d.subject_id = m.subject_id AND d.month = m.month
+      WHERE m.counts IS DISTINCT FROM d.counts
+      ORDER BY 1, 2`,
   );
   return r.rows;
 }

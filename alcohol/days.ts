@@ -73,3 +73,25 @@ export function classifyDays(
   }
   return out;
 }
+
+/** A date range [from, to) of YYYY-MM-DD local dates. */
+export type DateRange = [from: string, to: string];
+
+export interface MonthSplit {
+  /** the whole months inside the period: month starts in [from, to), possibly empty */
+  months: DateRange;
+  /** the days before the first whole month and after the last one (each possibly empty) */
+  edges: [DateRange, DateRange];
+}
+
+/**
+ * Splits the local days [from, to) into the whole calendar months they contain and the partial
+ * months at each edge (a period inside one month is all edge). Pure; the parts are disjoint and
+ * cover the period exactly: months [m0, m1) and edge days [from, m0) and [m1, to) when m0 < m1.
+ */
+export function monthSplit(from: string, to: string): MonthSplit {
+  const m0 = from.endsWith('-01') ? from : DateTime.fromISO(from, { zone: 'UTC' }).startOf('month').plus({ months: 1 }).toISODate()!;
+  const m1 = `${to.slice(0, 8)}01`;
+  if (m0 < m1) return { months: [m0, m1], edges: [[from, m0], [m1, to]] };
+  return { months: [from, from], edges: [[from, to], [to, to]] };
+}

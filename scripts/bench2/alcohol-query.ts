@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { FastifyInstance } from 'fastify';
 import type { DayResult } from '../../alcohol/days.js';
 import { DEFAULT_PARAMS } from '../../alcohol/params.js';
-import { cohortTotals, ensureParams, pseudonymFor, saveDays } from '../../alcohol/alcohol.repo.js';
+import { cohortTotals, cohortTotalsFromDays, cohortTotalsQuery, ensureParams, pseudonymFor, rollupDrift, saveDays } from '../../alcohol/alcohol.repo.js';
 import { buildApp } from '../../src/http/app.js';
 import { createTokenVerifier } from '../../src/http/auth.js';
 import { mintDevToken } from '../../src/http/dev-tokens.js';
@@ -12,14 +12,16 @@ import { summarize, type Summary } from './common.js';
 
 /**
  * The second half of bench:alcohol: the day results stored with the product's saveDays in a
- * fresh database, then GET /v1/sobriety for everyone over the whole period through the real
- * Fastify app (buildApp + inject, as an analyst), and what the time is spent on.
+ * fresh database (which keeps the (subject, month) rollup alcohol_day_months with them), then
+ * GET /v1/sobriety for everyone through the real Fastify app (buildApp + inject, as an analyst),
+ * what the time is spent on, and the same totals counted from alcohol_days alone (the query the
+ * route ran before the rollup) for comparison.
  */
 
 export const COHORTS = ['fixed', 'flex', 'free'] as const;
 
 /** Subjects, alcohol devices fitted from `fittedFrom`, and every subject's day results (saveDays, 3 at a time). */
-export async function storeDays(pool: pg.Pool, results: DayResult[][], fittedFrom: Date): Promise<number> {
+export async function storeDays(pool: pg.Pool, results: DayResult[][], fittedFrom: Date): Promise<{ seconds: number; monthRows: number; drift: number }> {
   const ids = results.map((_, i) => `alc-${String(i).padStart(5, '0')}`);
   await pool.query(
     `INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids)
@@ -43,8 +45,10 @@ export async function storeDays(pool: pg.Pool, results: DayResult[][], fittedFro
   const seconds = (performance.now() - t0) / 1000;
   // what autovacuum would have done by the time analysts query: statistics and the visibility map
   await pool.query('VACUUM ANALYZE alcohol_days');
+  await pool.query('VACUUM ANALYZE alcohol_day_months');
   await pool.query('VACUUM ANALYZE subjects');
-  return seconds;
+  const monthRows = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM alcohol_day_months')).rows[0]!.n;
+  return { seconds, monthRows, drift: (await rollupDrift(pool)).length };
 }
 
 export interface QueryResult {
@@ -58,9 +62,9 @@ export interface QueryResult {
   serializeMs: number;
   explain: string[];
   rows: number;
-  /** what-if: the same per-subject totals from a (subject, month) rollup table, median ms, and whether they match */
-  rollupMs: number;
-  rollupMatches: boolean;
+  /** before the rollup: the same per-subject totals counted from alcohol_days alone, median ms, and whether they match */
+  daysOnlyMs: number;
+  daysOnlyMatches: boolean;
 }
 
 function median(xs: number[]): number {
@@ -117,19 +121,11 @@ export async function measureSobriety(app: FastifyInstance, pool: pg.Pool, secre
     JSON.stringify(parsed);
     ser.push(performance.now() - t);
   }
-  const plan = await pool.query<{ 'QUERY PLAN': string }>(
-    `EXPLAIN (ANALYZE, BUFFERS)
-     SELECT d.subject_id, s.cohort,
-            count(*) FILTER (WHERE d.status = 'sober')::int AS sober_days,
-            count(*) FILTER (WHERE d.status <> 'not_monitored')::int AS monitored_days
-       FROM alcohol_days d JOIN subjects s ON s.id = d.subject_id
-      WHERE d.date >= $2::date AND d.date < $3::date AND ($1::text IS NULL OR s.cohort = $1)
-      GROUP BY d.subject_id, s.cohort
-      ORDER BY d.subject_id`.replace(/\$1/g, 'NULL').replace('$2', `'${from}'`).replace('$3', `'${to}'`),
-  );
-  const rollup = await rollupWhatIf(pool, from, to, rows);
+  const q = cohortTotalsQuery(null, from, to);
+  const plan = await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${q.text}`, q.values);
+  const before = await daysOnly(pool, from, to, rows);
   return {
-    ...rollup,
+    ...before,
     first: first.ms,
     calls: summarize(times),
     body,
@@ -142,30 +138,15 @@ export async function measureSobriety(app: FastifyInstance, pool: pg.Pool, secre
   };
 }
 
-/**
- * A what-if for the report, not product code: per-subject totals kept per (subject, month) — as
- * saveDays could maintain them in the same statement — so a year is 12 rows per subject instead
- * of 365. Built in the throwaway database; `from` and `to` must be month starts to use it alone
- * (partial edge months would add two small range reads of alcohol_days).
- */
-async function rollupWhatIf(pool: pg.Pool, from: string, to: string, expected: Awaited<ReturnType<typeof cohortTotals>>) {
-  if (!from.endsWith('-01') || !to.endsWith('-01')) return { rollupMs: NaN, rollupMatches: false };
-  await pool.query(`CREATE TABLE bench_day_counts AS
-    SELECT subject_id, date_trunc('month', date)::date AS month,
-           count(*) FILTER (WHERE status = 'sober')::int AS sober, count(*) FILTER (WHERE status <> 'not_monitored')::int AS monitored
-      FROM alcohol_days GROUP BY 1, 2`);
-  await pool.query('ALTER TABLE bench_day_counts ADD PRIMARY KEY (subject_id, month)');
-  await pool.query('VACUUM ANALYZE bench_day_counts');
-  const sql = `SELECT c.subject_id, s.cohort, sum(c.sober)::int AS sober_days, sum(c.monitored)::int AS monitored_days
-      FROM bench_day_counts c JOIN subjects s ON s.id = c.subject_id
-     WHERE c.month >= $1::date AND c.month < $2::date GROUP BY c.subject_id, s.cohort ORDER BY c.subject_id`;
+/** The totals as the route computed them before the rollup: counted from alcohol_days alone (median of 10 runs). */
+async function daysOnly(pool: pg.Pool, from: string, to: string, expected: Awaited<ReturnType<typeof cohortTotals>>) {
   const times: number[] = [];
   let rows: typeof expected = [];
   for (let i = 0; i < 10; i++) {
     const t = performance.now();
-    rows = (await pool.query(sql, [from, to])).rows;
+    rows = await cohortTotalsFromDays(pool, null, from, to);
     times.push(performance.now() - t);
   }
   const same = rows.length === expected.length && rows.every((r, i) => r.subject_id === expected[i]!.subject_id && r.sober_days === expected[i]!.sober_days && r.monitored_days === expected[i]!.monitored_days);
-  return { rollupMs: median(times), rollupMatches: same };
+  return { daysOnlyMs: median(times), daysOnlyMatches: same };
 }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { DateTime } from 'luxon';
+import { rollupDrift } from '../../alcohol/alcohol.repo.js';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -71,6 +72,14 @@ describe('alcohol end to end: a real recording through MQTT', () => {
     expect((await db.pool.query(`SELECT count(*)::int n FROM alerts WHERE subject_id = 'A-S1' AND type = 'drinking_event'`)).rows[0].n).toBe(1);
     const dup = await db.pool.query(`SELECT date, count(*) FROM alcohol_days GROUP BY subject_id, date HAVING count(*) > 1`);
     expect(dup.rows).toEqual([]);
+    // the worker kept the month counts with the days it wrote
+    expect(await rollupDrift(db.pool)).toEqual([]);
+    const months = await db.pool.query(
+      `SELECT (SELECT sum(drinking_days)::int FROM alcohol_day_months WHERE subject_id = 'A-S1') AS months,
+              (SELECT count(*)::int FROM alcohol_days WHERE subject_id = 'A-S1' AND status = 'drinking') AS days`,
+    );
+    expect(months.rows[0].months).toBeGreaterThanOrEqual(1);
+    expect(months.rows[0].months).toBe(months.rows[0].days);
   });
 
   it('answers the subject sobriety endpoint for the manager and, without the id, for an analyst', async () => {

@@ -6,6 +6,7 @@ import { findEvents } from '../../alcohol/events.js';
 import { findObstructions } from '../../alcohol/tamper.js';
 import { DEFAULT_PARAMS as P, paramsVersion } from '../../alcohol/params.js';
 import { soberRate, wilson } from '../../alcohol/rate.js';
+import { localDays, monthSplit } from '../../alcohol/days.js';
 
 const MIN = 60_000;
 const H = 60 * MIN;
@@ -100,6 +101,33 @@ describe('days', () => {
     const shuffled = [...r].sort((a, b) => ((a.ts * 7919) % 1013) - ((b.ts * 7919) % 1013));
     const f: [number, number][] = [[r[0]!.ts, r[r.length - 1]!.ts + 1]];
     expect(classifySubject(shuffled, f, '2026-11-09', '2026-11-12', london, P)).toEqual(classifySubject(r, f, '2026-11-09', '2026-11-12', london, P));
+  });
+});
+
+describe('monthSplit: whole months and edge days of a period', () => {
+  it.each([
+    ['2025-01-01', '2026-01-01', { months: ['2025-01-01', '2026-01-01'], edges: [['2025-01-01', '2025-01-01'], ['2026-01-01', '2026-01-01']] }],
+    ['2025-01-15', '2025-04-10', { months: ['2025-02-01', '2025-04-01'], edges: [['2025-01-15', '2025-02-01'], ['2025-04-01', '2025-04-10']] }],
+    ['2025-12-31', '2026-02-01', { months: ['2026-01-01', '2026-02-01'], edges: [['2025-12-31', '2026-01-01'], ['2026-02-01', '2026-02-01']] }],
+    ['2025-03-15', '2025-04-10', { months: ['2025-03-15', '2025-03-15'], edges: [['2025-03-15', '2025-04-10'], ['2025-04-10', '2025-04-10']] }],
+    ['2025-03-15', '2025-03-20', { months: ['2025-03-15', '2025-03-15'], edges: [['2025-03-15', '2025-03-20'], ['2025-03-20', '2025-03-20']] }],
+    ['2025-03-01', '2025-03-31', { months: ['2025-03-01', '2025-03-01'], edges: [['2025-03-01', '2025-03-31'], ['2025-03-31', '2025-03-31']] }],
+    ['2024-02-01', '2024-03-01', { months: ['2024-02-01', '2024-03-01'], edges: [['2024-02-01', '2024-02-01'], ['2024-03-01', '2024-03-01']] }],
+  ])('%s to %s', (from, to, expected) => {
+    expect(monthSplit(from, to)).toEqual(expected);
+  });
+
+  it('its parts cover every day of the period exactly once, for every pair of dates over two years', () => {
+    const dates = localDays('2024-11-20', '2026-02-10', 'UTC').map(([d]) => d);
+    const daysOf = ([a, b]: [string, string]) => dates.filter((d) => d >= a && d < b);
+    for (let i = 0; i < dates.length; i += 3) {
+      for (let j = i + 1; j < dates.length; j += 7) {
+        const { months, edges } = monthSplit(dates[i]!, dates[j]!);
+        expect(months[0] === months[1] || (months[0].endsWith('-01') && months[1].endsWith('-01'))).toBe(true);
+        const parts = [...daysOf(months), ...daysOf(edges[0]), ...daysOf(edges[1])].sort();
+        expect(parts).toEqual(daysOf([dates[i]!, dates[j]!]));
+      }
+    }
   });
 });
 
