@@ -1,7 +1,7 @@
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
-import { conflictOf, storeReadings, storeRejections } from './readings.repo.js';
+import { conflictOf, storeReadingsFast, storeRejections } from './readings.repo.js';
 import { cleanReason, MAX_RAW_BYTES, readingKey, type Reading, type Rejection } from './telemetry.js';
 import { markDirty, type DirtyDevices } from '../src/queues.js';
 
@@ -84,7 +84,7 @@ export function createBatcher(opts: BatcherOptions) {
       if (stopped) return; // unacknowledged: the broker redelivers to the next session
       const end = opts.metrics.ingestCommitSeconds.startTimer();
       try {
-        const result = await storeReadings(opts.pool, unique, topicOf(batch));
+        const result = await storeReadingsFast(opts.pool, unique, topicOf(batch));
         const allRejections = rejections.concat(result.rejections);
         await storeRejections(opts.pool, allRejections);
         end();
