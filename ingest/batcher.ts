@@ -166,10 +166,16 @@ export function createBatcher(opts: BatcherOptions) {
   };
 }
 
+/** The topic a reading came on, for its rejection; the index is built only when one is asked for. */
 function topicOf(batch: PendingMessage[]): (r: Reading) => string {
-  const map = new Map<Reading, string>();
-  for (const m of batch) for (const r of m.readings) map.set(r, m.topic);
-  return (r) => map.get(r) ?? `tags/v1/${r.deviceId}/${r.stream}`;
+  let map: Map<Reading, string> | null = null;
+  return (r) => {
+    if (!map) {
+      map = new Map();
+      for (const m of batch) for (const x of m.readings) map.set(x, m.topic);
+    }
+    return map.get(r) ?? `tags/v1/${r.deviceId}/${r.stream}`;
+  };
 }
 
 /**

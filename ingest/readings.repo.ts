@@ -114,12 +114,12 @@ const COPY_MIN_ROWS = 200;
 const UNIQUE_VIOLATION = '23505';
 const COPY_COLUMNS = 'device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data';
 
-/** COPY text-format rows in chunks of at most ~32 KiB (one CopyData message each). */
+/** COPY text-format rows in chunks of about 1 MiB (one CopyData message, one socket write each). */
 function* copyChunks(readings: Reading[]): Generator<string> {
   let text = '';
   for (const r of readings) {
     text += `${copyText(r.deviceId)}\t${r.stream}\t${copyText(r.ts)}\t${copyNum(r.lat)}\t${copyNum(r.lon)}\t${copyNum(r.accuracy_m)}\t${copyNum(r.tac)}\t${copyNum(r.temp_c)}\t${copyNum(r.ir)}\t${copyNum(r.battery_pct)}\t${copyText(JSON.stringify(r.data))}\n`;
-    if (text.length >= 32_768) {
+    if (text.length >= 1_048_576) {
       yield text;
       text = '';
     }
