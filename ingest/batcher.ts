@@ -28,9 +28,9 @@ export interface BatcherOptions {
 /**
  * Groups messages from all MQTT connections into shared database writes (group commit). A
  * message's `done` runs only after all its readings and rejections are committed. While the
- * database fails, the batch is retried with backoff and no message is acknowledged, so the
- * MQTT connections stop taking messages (MQTT.js handles one at a time per connection) and the
- * broker holds the rest: memory stays bounded by the number of connections.
+ * database fails, the batch is retried with backoff and no message is acknowledged; the
+ * consumer (consumer.ts) stops reading from the broker once too many readings wait here, so the
+ * broker holds the rest and memory stays bounded.
  */
 export function createBatcher(opts: BatcherOptions) {
   const queue: PendingMessage[] = [];

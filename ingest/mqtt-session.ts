@@ -77,6 +77,8 @@ export function createMqttSession(opts: SessionOptions) {
   let acks: AckSlot[] = [];
   let ackHead = 0;
   let flushScheduled = false;
+  /** CONNACK accepted on the current connection: PUBACKs may go (redeliveries can precede the SUBACK) */
+  let established = false;
   let up = false;
   let everUp = false;
   let stopped = false;
@@ -152,6 +154,7 @@ export function createMqttSession(opts: SessionOptions) {
       fail(s, new Error(`broker refused the connection of ${opts.clientId} (reason 0x${code.toString(16)})`), FATAL_CONNACK.has(code));
       return;
     }
+    established = true;
     // Subscribing again is harmless when the session was present, and restores it when not.
     send(s, { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: opts.filter, qos: 1 }] });
     const period = (opts.keepalive * 1000) / 2;
@@ -200,7 +203,7 @@ export function createMqttSession(opts: SessionOptions) {
   function flushAcks(): void {
     flushScheduled = false;
     const s = socket;
-    if (!s || !up) return;
+    if (!s || !established) return;
     const out: Buffer[] = [];
     while (ackHead < acks.length && acks[ackHead]!.committed) {
       out.push(mqttPacket.generate({ cmd: 'puback', messageId: acks[ackHead]!.messageId, reasonCode: 0 }, PROTOCOL));
@@ -248,6 +251,7 @@ export function createMqttSession(opts: SessionOptions) {
     acks = [];
     ackHead = 0;
     pingSentAt = 0;
+    established = false;
     if (keepaliveTimer) clearInterval(keepaliveTimer);
     if (connackTimer) clearTimeout(connackTimer);
     keepaliveTimer = connackTimer = null;
@@ -288,7 +292,7 @@ export function createMqttSession(opts: SessionOptions) {
       if (!s) return;
       flushAcks();
       const closed = new Promise<void>((r) => s.once('close', () => r()));
-      if (up) send(s, { cmd: 'disconnect', reasonCode: 0 });
+      if (established) send(s, { cmd: 'disconnect', reasonCode: 0 });
       s.end();
       const timer = setTimeout(() => s.destroy(), 2000);
       await closed;
