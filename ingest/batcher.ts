@@ -1,7 +1,7 @@
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
-import { conflictOf, storeReadings, storeRejections } from './readings.repo.js';
+import { conflictOf, storeReadingsFast, storeRejections } from './readings.repo.js';
 import { cleanReason, MAX_RAW_BYTES, readingKey, type Reading, type Rejection } from './telemetry.js';
 import { markDirty, type DirtyDevices } from '../src/queues.js';
 
@@ -28,9 +28,9 @@ export interface BatcherOptions {
 /**
  * Groups messages from all MQTT connections into shared database writes (group commit). A
  * message's `done` runs only after all its readings and rejections are committed. While the
- * database fails, the batch is retried with backoff and no message is acknowledged, so the
- * MQTT connections stop taking messages (MQTT.js handles one at a time per connection) and the
- * broker holds the rest: memory stays bounded by the number of connections.
+ * database fails, the batch is retried with backoff and no message is acknowledged; the
+ * consumer (consumer.ts) stops reading from the broker once too many readings wait here, so the
+ * broker holds the rest and memory stays bounded.
  */
 export function createBatcher(opts: BatcherOptions) {
   const queue: PendingMessage[] = [];
@@ -84,7 +84,7 @@ export function createBatcher(opts: BatcherOptions) {
       if (stopped) return; // unacknowledged: the broker redelivers to the next session
       const end = opts.metrics.ingestCommitSeconds.startTimer();
       try {
-        const result = await storeReadings(opts.pool, unique, topicOf(batch));
+        const result = await storeReadingsFast(opts.pool, unique, topicOf(batch));
         const allRejections = rejections.concat(result.rejections);
         await storeRejections(opts.pool, allRejections);
         end();
@@ -166,10 +166,16 @@ export function createBatcher(opts: BatcherOptions) {
   };
 }
 
+/** The topic a reading came on, for its rejection; the index is built only when one is asked for. */
 function topicOf(batch: PendingMessage[]): (r: Reading) => string {
-  const map = new Map<Reading, string>();
-  for (const m of batch) for (const r of m.readings) map.set(r, m.topic);
-  return (r) => map.get(r) ?? `tags/v1/${r.deviceId}/${r.stream}`;
+  let map: Map<Reading, string> | null = null;
+  return (r) => {
+    if (!map) {
+      map = new Map();
+      for (const m of batch) for (const x of m.readings) map.set(x, m.topic);
+    }
+    return map.get(r) ?? `tags/v1/${r.deviceId}/${r.stream}`;
+  };
 }
 
 /**

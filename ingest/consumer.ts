@@ -1,6 +1,6 @@
-import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from '../src/logger.js';
 import type { createBatcher } from './batcher.js';
+import { createMqttSession, type MqttSession } from './mqtt-session.js';
 import { parseMessage } from './telemetry.js';
 
 export interface ConsumerOptions {
@@ -9,6 +9,10 @@ export interface ConsumerOptions {
   password?: string;
   /** connections in the shared subscription group from this process */
   connections: number;
+  /** most unacknowledged messages per connection (MQTT 5 Receive Maximum) */
+  inflight: number;
+  /** readings held (parsed, not yet committed) above which intake pauses */
+  maxPending: number;
   /** stable per process: session `tagwatch-ingest-{instance}-{n}` persists across restarts */
   instance: string;
   shareGroup: string;
@@ -16,73 +20,116 @@ export interface ConsumerOptions {
   batcher: ReturnType<typeof createBatcher>;
   logger: Logger;
   now?: () => number;
+  keepalive?: number;
 }
 
 export const TELEMETRY_FILTER = 'tags/v1/+/+';
+/** seconds a broker keeps an ingest session (and its QoS 1 messages) while the process is away */
+const SESSION_EXPIRY_S = 30 * 86_400;
 
 /**
- * The MQTT side of ingest: several persistent-session connections (clean: false, QoS 1) in one
- * shared subscription group. MQTT.js sends a message's PUBACK when `handleMessage` calls back and
- * hands a connection its next message only then; we call back after the batch holding the
- * message is committed, so each connection has one message awaiting commit and the batcher
- * groups the connections' messages into one write.
+ * The MQTT side of ingest: a few persistent MQTT 5 sessions (QoS 1) in one shared subscription
+ * group, each with up to `inflight` messages unacknowledged (see mqtt-session.ts). Every message
+ * goes to the batcher, which groups the messages of all connections into shared writes; a
+ * message's PUBACK is sent (in receipt order on its connection) only after its batch committed.
+ * Memory is bounded twice: the broker sends at most connections × inflight unacknowledged
+ * messages, and when the readings held reach `maxPending` (a slow or stopped database, large
+ * store-and-forward batches) the consumer stops reading its sockets until they fall to half.
  */
 export function createIngestConsumer(opts: ConsumerOptions) {
-  const clients: MqttClient[] = [];
   const now = opts.now ?? Date.now;
-  const topic = `$share/${opts.shareGroup}/${TELEMETRY_FILTER}`;
+  const filter = `$share/${opts.shareGroup}/${TELEMETRY_FILTER}`;
+  const sessions: MqttSession[] = [];
   let connectedCount = 0;
+  let held = 0;
+  let throttled = false;
+  let intakeStopped = false;
 
-  function handle(packet: mqtt.IPublishPacket, callback: (err?: Error) => void): void {
-    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const parsed = parseMessage(packet.topic, payload, now(), opts.retentionDays);
-    opts.batcher.add({ topic: packet.topic, readings: parsed.readings, rejections: parsed.rejections, done: () => callback() });
+  function applyIntake(): void {
+    const shouldPause = intakeStopped || held >= opts.maxPending;
+    const shouldResume = !intakeStopped && held <= opts.maxPending / 2;
+    if (!throttled && shouldPause) {
+      throttled = true;
+      if (!intakeStopped) opts.logger.info({ held }, 'ingest intake paused: too many readings awaiting commit');
+      for (const s of sessions) s.pause();
+    } else if (throttled && shouldResume) {
+      throttled = false;
+      for (const s of sessions) s.resume();
+    }
+  }
+
+  function onMessage(topic: string, payload: Buffer, ack: () => void): void {
+    const parsed = parseMessage(topic, payload, now(), opts.retentionDays);
+    const weight = Math.max(1, parsed.readings.length);
+    held += weight;
+    opts.batcher.add({
+      topic,
+      readings: parsed.readings,
+      rejections: parsed.rejections,
+      done: () => {
+        held -= weight;
+        ack();
+        if (throttled) applyIntake();
+      },
+    });
+    if (!throttled && held >= opts.maxPending) applyIntake();
   }
 
   async function start(): Promise<void> {
-    const ready: Promise<void>[] = [];
     for (let i = 0; i < opts.connections; i++) {
-      const client = mqtt.connect(opts.url, {
-        clientId: `tagwatch-ingest-${opts.instance}-${i}`,
-        clean: false,
-        username: opts.username,
-        password: opts.password,
-        reconnectPeriod: 1000,
-        connectTimeout: 10_000,
-        keepalive: 30,
-        resubscribe: true,
-      });
-      client.handleMessage = handle;
-      client.on('connect', () => connectedCount++);
-      client.on('close', () => (connectedCount = Math.max(0, connectedCount - 1)));
-      client.on('error', (err) => opts.logger.warn({ err: err.message, client: i }, 'mqtt ingest connection error'));
-      clients.push(client);
-      ready.push(
-        new Promise<void>((resolve, reject) => {
-          client.once('connect', () => {
-            client.subscribe(topic, { qos: 1 }, (err) => (err ? reject(err) : resolve()));
-          });
+      sessions.push(
+        createMqttSession({
+          url: opts.url,
+          clientId: `tagwatch-ingest-${opts.instance}-${i}`,
+          username: opts.username,
+          password: opts.password,
+          filter,
+          receiveMaximum: opts.inflight,
+          keepalive: opts.keepalive ?? 30,
+          sessionExpiry: SESSION_EXPIRY_S,
+          onMessage: (m) => onMessage(m.topic, m.payload, m.ack),
+          onState: (up) => {
+            connectedCount += up ? 1 : -1;
+            if (!up) opts.logger.warn({ client: i }, 'mqtt ingest connection lost; reconnecting');
+          },
+          onError: (err, fatal) => (fatal ? opts.logger.error : opts.logger.warn).call(opts.logger, { err: err.message, client: i }, 'mqtt ingest connection error'),
         }),
       );
     }
-    await Promise.all(ready);
-    opts.logger.info({ connections: opts.connections, topic }, 'ingest subscribed');
+    try {
+      await Promise.all(sessions.map((s) => s.start()));
+    } catch (err) {
+      await stop();
+      throw err;
+    }
+    opts.logger.info({ connections: opts.connections, inflight: opts.inflight, topic: filter }, 'ingest subscribed');
   }
 
-  /** Stops intake: unacknowledged messages stay in the broker's sessions for the next start. */
+  /** Stops intake: the sockets are no longer read, so the broker keeps what it has not delivered. */
+  function pause(): void {
+    intakeStopped = true;
+    applyIntake();
+  }
+
+  /** Closes the sessions: unacknowledged messages stay in them for the next start. */
   async function stop(): Promise<void> {
-    await Promise.all(clients.map((c) => c.endAsync(false).catch(() => undefined)));
+    await Promise.all(sessions.map((s) => s.stop()));
   }
 
   return {
     start,
+    pause,
     stop,
     /** every connection up */
     get connected() {
-      return clients.length > 0 && clients.every((c) => c.connected);
+      return sessions.length > 0 && sessions.every((s) => s.up);
     },
     get connectedCount() {
       return connectedCount;
+    },
+    /** readings parsed and not yet committed */
+    get held() {
+      return held;
     },
   };
 }

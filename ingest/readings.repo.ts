@@ -1,4 +1,7 @@
-import type { Queryable } from '../src/db.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Pool, Queryable } from '../src/db.js';
 import type { Reading, Rejection, Stream } from './telemetry.js';
 
 export interface StoreResult {
@@ -79,6 +82,58 @@ export async function storeReadings(db: Queryable, readings: Reading[], topicOf:
     else rejections.push(conflictOf(r, topicOf(r)));
   }
   return { stored: readings.filter((_, i) => !notStored.has(i)), duplicates, rejections };
+}
+
+/**
+ * The fast path for a large batch: one COPY straight into `readings` (PostgreSQL spends about
+ * two thirds of the time of `INSERT … ON CONFLICT` on it, measured in README "Benchmarks"). COPY
+ * cannot skip rows, so it runs only when none can be refused: every device in the batch is
+ * registered and active (checked first), and no identity is already stored (a unique violation
+ * aborts the whole COPY, which wrote nothing). Otherwise the batch goes through `storeReadings`.
+ */
+export async function storeReadingsFast(pool: Pool, readings: Reading[], topicOf: (r: Reading) => string): Promise<StoreResult> {
+  if (readings.length < COPY_MIN_ROWS) return storeReadings(pool, readings, topicOf);
+  const devices = [...new Set(readings.map((r) => r.deviceId))];
+  const active = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE id = ANY($1::text[]) AND active`, [devices]);
+  if (active.rows[0]!.n !== devices.length) return storeReadings(pool, readings, topicOf);
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await pipeline(Readable.from(copyChunks(readings)), client.query(copyFrom(`COPY readings (${COPY_COLUMNS}) FROM STDIN`)));
+    return { stored: readings, duplicates: [], rejections: [] };
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw (broken = err as Error);
+  } finally {
+    client.release(broken);
+  }
+  return storeReadings(pool, readings, topicOf);
+}
+
+/** Below this many readings a COPY's extra round trips cost more than it saves. */
+const COPY_MIN_ROWS = 200;
+const UNIQUE_VIOLATION = '23505';
+const COPY_COLUMNS = 'device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data';
+
+/** COPY text-format rows in chunks of about 1 MiB (one CopyData message, one socket write each). */
+function* copyChunks(readings: Reading[]): Generator<string> {
+  let text = '';
+  for (const r of readings) {
+    text += `${copyText(r.deviceId)}\t${r.stream}\t${copyText(r.ts)}\t${copyNum(r.lat)}\t${copyNum(r.lon)}\t${copyNum(r.accuracy_m)}\t${copyNum(r.tac)}\t${copyNum(r.temp_c)}\t${copyNum(r.ir)}\t${copyNum(r.battery_pct)}\t${copyText(JSON.stringify(r.data))}\n`;
+    if (text.length >= 1_048_576) {
+      yield text;
+      text = '';
+    }
+  }
+  if (text) yield text;
+}
+
+function copyNum(v: number | null): string {
+  return v === null ? '\\N' : String(v);
+}
+
+/** COPY text format: backslash and the delimiters escaped (JSON text has no raw control characters). */
+function copyText(s: string): string {
+  return /[\\\t\n\r]/.test(s) ? s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')) : s;
 }
 
 async function sameAsStored(db: Queryable, r: Reading): Promise<boolean> {

@@ -10,7 +10,8 @@ import { benchQueuePrefix, createBenchDatabase, stackUpWithRetry, startBenchBrok
  * `npm run bench:ingest`: ingest throughput against the real services. PostgreSQL and Redis
  * from the local stack, a Mosquitto of the bench's own, a fresh migrated database (dropped at
  * the end) and the real ingest as a child process. The ingest knobs come from the environment
- * (INGEST_CONNECTIONS, INGEST_DB_SLOTS, INGEST_MAX_BATCH), so a sweep is a shell loop.
+ * (INGEST_CONNECTIONS, INGEST_INFLIGHT, INGEST_MAX_PENDING, INGEST_DB_SLOTS, INGEST_MAX_BATCH), so a
+ * sweep is a shell loop.
  */
 
 let opts: BenchOptions;
@@ -87,6 +88,7 @@ async function main(): Promise<BenchResults> {
     pubConnections: opts.pubConnections,
     pubWindow: opts.pubWindow,
     subConnections: opts.subConnections,
+    subInflight: opts.subInflight,
     timeoutMs: opts.timeoutMs,
     settle,
     startMeter: async (extra) => {
@@ -112,6 +114,7 @@ async function main(): Promise<BenchResults> {
       pub_connections: opts.pubConnections,
       pub_window: opts.pubWindow,
       sub_connections_b: opts.subConnections,
+      sub_inflight_b: opts.subInflight,
     },
     ingestRssByPhase: {},
   };

@@ -21,6 +21,8 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     username: rt.config.MQTT_USERNAME,
     password: rt.config.MQTT_PASSWORD,
     connections: rt.config.INGEST_CONNECTIONS,
+    inflight: rt.config.INGEST_INFLIGHT,
+    maxPending: rt.config.INGEST_MAX_PENDING,
     instance: rt.config.INGEST_INSTANCE,
     shareGroup: rt.config.MQTT_SHARE_GROUP,
     retentionDays: rt.config.RETENTION_DAYS,
@@ -33,8 +35,9 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     queue,
     checks: { mqtt: () => consumer.connected },
     async stop() {
-      // Let what was taken commit (and be acknowledged), then close the sessions: anything
-      // still unacknowledged is redelivered by the broker to the next session.
+      // Take no more, let what was taken commit (and be acknowledged), then close the sessions:
+      // anything still unacknowledged is redelivered by the broker to the next session.
+      consumer.pause();
       await Promise.race([batcher.idle(), new Promise((r) => setTimeout(r, 5000))]);
       batcher.stop();
       await consumer.stop();

@@ -8,8 +8,9 @@ export const USAGE = `usage: npm run bench:ingest -- [--readings N] [--devices N
   [--warmup N] [--timeout S] [--quiet-wait S] [--ingest-node-args="--cpu-prof --cpu-prof-dir=DIR"]
   [--ingest-env KEY=VALUE ...] [--json]
 phases: a COPY ceiling, b broker ceiling, c end to end (1 reading/message), d end to end
-(batches), l latency at a paced rate. Ingest knobs: INGEST_CONNECTIONS, INGEST_DB_SLOTS,
-INGEST_MAX_BATCH in the environment (defaults from src/config.ts).`;
+(batches), l latency at a paced rate. Ingest knobs: INGEST_CONNECTIONS, INGEST_INFLIGHT,
+INGEST_MAX_PENDING, INGEST_DB_SLOTS, INGEST_MAX_BATCH in the environment (defaults from
+src/config.ts); (b) subscribes with INGEST_CONNECTIONS sessions of INGEST_INFLIGHT each.`;
 
 export interface BenchOptions {
   readings: number;
@@ -21,11 +22,12 @@ export interface BenchOptions {
   pubConnections: number;
   pubWindow: number;
   subConnections: number;
+  subInflight: number;
   warmup: number;
   timeoutMs: number;
   quietWaitMs: number;
   ingestNodeArgs: string[];
-  /** INGEST_CONNECTIONS, INGEST_DB_SLOTS, INGEST_MAX_BATCH as the ingest child gets them */
+  /** the ingest knobs (KNOBS) as the ingest child gets them */
   knobs: Record<string, string>;
   /** extra environment for the ingest child (experiments, e.g. NODE_OPTIONS) */
   ingestEnv: Record<string, string>;
@@ -35,7 +37,7 @@ export interface BenchOptions {
 /** Thrown for a bad command line; the message is printed with the usage. */
 export class UsageError extends Error {}
 
-const KNOBS = ['INGEST_CONNECTIONS', 'INGEST_DB_SLOTS', 'INGEST_MAX_BATCH'] as const;
+const KNOBS = ['INGEST_CONNECTIONS', 'INGEST_INFLIGHT', 'INGEST_MAX_PENDING', 'INGEST_DB_SLOTS', 'INGEST_MAX_BATCH'] as const;
 
 export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
   const { values: f } = parseArgs({
@@ -85,6 +87,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
     pubConnections: int('pub-connections', f['pub-connections']),
     pubWindow: int('pub-window', f['pub-window']),
     subConnections: int('sub-connections', f['sub-connections'] ?? knobs.INGEST_CONNECTIONS),
+    subInflight: int('INGEST_INFLIGHT', knobs.INGEST_INFLIGHT),
     warmup: int('warmup', f.warmup, 0),
     timeoutMs: int('timeout', f.timeout) * 1000,
     quietWaitMs: int('quiet-wait', f['quiet-wait'], 0) * 1000,

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import mqtt, { type MqttClient } from 'mqtt';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
+import { createMqttSession } from '../../ingest/mqtt-session.js';
 import { benchMessage, copyLines, COPY_COLUMNS, type LoadShape } from './data.js';
 import { startPublisher, withTimeout } from './procs.js';
 import type { PublisherReport, PublishJob } from './publisher.js';
@@ -22,6 +22,8 @@ export interface BenchContext {
   pubConnections: number;
   pubWindow: number;
   subConnections: number;
+  /** messages in flight per (b) subscriber connection */
+  subInflight: number;
   timeoutMs: number;
   /** waits for the machine to be quiet before a measured phase */
   settle(): Promise<void>;
@@ -106,38 +108,44 @@ function job(ctx: BenchContext, shape: LoadShape, messages: number, extra: Parti
   };
 }
 
-/** (b) The single-reading messages through Mosquitto at QoS 1 into a shared group, no database. */
+/**
+ * (b) The single-reading messages through Mosquitto at QoS 1 into a shared group, no database:
+ * received by the sessions ingest uses (ingest/mqtt-session.ts, as many connections and as many
+ * messages in flight), each message acknowledged as soon as it arrives.
+ */
 export async function brokerCeiling(ctx: BenchContext): Promise<PhaseResult> {
   const messages = ctx.readings;
   let received = 0;
   let lastAt = 0;
   let allIn: () => void = () => {};
   const done = new Promise<void>((r) => (allIn = r));
-  const subs: MqttClient[] = [];
   const tag = Date.now().toString(36);
+  const subs = Array.from({ length: ctx.subConnections }, (_, i) =>
+    createMqttSession({
+      url: ctx.mqttUrl,
+      clientId: `bench-sub-${tag}-${i}`,
+      filter: `$share/bench-${tag}/tags/v1/+/+`,
+      receiveMaximum: ctx.subInflight,
+      keepalive: 60,
+      sessionExpiry: 0,
+      onMessage: (m) => {
+        m.ack();
+        if (++received === messages) {
+          lastAt = Date.now();
+          allIn();
+        }
+      },
+      onState: () => undefined,
+      onError: (err) => ctx.log(`(b) subscriber ${i}: ${err.message}`),
+    }),
+  );
   try {
-    await Promise.all(
-      Array.from({ length: ctx.subConnections }, (_, i) => {
-        const c = mqtt.connect(ctx.mqttUrl, { clientId: `bench-sub-${tag}-${i}`, clean: true, reconnectPeriod: 0 });
-        c.handleMessage = (_packet, callback) => {
-          if (++received === messages) {
-            lastAt = Date.now();
-            allIn();
-          }
-          callback();
-        };
-        subs.push(c);
-        return new Promise<void>((resolve, reject) => {
-          c.once('error', reject);
-          c.once('connect', () => c.subscribe(`$share/bench-${tag}/tags/v1/+/+`, { qos: 1 }, (err) => (err ? reject(err) : resolve())));
-        });
-      }),
-    );
+    await Promise.all(subs.map((s) => s.start()));
     const pub = startPublisher(ctx.root, job(ctx, shapeFor(ctx, 1, 1), messages));
     try {
       await withTimeout(pub.ready, 60_000, () => 'phase (b): publisher not ready within 60 s');
       await ctx.settle();
-    const meter = await ctx.startMeter({ publisher: [pub.pid] });
+      const meter = await ctx.startMeter({ publisher: [pub.pid] });
       const report = await withTimeout(pub.go(), ctx.timeoutMs, () => `phase (b): publishing did not finish within ${ctx.timeoutMs / 1000} s`);
       await withTimeout(done, ctx.timeoutMs, () => `phase (b): ${received} of ${messages} messages received within ${ctx.timeoutMs / 1000} s`);
       const cpu = await meter.stop();
@@ -147,7 +155,7 @@ export async function brokerCeiling(ctx: BenchContext): Promise<PhaseResult> {
       await pub.stop();
     }
   } finally {
-    await Promise.all(subs.map((c) => c.endAsync(true).catch(() => undefined)));
+    await Promise.all(subs.map((s) => s.stop()));
   }
 }
 

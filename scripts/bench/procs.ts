@@ -84,12 +84,14 @@ export interface IngestChild {
 }
 
 /**
- * Starts `node --import tsx src/main.ts ingest` directly (no tsx CLI wrapper, so `pid` is the
+ * Starts `node --import tsx src/main.ts ingest` as bin/tagwatch does, but directly (no shell or tsx CLI wrapper, so `pid` is the
  * process doing the work: its /proc stats and `--cpu-prof` are ingest's own). Resolves once
  * it logs "tagwatch started" (migrations done, every MQTT connection subscribed).
  */
 export async function startIngestChild(root: string, env: NodeJS.ProcessEnv, nodeArgs: string[], timeoutMs: number): Promise<IngestChild> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts', 'ingest'], {
+  // The heap limit bin/tagwatch gives an ingest process (TAGWATCH_HEAP_MB, default 160 MB).
+  const heap = `--max-old-space-size=${env.TAGWATCH_HEAP_MB ?? 160}`;
+  const child = spawn(process.execPath, [heap, ...nodeArgs, '--import', 'tsx', 'src/main.ts', 'ingest'], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -176,9 +176,9 @@ export function mosquittoConf(dir: string, port: number, dynsec = false): string
     'log_type error',
     'log_type warning',
     'log_type notice',
-    // Each ingest connection holds one message until its commit; more in flight per
-    // connection keeps the pipe full, and the queue for an offline or slow session must
-    // not drop QoS 1 messages while the database is down.
+    // Ingest's MQTT 5 sessions set their own in-flight window (Receive Maximum,
+    // INGEST_INFLIGHT); this limit is for MQTT 3.1.1 subscribers. The queue of an offline or
+    // slow session must not drop QoS 1 messages while the database is down.
     'max_inflight_messages 100',
     'max_queued_messages 0',
     'max_queued_bytes 0',
