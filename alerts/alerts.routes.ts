@@ -106,30 +106,49 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         reply.hijack();
         const raw = reply.raw;
         raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-        let sent = resumeFrom ?? deps.feed.lastId;
+        // The SSE id is a resume point, not the event's own id: every event up to it that this
+        // user may see has been sent on this stream. Feed ids can commit out of order (see
+        // FeedReader), so while replaying it stays where the replay started and afterwards it is
+        // the hub's safe point. Resuming from it may repeat an event (the data carries the feed
+        // id to deduplicate), never lose one.
+        const feed = deps.feed;
+        const start = resumeFrom ?? feed.safeId;
+        let resumePoint = start;
+        const sentIds = new Set<string>(); // only while replaying: replay and live can overlap
         const buffered: FeedEvent[] = [];
         let replaying = true;
         const send = (e: FeedEvent) => {
-          if (BigInt(e.id) <= BigInt(sent) || !visibleTo(e, user.role, user.id)) return;
+          if (BigInt(e.id) <= BigInt(start) || !visibleTo(e, user.role, user.id)) return;
+          if (replaying || sentIds.size) {
+            if (sentIds.has(e.id)) return;
+            sentIds.add(e.id);
+          }
           const { manager_ids: _m, audience: _a, ...data } = e;
-          raw.write(`id: ${e.id}\nevent: alert\ndata: ${JSON.stringify(data)}\n\n`);
-          sent = e.id;
+          raw.write(`id: ${resumePoint}\nevent: alert\ndata: ${JSON.stringify(data)}\n\n`);
         };
-        const unsubscribe = deps.feed.subscribe((events) => (replaying ? buffered.push(...events) : events.forEach(send)));
+        const unsubscribe = feed.subscribe((events) => {
+          if (replaying) return void buffered.push(...events);
+          resumePoint = feed.safeId;
+          events.forEach(send);
+        });
         const heartbeat = setInterval(() => raw.write(`: heartbeat ${new Date().toISOString()}\n\n`), deps.heartbeatMs ?? 15_000);
         raw.on('close', () => {
           clearInterval(heartbeat);
           unsubscribe();
         });
         raw.write(`retry: 2000\n\n`);
-        // what was raised since the client's last event, then what arrived meanwhile, then live
+        // what was raised since the resume point, then what arrived meanwhile, then live
+        let cursor = start;
         for (;;) {
-          const missed = await feedAfter(pool, sent, 500, user);
+          const missed = await feedAfter(pool, cursor, 500, user);
           missed.forEach(send);
           if (missed.length < 500) break;
+          cursor = missed[missed.length - 1]!.id;
         }
-        replaying = false;
         buffered.splice(0).forEach(send);
+        replaying = false;
+        sentIds.clear();
+        resumePoint = feed.safeId;
       },
     );
 

@@ -38,6 +38,77 @@ export async function feedAfter(db: Queryable, afterId: string, limit: number, u
   return r.rows as FeedEvent[];
 }
 
+/** Feed events by id (those that exist and are visible now), oldest first. */
+export async function feedByIds(db: Queryable, ids: bigint[]): Promise<FeedEvent[]> {
+  if (ids.length === 0) return [];
+  const r = await db.query(
+    `SELECT e.id::text, e.action, e.at, e.actor, e.note, e.audience, s.offender_manager_ids AS manager_ids, row_to_json(a.*) AS alert
+       FROM alert_events e
+       JOIN LATERAL (SELECT ${ALERT_COLS} FROM alerts a WHERE a.id = e.alert_id) a ON true
+       JOIN subjects s ON s.id = a.subject_id
+      WHERE e.id = ANY($1::bigint[])
+      ORDER BY e.id`,
+    [ids.map(String)],
+  );
+  return r.rows as FeedEvent[];
+}
+
+/** How long a missing feed id is waited for (a rolled-back transaction leaves a gap for good). */
+export const FEED_GAP_WAIT_MS = 5 * 60_000;
+/** a larger jump of the sequence is not tracked id by id */
+const MAX_GAP_IDS = 1000;
+
+/** The ids missing between `after` and each of `ids` (ascending), at most MAX_GAP_IDS per jump. */
+export function missingIds(after: bigint, ids: bigint[]): bigint[] {
+  const out: bigint[] = [];
+  let prev = after;
+  for (const id of ids) {
+    for (let m = prev + 1n; m < id && m <= prev + BigInt(MAX_GAP_IDS); m++) out.push(m);
+    prev = id;
+  }
+  return out;
+}
+
+/**
+ * Reads the feed without skipping an event committed after a later one. Feed ids come from a
+ * sequence and transactions commit out of order: id 105 can be visible while 104 is still being
+ * written. The reader remembers such gaps and looks them up again on each read until they
+ * appear (and are handed out then, late) or are older than FEED_GAP_WAIT_MS. `safeId` is the
+ * point everything up to which has been handed out: a resume point that loses nothing.
+ */
+export class FeedReader {
+  readUpTo: bigint;
+  /** missing id → when it was first seen missing (epoch ms) */
+  gaps = new Map<bigint, number>();
+
+  constructor(from: bigint | string) {
+    this.readUpTo = BigInt(from);
+  }
+
+  get safeId(): bigint {
+    let min = this.readUpTo;
+    for (const id of this.gaps.keys()) if (id - 1n < min) min = id - 1n;
+    return min;
+  }
+
+  /** Late events that filled a gap, then new ones (at most `limit`), for `user` (null: all). */
+  async read(db: Queryable, limit: number, now: number, user: User | null = null): Promise<{ events: FeedEvent[]; more: boolean }> {
+    for (const [id, since] of this.gaps) if (since + FEED_GAP_WAIT_MS <= now) this.gaps.delete(id);
+    const fresh = await feedAfterAll(db, this.readUpTo, limit);
+    const late = this.gaps.size ? await feedByIds(db, [...this.gaps.keys()]) : [];
+    for (const id of missingIds(this.readUpTo, fresh.map((e) => BigInt(e.id)))) this.gaps.set(id, now);
+    for (const e of late) this.gaps.delete(BigInt(e.id));
+    if (fresh.length) this.readUpTo = BigInt(fresh[fresh.length - 1]!.id);
+    const events = [...late, ...fresh];
+    return { events: user ? events.filter((e) => visibleTo(e, user.role, user.id)) : events, more: fresh.length === limit };
+  }
+}
+
+/** Every feed event after `afterId` (the ids are needed to find gaps, so no visibility filter here). */
+function feedAfterAll(db: Queryable, afterId: bigint, limit: number): Promise<FeedEvent[]> {
+  return feedAfter(db, String(afterId), limit, null);
+}
+
 /** Whether a user's stream or webhook receives an event. */
 export function visibleTo(e: Pick<FeedEvent, 'audience' | 'manager_ids'>, role: string, userId: string): boolean {
   if (role === 'supervisor' || role === 'admin') return true;
@@ -52,7 +123,7 @@ export type FeedListener = (events: FeedEvent[]) => void;
  */
 export function createFeedHub(databaseUrl: string, pool: Queryable, logger: Logger) {
   const listeners = new Set<FeedListener>();
-  let lastId = '0';
+  let reader: FeedReader | null = null;
   let client: pg.Client | null = null;
   let closed = false;
   let reading: Promise<void> | null = null;
@@ -67,11 +138,9 @@ export function createFeedHub(databaseUrl: string, pool: Queryable, logger: Logg
       do {
         again = false;
         for (;;) {
-          const events = await feedAfter(pool, lastId, 500, null);
-          if (events.length === 0) break;
-          lastId = events[events.length - 1]!.id;
-          for (const l of listeners) l(events);
-          if (events.length < 500) break;
+          const { events, more } = await reader!.read(pool, 500, Date.now());
+          if (events.length) for (const l of listeners) l(events);
+          if (!more) break;
         }
       } while (again);
     })()
@@ -95,9 +164,9 @@ export function createFeedHub(databaseUrl: string, pool: Queryable, logger: Logg
           if (!closed) setTimeout(() => void connect(), 1000);
         });
         client = c;
-        if (lastId === '0') {
+        if (!reader) {
           const r = await pool.query<{ id: string }>(`SELECT coalesce(max(id), 0)::text id FROM alert_events`);
-          lastId = r.rows[0]!.id;
+          reader = new FeedReader(r.rows[0]!.id);
         }
         await readNew(); // catch up on what was announced while disconnected
         return;
@@ -117,9 +186,9 @@ export function createFeedHub(databaseUrl: string, pool: Queryable, logger: Logg
     get connected() {
       return client !== null;
     },
-    /** the newest feed id handed out so far */
-    get lastId() {
-      return lastId;
+    /** the point up to which every feed event has been handed out (a lossless resume point) */
+    get safeId(): string {
+      return String(reader?.safeId ?? 0n);
     },
     async close(): Promise<void> {
       closed = true;

@@ -5,6 +5,7 @@ import { Queue } from 'bullmq';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream, startReceiver } from '../support/sse.js';
 import { tickHealth } from '../../alerts/health.job.js';
+import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { requeuePending, WEBHOOK_QUEUE } from '../../alerts/webhooks.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -107,8 +108,47 @@ describe('alerts from MQTT to the stream and webhooks', () => {
     const low = await alertOf('H-S2', 'low_battery');
     const s2 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'), lastId);
     await waitFor(() => s2.events.find((e) => e.data.alert.id === low.id), 'the missed event after resuming');
-    expect(s2.events.every((e) => BigInt(e.id) > BigInt(lastId))).toBe(true);
+    const firstFeedId = s1.events.find((e) => e.data.alert.id === first.id)!.data.id;
+    expect(s2.events.some((e) => e.data.id === firstFeedId)).toBe(false); // nothing before the resume point again
     await s2.close();
+  });
+
+  it('does not lose an event committed after a later one, live or on resuming', async () => {
+    await fit('H-S9', 'H-D9');
+    const s1 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'));
+    const slow = await db.pool.connect();
+    try {
+      // the slow transaction takes the lower feed id and commits last
+      await slow.query('BEGIN');
+      const a = await raiseAlert(slow, { type: 'case_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      expect(a.outcome).toBe('raised');
+      await raiseAlert(db.pool, { type: 'low_battery', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const later = await waitFor(() => s1.events.find((e) => e.data.alert.subject_id === 'H-S9' && e.data.alert.type === 'low_battery'), 'the later event');
+      expect(BigInt(later.id)).toBeLessThan(BigInt(later.data.id)); // the resume point stays before the gap
+      await s1.close();
+      await slow.query('COMMIT');
+      const early = (a as { alert: { id: string } }).alert.id;
+      // resuming from the last id seen delivers the event that committed late
+      const s2 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'), later.id);
+      await waitFor(() => s2.events.find((e) => e.data.alert.id === early), 'the late event after resuming');
+      await s2.close();
+    } finally {
+      slow.release();
+    }
+    // and live: a stream open while it happens sees both
+    const s3 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'));
+    const slow2 = await db.pool.connect();
+    try {
+      await slow2.query('BEGIN');
+      const a = await raiseAlert(slow2, { type: 'strap_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const b = await raiseAlert(db.pool, { type: 'no_signal', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      await waitFor(() => s3.events.find((e) => e.data.alert.id === (b as { alert: { id: string } }).alert.id), 'the later event, live');
+      await slow2.query('COMMIT');
+      await waitFor(() => s3.events.find((e) => e.data.alert.id === (a as { alert: { id: string } }).alert.id), 'the earlier event, live, after its commit');
+    } finally {
+      slow2.release();
+      await s3.close();
+    }
   });
 
   it('resolves low battery by itself when charged above 30 %, saying so', async () => {
