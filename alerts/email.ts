@@ -3,7 +3,7 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
-import { feedAfter, type FeedEvent } from './feed.js';
+import { feedAfter, FeedReader, type FeedEvent } from './feed.js';
 import { backoffMs, RETRY_FOR_MS } from './webhooks.js';
 
 /**
@@ -61,39 +61,47 @@ export function recipientsFor(e: Pick<FeedEvent, 'action' | 'audience' | 'manage
   return [];
 }
 
-/** Turns new feed events into email rows (and jobs). Cursor and rows move in one transaction. */
-export async function dispatchEmails(pool: Pool, queue: Queue<EmailJob>, now: number): Promise<number> {
+/**
+ * Turns new feed events into email rows (and jobs). The durable cursor and the rows move in one
+ * transaction; the cursor is the reader's safe point, so an event committed after a later one
+ * (see FeedReader) is still mailed. `reader` lives in the process; after a restart it starts
+ * again from the durable cursor (rows are unique per (user, event), so nothing is mailed twice).
+ */
+export async function dispatchEmails(pool: Pool, queue: Queue<EmailJob>, now: number, state: { reader: FeedReader | null } = { reader: null }): Promise<number> {
   const client = await pool.connect();
   let created: string[] = [];
   let processed = 0;
   try {
     await client.query('BEGIN');
     const cur = await client.query<{ event_id: string }>(`SELECT event_id::text FROM email_cursor FOR UPDATE`);
-    const events = await feedAfter(client, cur.rows[0]!.event_id, 500, null);
-    if (events.length === 0) {
-      await client.query('COMMIT');
-      return 0;
+    const cursor = BigInt(cur.rows[0]!.event_id);
+    // another process may have moved the durable cursor past this reader's point
+    const reader = state.reader && state.reader.safeId >= cursor ? state.reader : new FeedReader(cursor);
+    const { events } = await reader.read(client, 500, now);
+    if (events.length) {
+      const contacts = await client.query<{ user_id: string; role: string; email: string }>(`SELECT user_id, role, email FROM notification_contacts`);
+      const rows: Array<{ user_id: string; email: string; event_id: string }> = [];
+      for (const e of events) {
+        if (now - new Date(e.at).getTime() > EMAIL_MAX_AGE_MS) continue;
+        for (const c of recipientsFor(e, contacts.rows)) rows.push({ user_id: c.user_id, email: c.email, event_id: e.id });
+      }
+      if (rows.length) {
+        const ins = await client.query<{ id: string }>(
+          `INSERT INTO email_deliveries (user_id, email, event_id)
+           SELECT r.user_id, r.email, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(user_id text, email text, event_id text)
+           ON CONFLICT DO NOTHING RETURNING id::text`,
+          [JSON.stringify(rows)],
+        );
+        created = ins.rows.map((r) => r.id);
+      }
     }
-    const contacts = await client.query<{ user_id: string; role: string; email: string }>(`SELECT user_id, role, email FROM notification_contacts`);
-    const rows: Array<{ user_id: string; email: string; event_id: string }> = [];
-    for (const e of events) {
-      if (now - new Date(e.at).getTime() > EMAIL_MAX_AGE_MS) continue;
-      for (const c of recipientsFor(e, contacts.rows)) rows.push({ user_id: c.user_id, email: c.email, event_id: e.id });
-    }
-    if (rows.length) {
-      const ins = await client.query<{ id: string }>(
-        `INSERT INTO email_deliveries (user_id, email, event_id)
-         SELECT r.user_id, r.email, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(user_id text, email text, event_id text)
-         ON CONFLICT DO NOTHING RETURNING id::text`,
-        [JSON.stringify(rows)],
-      );
-      created = ins.rows.map((r) => r.id);
-    }
-    await client.query(`UPDATE email_cursor SET event_id = $1`, [events[events.length - 1]!.id]);
+    if (reader.safeId !== cursor) await client.query(`UPDATE email_cursor SET event_id = $1`, [String(reader.safeId)]);
     processed = events.length;
     await client.query('COMMIT');
+    state.reader = reader;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
+    state.reader = null; // read again from the durable cursor
     throw err;
   } finally {
     client.release();

@@ -203,7 +203,8 @@ function startEmail(rt: Runtime) {
   const transport = createTransport(smtpUrl);
   const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
   const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger);
-  const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now()));
+  const state = { reader: null };
+  const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
   return {
     requeue: () => requeuePendingEmails(rt.pool, queue),
     async close() {

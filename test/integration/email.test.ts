@@ -5,6 +5,7 @@ import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
 import { tickHealth } from '../../alerts/health.job.js';
+import { raiseAlert } from '../../alerts/alerts.repo.js';
 
 /** Alert email through a real SMTP server (smtp-server, the server half of nodemailer's project). */
 
@@ -135,6 +136,23 @@ describe('alert email over SMTP', () => {
       { user_id: 'om-1', status: 'delivered', attempts: 1 },
       { user_id: 'sup-1', status: 'delivered', attempts: 1 },
     ]);
+  });
+
+  it('mails an alert whose transaction committed after a later one', async () => {
+    await fit('E-S3', 'E-D3', ['om-1']);
+    const slow = await db.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      const early = await raiseAlert(slow, { type: 'case_tamper', subjectId: 'E-S3', deviceId: 'E-D3', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const later = await raiseAlert(db.pool, { type: 'low_battery', subjectId: 'E-S3', deviceId: 'E-D3', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const id = (r: typeof early) => (r as { alert: { id: string } }).alert.id;
+      await waitFor(() => mails.find((m) => m.text.includes(id(later))), 'the later alert’s email');
+      await new Promise((r) => setTimeout(r, 2500)); // a dispatch round or two passes the gap
+      await slow.query('COMMIT');
+      await waitFor(() => mails.find((m) => m.text.includes(id(early))), 'the earlier alert’s email');
+    } finally {
+      slow.release();
+    }
   });
 
   it('retries a message the server refuses for now, and sends it once it accepts', async () => {
