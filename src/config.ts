@@ -36,6 +36,11 @@ export const ConfigSchema = Type.Object({
     Type.String({ pattern: '^\\{.*\\}$', description: 'JSON object overriding alcohol rule parameters (alcohol/params.ts), e.g. {"tac_threshold":0.02}' }),
   ),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'allow webhook URLs on private or loopback addresses (tests, closed networks)' }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 2000, default: 200, description: 'webhook attempts in flight per worker process' }),
+  WEBHOOK_RECEIVER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'webhook attempts in flight per receiver (per worker process)' }),
+  WEBHOOK_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 2000, description: 'time to open a connection to a webhook receiver' }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 500, maximum: 120000, default: 5000, description: 'time for a whole webhook attempt (connect, send, answer)' }),
+  WEBHOOK_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: "consecutive failed attempts that open a webhook's circuit breaker" }),
   ESCALATE_AFTER_MINUTES: Type.Integer({ minimum: 1, maximum: 1440, default: 15, description: 'a high alert not acknowledged this long is escalated to supervisors' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL pool size' }),
 });

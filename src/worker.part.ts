@@ -8,7 +8,7 @@ import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
 import { paramsFrom } from '../alcohol/params.js';
 import { evaluateDeviceHealth, tickHealth } from '../alerts/health.job.js';
 import { createFeedHub } from '../alerts/feed.js';
-import { createWebhookWorker, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
+import { createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob, type DispatchHooks } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
 export const EVALUATION_CONCURRENCY = 8;
@@ -27,8 +27,8 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
-  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger);
-  const dispatcher = createDispatcher(rt, webhookQueue);
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config));
+  const dispatcher = createDispatcher(rt, webhookQueue, webhookWorker.hooks);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
   const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
   const maintenanceWorker = new Worker(
@@ -89,7 +89,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
  * Moves new alert feed events into webhook deliveries: on each announcement from the database,
  * and every 2 s in case one was missed.
  */
-function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>) {
+function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>, hooks: DispatchHooks) {
   const hub = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
   let running: Promise<void> | null = null;
   let again = false;
@@ -101,7 +101,7 @@ function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>) {
     running = (async () => {
       do {
         again = false;
-        while ((await dispatchFeed(rt.pool, queue)) > 0);
+        while ((await dispatchFeed(rt.pool, queue, hooks)) > 0);
       } while (again);
     })()
       .catch((err: Error) => rt.logger.warn({ err: err.message }, 'webhook dispatch failed; retried'))
