@@ -7,7 +7,7 @@ import type { Config } from '../src/config.js';
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import { feedAfter, visibleTo, type FeedEvent } from './feed.js';
-import { createGate, DEFAULT_GATE, type Gate } from './webhook-gate.js';
+import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
 import { postJson } from './webhook-http.js';
 import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, loadDeliveries } from './webhook-store.js';
 
@@ -201,8 +201,15 @@ export function backoffAfter(attemptsMade: number, now: number): number {
  * the attempt logged (group commit) and, on failure, the job delayed by its backoff. Returns
  * the worker, the gate (for the dispatcher in the same process) and the hooks to prime it.
  */
-export function createWebhookWorker(pool: Pool, connection: Redis, prefix: string, logger: Logger, settings: DeliverySettings = DEFAULT_DELIVERY) {
-  const gate: Gate = createGate({ ...DEFAULT_GATE, perReceiver: settings.perReceiver, breakerFailures: settings.breakerFailures, probeMs: settings.timeoutMs });
+export function createWebhookWorker(
+  pool: Pool,
+  connection: Redis,
+  prefix: string,
+  logger: Logger,
+  settings: DeliverySettings = DEFAULT_DELIVERY,
+  gateOverrides: Partial<GateSettings> = {},
+) {
+  const gate: Gate = createGate({ ...DEFAULT_GATE, perReceiver: settings.perReceiver, breakerFailures: settings.breakerFailures, probeMs: settings.timeoutMs, ...gateOverrides });
   const rows = createBatchLoader((ids) => loadDeliveries(pool, ids));
   const bodies = createBodyCache(pool);
   const log = createAttemptLog(pool);
