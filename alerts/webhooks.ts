@@ -169,8 +169,9 @@ export async function enqueue(queue: Queue<DeliveryJob>, deliveries: Array<{ id:
 }
 
 /**
- * Enqueues every pending delivery that has no job (after a Redis restart, a crash between
- * commit and enqueue, or a job that failed for good on a worker error). Returns how many.
+ * Enqueues every pending delivery of an active webhook that has no job (after a Redis restart,
+ * a crash between commit and enqueue, or a job that failed for good on a worker error).
+ * Returns how many.
  */
 export async function requeuePending(pool: Pool, queue: Queue<DeliveryJob>): Promise<number> {
   const redis = (await queue.client) as unknown as Redis; // an ioredis connection: BullMQ is given ioredis ones here
@@ -178,7 +179,8 @@ export async function requeuePending(pool: Pool, queue: Queue<DeliveryJob>): Pro
   let missing = 0;
   for (;;) {
     const r = await pool.query<{ id: string; webhook_id: string }>(
-      `SELECT id::text, webhook_id::text FROM webhook_deliveries WHERE status = 'pending' AND id > $1 ORDER BY id LIMIT 5000`,
+      `SELECT d.id::text, d.webhook_id::text FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+        WHERE d.status = 'pending' AND w.active AND d.id > $1 ORDER BY d.id LIMIT 5000`,
       [after],
     );
     if (r.rows.length === 0) return missing;
