@@ -173,3 +173,8 @@ export function createAttemptLog(pool: Pool) {
     },
   };
 }
+
+/** Marks a still pending delivery failed without a further attempt (its 24 hours are over). */
+export async function giveUp(db: Queryable, deliveryId: string): Promise<void> {
+  await db.query(`UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1 AND status = 'pending'`, [deliveryId]);
+}

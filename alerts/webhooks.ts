@@ -9,7 +9,7 @@ import type { Logger } from '../src/logger.js';
 import { feedAfter, visibleTo, type FeedEvent } from './feed.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
 import { postJson } from './webhook-http.js';
-import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, loadDeliveries } from './webhook-store.js';
+import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, giveUp, loadDeliveries } from './webhook-store.js';
 
 /**
  * Webhook delivery (contract §5): JSON body, `X-Tagwatch-Signature: sha256=<hex HMAC-SHA256 of
@@ -222,12 +222,22 @@ export function createWebhookWorker(
     throw new DelayedError();
   };
 
-  async function process(job: Job<DeliveryJob>, token?: string): Promise<string> {
+  async function deliver(job: Job<DeliveryJob>, token?: string): Promise<string> {
     let row = job.data.webhookId ? null : await rows(job.data.deliveryId);
     const webhookId = job.data.webhookId ?? row?.webhookId;
     if (!webhookId) return 'gone';
     const admission = gate.admit(webhookId, Date.now());
-    if (!admission.go) return defer(job, token, admission.retryAt);
+    if (!admission.go) {
+      // a webhook down for the whole 24 hours: its breaker is what keeps the delivery from a
+      // last attempt, so it is given up here (job.timestamp is when it was enqueued: the row is
+      // at least that old)
+      if (admission.reason !== 'busy' && Date.now() - job.timestamp >= RETRY_FOR_MS) {
+        await giveUp(pool, job.data.deliveryId);
+        logger.warn({ delivery: job.data.deliveryId, webhook: webhookId }, 'webhook delivery given up after 24 hours (receiver still down)');
+        return 'failed';
+      }
+      return defer(job, token, admission.retryAt);
+    }
     let sent: boolean | null = null;
     try {
       row ??= await rows(job.data.deliveryId);
@@ -257,7 +267,7 @@ export function createWebhookWorker(
     }
   }
 
-  const worker = new Worker<DeliveryJob>(WEBHOOK_QUEUE, process, { connection, prefix, concurrency: settings.concurrency });
+  const worker = new Worker<DeliveryJob>(WEBHOOK_QUEUE, deliver, { connection, prefix, concurrency: settings.concurrency });
   worker.on('failed', (job, err) => logger.warn({ delivery: job?.data.deliveryId, err: err.message }, 'webhook delivery job failed; retried'));
   const hooks: DispatchHooks = {
     prime(events) {

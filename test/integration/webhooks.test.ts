@@ -212,6 +212,21 @@ describe('webhook retries and the circuit breaker', () => {
     expect(new Set(receiver.received.filter((r) => r.validSignature).map((r) => r.delivery)).size).toBe(6);
   });
 
+  it('gives up a delivery after 24 hours when the breaker still holds it back, without another attempt', async () => {
+    const t = await setup({ perReceiver: 1, breakerFailures: 1 }, { cooldownMs: 600_000 });
+    const id = await t.addWebhook(`http://127.0.0.1:${await freePort()}/hook`);
+    await t.raise(2);
+    await waitFor(() => t.delivery.gate.state(id, Date.now()).breaker === 'open', 'the breaker open');
+    const attempts = await waitFor(async () => (await t.attempts(id)).length, 'the failed attempt logged');
+    expect(attempts).toBe(1);
+    await t.queue.obliterate({ force: true });
+    // the jobs again, as enqueued 25 hours ago (BullMQ keeps a job's creation time across delays)
+    const pending = await t.db.pool.query<{ id: string }>(`SELECT id::text FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY id`, [id]);
+    for (const d of pending.rows) await t.queue.add('deliver', { deliveryId: d.id, webhookId: id }, { jobId: `d${d.id}`, timestamp: Date.now() - 25 * 3600_000 });
+    await waitFor(async () => (await t.statuses(id)).failed === 2, 'both deliveries given up');
+    expect((await t.attempts(id)).length).toBe(attempts);
+  });
+
   it('delivers everything after the worker restarted and Redis lost its jobs', async () => {
     const t = await setup({ breakerFailures: 1000 });
     const receiver = await startReceiver(SECRET);
