@@ -1,5 +1,6 @@
 import type { Pool, Queryable } from '../src/db.js';
 import { ALERT_COLS } from './lifecycle.repo.js';
+import type { FeedEvent } from './feed.js';
 
 /**
  * The database side of webhook delivery, batched: the delivery worker runs many attempts at
@@ -177,4 +178,18 @@ export function createAttemptLog(pool: Pool) {
 /** Marks a still pending delivery failed without a further attempt (its 24 hours are over). */
 export async function giveUp(db: Queryable, deliveryId: string): Promise<void> {
   await db.query(`UPDATE webhook_deliveries SET status = 'failed' WHERE id = $1 AND status = 'pending'`, [deliveryId]);
+}
+
+/** Feed events by id (as feed.ts feedAfter reads them), oldest first: the late ones a dispatcher waited for. */
+export async function feedByIds(db: Queryable, ids: bigint[]): Promise<FeedEvent[]> {
+  const r = await db.query(
+    `SELECT e.id::text, e.action, e.at, e.actor, e.note, e.audience, s.offender_manager_ids AS manager_ids, row_to_json(a.*) AS alert
+       FROM alert_events e
+       JOIN LATERAL (SELECT ${ALERT_COLS} FROM alerts a WHERE a.id = e.alert_id) a ON true
+       JOIN subjects s ON s.id = a.subject_id
+      WHERE e.id = ANY($1::bigint[])
+      ORDER BY e.id`,
+    [ids.map(String)],
+  );
+  return r.rows as FeedEvent[];
 }

@@ -9,7 +9,7 @@ import type { Logger } from '../src/logger.js';
 import { feedAfter, visibleTo, type FeedEvent } from './feed.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
 import { postJson } from './webhook-http.js';
-import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, giveUp, loadDeliveries } from './webhook-store.js';
+import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, feedByIds, giveUp, loadDeliveries } from './webhook-store.js';
 
 /**
  * Webhook delivery (contract §5): JSON body, `X-Tagwatch-Signature: sha256=<hex HMAC-SHA256 of
@@ -110,35 +110,79 @@ export interface DispatchHooks {
 }
 
 /**
- * Turns new feed events into delivery rows (and jobs) for the webhooks that may see them.
- * The cursor and the rows move in one transaction. Returns how many feed events it took.
+ * What a dispatcher remembers between rounds. Feed ids come from a sequence, and transactions
+ * commit out of order: id 105 can be visible while 104 is still being written. A cursor that
+ * jumped to 105 would never deliver 104, so the durable cursor stops before the oldest missing
+ * id (a gap), and the gaps are looked up again each round until they appear or are older than
+ * GAP_WAIT_MS (a rolled-back transaction leaves a gap for good). `readUpTo` is how far this
+ * process has read; after a restart it starts again from the durable cursor (dispatching is
+ * idempotent: one row per (webhook, event)).
  */
-export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?: DispatchHooks): Promise<number> {
+export interface DispatchState {
+  readUpTo: bigint | null;
+  /** missing feed id → when it was first seen missing (epoch ms) */
+  gaps: Map<bigint, number>;
+}
+
+export const GAP_WAIT_MS = 5 * 60_000;
+/** a larger jump of the sequence (a crash skips up to 32) is not tracked id by id */
+const MAX_GAP_IDS = 1000;
+
+export const createDispatchState = (): DispatchState => ({ readUpTo: null, gaps: new Map() });
+
+/** The feed ids missing between `after` and each of `ids` (ascending), at most MAX_GAP_IDS per jump. */
+export function missingIds(after: bigint, ids: bigint[]): bigint[] {
+  const out: bigint[] = [];
+  let prev = after;
+  for (const id of ids) {
+    for (let m = prev + 1n; m < id && m <= prev + BigInt(MAX_GAP_IDS); m++) out.push(m);
+    prev = id;
+  }
+  return out;
+}
+
+/**
+ * Turns new feed events (and late ones that filled a gap) into delivery rows and jobs for the
+ * webhooks that may see them. The cursor and the rows move in one transaction. Returns how
+ * many feed events it took.
+ */
+export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?: DispatchHooks, state: DispatchState = createDispatchState()): Promise<number> {
   const client = await pool.connect();
   let created: Array<{ id: string; webhook_id: string }> = [];
   let events: FeedEvent[] = [];
+  const now = Date.now();
   try {
     await client.query('BEGIN');
     const cur = await client.query<{ event_id: string }>(`SELECT event_id::text FROM delivery_cursor FOR UPDATE`);
-    events = await feedAfter(client, cur.rows[0]!.event_id, 500, null);
-    if (events.length === 0) {
-      await client.query('COMMIT');
-      return 0;
+    const cursor = BigInt(cur.rows[0]!.event_id);
+    // another process may have moved the cursor on: it kept track of the gaps it passed
+    const readUpTo = state.readUpTo !== null && state.readUpTo > cursor ? state.readUpTo : cursor;
+    const gaps = new Map([...state.gaps].filter(([id, since]) => id > cursor && since + GAP_WAIT_MS > now));
+    const fresh = await feedAfter(client, String(readUpTo), 500, null);
+    const late = gaps.size ? await feedByIds(client, [...gaps.keys()]) : [];
+    for (const id of missingIds(readUpTo, fresh.map((e) => BigInt(e.id)))) gaps.set(id, now);
+    for (const e of late) gaps.delete(BigInt(e.id));
+    events = [...late, ...fresh];
+    const newReadUpTo = fresh.length ? BigInt(fresh[fresh.length - 1]!.id) : readUpTo;
+    const safe = gaps.size ? [...gaps.keys()].reduce((a, b) => (b < a ? b : a)) - 1n : newReadUpTo;
+    if (events.length) {
+      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active`);
+      const rows: Array<{ webhook_id: string; event_id: string }> = [];
+      for (const e of events) for (const h of webhooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
+      if (rows.length) {
+        const ins = await client.query<{ id: string; webhook_id: string }>(
+          `INSERT INTO webhook_deliveries (webhook_id, event_id)
+           SELECT r.webhook_id::uuid, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(webhook_id text, event_id text)
+           ON CONFLICT DO NOTHING RETURNING id::text, webhook_id::text`,
+          [JSON.stringify(rows)],
+        );
+        created = ins.rows;
+      }
     }
-    const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active`);
-    const rows: Array<{ webhook_id: string; event_id: string }> = [];
-    for (const e of events) for (const h of webhooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
-    if (rows.length) {
-      const ins = await client.query<{ id: string; webhook_id: string }>(
-        `INSERT INTO webhook_deliveries (webhook_id, event_id)
-         SELECT r.webhook_id::uuid, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(webhook_id text, event_id text)
-         ON CONFLICT DO NOTHING RETURNING id::text, webhook_id::text`,
-        [JSON.stringify(rows)],
-      );
-      created = ins.rows;
-    }
-    await client.query(`UPDATE delivery_cursor SET event_id = $1`, [events[events.length - 1]!.id]);
+    if (safe !== cursor) await client.query(`UPDATE delivery_cursor SET event_id = $1`, [String(safe)]);
     await client.query('COMMIT');
+    state.readUpTo = newReadUpTo;
+    state.gaps = gaps;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;

@@ -8,7 +8,7 @@ import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
 import { paramsFrom } from '../alcohol/params.js';
 import { evaluateDeviceHealth, tickHealth } from '../alerts/health.job.js';
 import { createFeedHub } from '../alerts/feed.js';
-import { createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob, type DispatchHooks } from '../alerts/webhooks.js';
+import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob, type DispatchHooks } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
 export const EVALUATION_CONCURRENCY = 8;
@@ -91,6 +91,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
  */
 function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>, hooks: DispatchHooks) {
   const hub = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
+  const state = createDispatchState();
   let running: Promise<void> | null = null;
   let again = false;
   const run = (): Promise<void> => {
@@ -101,7 +102,7 @@ function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>, hooks: Dispatc
     running = (async () => {
       do {
         again = false;
-        while ((await dispatchFeed(rt.pool, queue, hooks)) > 0);
+        while ((await dispatchFeed(rt.pool, queue, hooks, state)) > 0);
       } while (again);
     })()
       .catch((err: Error) => rt.logger.warn({ err: err.message }, 'webhook dispatch failed; retried'))

@@ -8,11 +8,13 @@ import { createTestDatabase, stack, waitFor } from '../support/env.js';
 import { startReceiver } from '../support/sse.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { createRedis } from '../../src/queues.js';
+import type { Queryable } from '../../src/db.js';
 import { createLogger } from '../../src/logger.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import type { GateSettings } from '../../alerts/webhook-gate.js';
 import {
   backoffMs,
+  createDispatchState,
   createWebhookWorker,
   DEFAULT_DELIVERY,
   dispatchFeed,
@@ -83,7 +85,12 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
     for (const c of connections) c.disconnect();
   });
   let subjects = 0;
+  const state = createDispatchState();
+  const dispatch = async () => {
+    while ((await dispatchFeed(db.pool, queue, delivery.hooks, state)) > 0);
+  };
   return {
+    dispatch,
     db,
     queue,
     get delivery() {
@@ -105,13 +112,15 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
       return r.rows[0]!.id;
     },
     /** raises `n` strap tampers (one per new subject) and dispatches them; returns their feed ids */
+    /** raises one strap tamper for a new subject through `db` (a pool, or a client in a transaction) */
+    async raiseOne(on: Queryable = db.pool): Promise<void> {
+      const s = `S${++subjects}`;
+      await on.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ($1, $1, 'fixed', 'red', ARRAY['om-1'])`, [s]);
+      await raiseAlert(on, { type: 'strap_tamper', subjectId: s, deviceId: null, zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+    },
     async raise(n: number): Promise<string[]> {
-      for (let i = 0; i < n; i++) {
-        const s = `S${++subjects}`;
-        await db.pool.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ($1, $1, 'fixed', 'red', ARRAY['om-1'])`, [s]);
-        await raiseAlert(db.pool, { type: 'strap_tamper', subjectId: s, deviceId: null, zoneId: null, startedAt: new Date(), late: false, evidence: [] });
-      }
-      while ((await dispatchFeed(db.pool, queue, delivery.hooks)) > 0);
+      for (let i = 0; i < n; i++) await this.raiseOne();
+      await dispatch();
       return (await db.pool.query<{ id: string }>(`SELECT id::text FROM alert_events ORDER BY id DESC LIMIT $1`, [n])).rows.map((r) => r.id).reverse();
     },
     async attempts(webhookId: string) {
@@ -174,6 +183,30 @@ describe('webhook delivery isolation', () => {
   });
 });
 
+describe('webhook dispatch', () => {
+  it('delivers an event whose transaction committed after a later one: no feed id is skipped', async () => {
+    const t = await setup({});
+    const receiver = await startReceiver(SECRET);
+    cleanups.push(() => receiver.close());
+    await t.addWebhook(receiver.url);
+    const slow = await t.db.pool.connect();
+    try {
+      await slow.query('BEGIN');
+      await t.raiseOne(slow); // takes feed id n and stays uncommitted
+      const [later] = await t.raise(1); // id n + 1, committed and dispatched
+      await waitFor(() => receiver.received.some((r) => r.delivery === later), 'the later event delivered');
+      await slow.query('COMMIT');
+    } finally {
+      slow.release();
+    }
+    await t.dispatch();
+    const all = (await t.db.pool.query<{ id: string }>(`SELECT id::text FROM alert_events ORDER BY id`)).rows.map((r) => r.id);
+    expect(all).toHaveLength(2);
+    await waitFor(() => new Set(receiver.received.map((r) => r.delivery)).size === 2, 'the earlier event delivered too');
+    expect(receiver.received.map((r) => r.delivery).sort()).toEqual([...all].sort());
+  });
+});
+
 describe('webhook retries and the circuit breaker', () => {
   it('opens the breaker on a failing receiver, probes after the cooldown, closes on success; retries keep their backoff', async () => {
     const t = await setup({ perReceiver: 1, breakerFailures: 3 }, { cooldownMs: 1500 });
@@ -196,7 +229,8 @@ describe('webhook retries and the circuit breaker', () => {
     const openedAt = failures[2]!.end;
     const later = attempts.filter((a) => a.start >= openedAt);
     expect(later.length).toBeGreaterThan(0);
-    expect(Math.min(...later.map((a) => a.start))).toBeGreaterThanOrEqual(openedAt + 1500 - 5);
+    const timeline = JSON.stringify(attempts.map((a) => [a.delivery_id, a.start - attempts[0]!.start, a.end - attempts[0]!.start, a.status_code]));
+    expect(Math.min(...later.map((a) => a.start)), `attempts (delivery, start, end, status): ${timeline}`).toBeGreaterThanOrEqual(openedAt + 1500 - 5);
     // each delivery's retries waited at least its backoff (1 s, 2 s, ...)
     const byDelivery = new Map<string, typeof attempts>();
     for (const a of attempts) byDelivery.set(a.delivery_id, [...(byDelivery.get(a.delivery_id) ?? []), a]);

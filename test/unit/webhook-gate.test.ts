@@ -86,3 +86,13 @@ describe('webhook gate: circuit breaker', () => {
     expect(g.admit('a', T + 1002)).toEqual({ go: true, probe: true });
   });
 });
+
+describe('webhook dispatch: feed ids missing between reads', () => {
+  it('lists the ids skipped by a read, so a late commit is still dispatched', async () => {
+    const { missingIds } = await import('../../alerts/webhooks.js');
+    expect(missingIds(10n, [11n, 12n])).toEqual([]);
+    expect(missingIds(10n, [12n, 15n])).toEqual([11n, 13n, 14n]);
+    expect(missingIds(10n, [])).toEqual([]);
+    expect(missingIds(0n, [5000n])).toHaveLength(1000); // a sequence jump is not tracked id by id
+  });
+});
