@@ -158,6 +158,8 @@ describe('webhook delivery isolation', () => {
     expect(healthy.received.map((r) => r.delivery).sort()).toEqual([...events].sort());
     expect(healthy.received.every((r) => r.validSignature && r.json.delivery_id === r.delivery && r.json.event === 'raised')).toBe(true);
     expect(healthy.received).toHaveLength(12); // no repeats
+    // the last attempt's log may still be committing when its request has arrived
+    await waitFor(async () => (await t.statuses(healthyId)).delivered === 12, 'the 12 deliveries marked delivered');
     expect(await t.statuses(healthyId)).toEqual({ delivered: 12 });
     const ok = await t.attempts(healthyId);
     expect(ok.map((a) => a.status_code)).toEqual(Array(12).fill(200));
