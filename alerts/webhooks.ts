@@ -1,11 +1,15 @@
 import { createHmac } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import net from 'node:net';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Config } from '../src/config.js';
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
-import { feedAfter, visibleTo } from './feed.js';
+import { FeedReader, visibleTo, type FeedEvent } from './feed.js';
+import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
+import { postJson } from './webhook-http.js';
+import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, giveUp, loadDeliveries } from './webhook-store.js';
 
 /**
  * Webhook delivery (contract §5): JSON body, `X-Tagwatch-Signature: sha256=<hex HMAC-SHA256 of
@@ -14,11 +18,40 @@ import { feedAfter, visibleTo } from './feed.js';
  * BullMQ job, so a Redis restart loses nothing: pending rows are enqueued again (the job id is
  * the delivery id, so enqueueing twice is harmless). `X-Tagwatch-Delivery` (the feed event id)
  * lets a receiver drop a repeat.
+ *
+ * Isolation: a worker slot is only ever spent on an HTTP attempt. Per webhook at most
+ * `perReceiver` attempts run at once and a circuit breaker stops attempts to a webhook that
+ * keeps failing (webhook-gate.ts); a delivery that may not go now is moved back to the delayed
+ * set at once (not an attempt: nothing sent or logged). Retries are delayed jobs too, with the
+ * backoff computed from the attempts logged in the database.
  */
 
 export const WEBHOOK_QUEUE = 'webhooks';
 export const RETRY_FOR_MS = 24 * 3600_000;
 export const ATTEMPT_TIMEOUT_MS = 5000;
+
+export interface DeliverySettings {
+  /** attempts in flight per worker process */
+  concurrency: number;
+  /** attempts in flight per webhook (per worker process) */
+  perReceiver: number;
+  connectTimeoutMs: number;
+  timeoutMs: number;
+  /** consecutive failures that open a webhook's circuit breaker */
+  breakerFailures: number;
+}
+
+export function deliverySettings(c: Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_RECEIVER_CONCURRENCY' | 'WEBHOOK_CONNECT_TIMEOUT_MS' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_BREAKER_FAILURES'>): DeliverySettings {
+  return {
+    concurrency: c.WEBHOOK_CONCURRENCY,
+    perReceiver: c.WEBHOOK_RECEIVER_CONCURRENCY,
+    connectTimeoutMs: c.WEBHOOK_CONNECT_TIMEOUT_MS,
+    timeoutMs: c.WEBHOOK_TIMEOUT_MS,
+    breakerFailures: c.WEBHOOK_BREAKER_FAILURES,
+  };
+}
+
+export const DEFAULT_DELIVERY: DeliverySettings = { concurrency: 200, perReceiver: 4, connectTimeoutMs: 2000, timeoutMs: ATTEMPT_TIMEOUT_MS, breakerFailures: 5 };
 
 export function sign(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -61,117 +94,204 @@ export async function urlProblem(raw: string, allowPrivate: boolean): Promise<st
   return bad ? `url points at a non-public address (${bad}); set WEBHOOK_ALLOW_PRIVATE to allow it` : null;
 }
 
+
 export interface DeliveryJob {
   deliveryId: string;
+  /** lets the worker apply the webhook's lane and breaker before reading anything (absent on jobs from older versions) */
+  webhookId?: string;
+}
+
+/** What the dispatcher can tell a delivery worker in the same process. */
+export interface DispatchHooks {
+  /** the bodies of the events just read, so the first attempts need no query */
+  prime(events: FeedEvent[]): void;
+  /** when the webhook's breaker is open, the end of its cooldown: new deliveries wait until then in the queue */
+  openUntil(webhookId: string, now: number): number | null;
 }
 
 /**
- * Turns new feed events into delivery rows (and jobs) for the webhooks that may see them.
- * The cursor and the rows move in one transaction. Returns how many feed events it took.
+ * What a dispatcher remembers between rounds: its FeedReader (alerts/feed.ts), which does not
+ * skip a feed event committed after a later one. The durable cursor (delivery_cursor) is the
+ * reader's safe point; after a restart, or when another process moved the cursor past this
+ * one's point, reading starts again from the durable cursor (dispatching is idempotent: one row
+ * per (webhook, event)).
  */
-export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>): Promise<number> {
+export interface DispatchState {
+  reader: FeedReader | null;
+}
+
+export const createDispatchState = (): DispatchState => ({ reader: null });
+
+/**
+ * Turns new feed events (and late ones that filled a gap) into delivery rows and jobs for the
+ * webhooks that may see them. The cursor and the rows move in one transaction. Returns how
+ * many feed events it took.
+ */
+export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?: DispatchHooks, state: DispatchState = createDispatchState()): Promise<number> {
   const client = await pool.connect();
-  let created: string[] = [];
-  let processed = 0;
+  let created: Array<{ id: string; webhook_id: string }> = [];
+  let events: FeedEvent[] = [];
+  const now = Date.now();
   try {
     await client.query('BEGIN');
     const cur = await client.query<{ event_id: string }>(`SELECT event_id::text FROM delivery_cursor FOR UPDATE`);
-    const events = await feedAfter(client, cur.rows[0]!.event_id, 500, null);
-    if (events.length === 0) {
-      await client.query('COMMIT');
-      return 0;
+    const cursor = BigInt(cur.rows[0]!.event_id);
+    const reader = state.reader && state.reader.safeId >= cursor ? state.reader : new FeedReader(cursor);
+    state.reader = null; // kept only once this round commits
+    events = (await reader.read(client, 500, now)).events;
+    if (events.length) {
+      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active`);
+      const rows: Array<{ webhook_id: string; event_id: string }> = [];
+      for (const e of events) for (const h of webhooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
+      if (rows.length) {
+        const ins = await client.query<{ id: string; webhook_id: string }>(
+          `INSERT INTO webhook_deliveries (webhook_id, event_id)
+           SELECT r.webhook_id::uuid, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(webhook_id text, event_id text)
+           ON CONFLICT DO NOTHING RETURNING id::text, webhook_id::text`,
+          [JSON.stringify(rows)],
+        );
+        created = ins.rows;
+      }
     }
-    const hooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active`);
-    const rows: Array<{ webhook_id: string; event_id: string }> = [];
-    for (const e of events) for (const h of hooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
-    if (rows.length) {
-      const ins = await client.query<{ id: string }>(
-        `INSERT INTO webhook_deliveries (webhook_id, event_id)
-         SELECT r.webhook_id::uuid, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(webhook_id text, event_id text)
-         ON CONFLICT DO NOTHING RETURNING id::text`,
-        [JSON.stringify(rows)],
-      );
-      created = ins.rows.map((r) => r.id);
-    }
-    await client.query(`UPDATE delivery_cursor SET event_id = $1`, [events[events.length - 1]!.id]);
-    processed = events.length;
+    if (reader.safeId !== cursor) await client.query(`UPDATE delivery_cursor SET event_id = $1`, [String(reader.safeId)]);
     await client.query('COMMIT');
+    state.reader = reader;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
     client.release();
   }
-  await enqueue(queue, created);
-  return processed;
+  hooks?.prime(events);
+  await enqueue(queue, created, hooks);
+  return events.length;
 }
 
-export async function enqueue(queue: Queue<DeliveryJob>, ids: string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await queue.addBulk(
-    ids.map((deliveryId) => ({
-      name: 'deliver',
-      data: { deliveryId },
-      opts: { jobId: `d${deliveryId}`, attempts: 1000, backoff: { type: 'custom' }, removeOnComplete: true, removeOnFail: true },
-    })),
-  );
-}
-
-/** Enqueues every pending delivery again (after a Redis restart, or a crash between commit and enqueue). */
-export async function requeuePending(pool: Pool, queue: Queue<DeliveryJob>): Promise<number> {
-  const r = await pool.query<{ id: string }>(`SELECT id::text FROM webhook_deliveries WHERE status = 'pending' ORDER BY id LIMIT 10000`);
-  const waiting = new Set((await queue.getJobs(['waiting', 'delayed', 'active', 'prioritized'])).map((j) => j.id));
-  const missing = r.rows.map((x) => x.id).filter((id) => !waiting.has(`d${id}`));
-  await enqueue(queue, missing);
-  return missing.length;
-}
-
-/** One delivery attempt; logs it; throws to be retried. */
-export async function attemptDelivery(pool: Pool, deliveryId: string, now: number): Promise<'delivered' | 'gone'> {
-  const d = await pool.query<{ status: string; created_at: Date; url: string; secret: string; event_id: string; active: boolean }>(
-    `SELECT d.status, d.created_at, w.url, w.secret, d.event_id::text, w.active FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id WHERE d.id = $1`,
-    [deliveryId],
-  );
-  const row = d.rows[0];
-  if (!row || row.status !== 'pending' || !row.active) return 'gone';
-  const [event] = await feedAfter(pool, String(BigInt(row.event_id) - 1n), 1, null);
-  if (!event || event.id !== row.event_id) return 'gone';
-  const { manager_ids: _m, audience: _a, ...payload } = event;
-  const body = JSON.stringify({ delivery_id: event.id, event: event.action, ...payload });
-  const t0 = Date.now();
-  let status: number | null = null;
-  let error: string | null = null;
-  try {
-    const res = await fetch(row.url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-tagwatch-signature': sign(body, row.secret), 'x-tagwatch-delivery': event.id, 'x-tagwatch-event': event.action },
-      body,
-      redirect: 'manual',
-      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
-    });
-    status = res.status;
-    await res.body?.cancel().catch(() => undefined);
-    if (status < 200 || status >= 300) error = `HTTP ${status}`;
-  } catch (err) {
-    error = (err as Error).name === 'TimeoutError' ? `timed out after ${ATTEMPT_TIMEOUT_MS} ms` : (err as Error).message;
+export async function enqueue(queue: Queue<DeliveryJob>, deliveries: Array<{ id: string; webhook_id: string }>, hooks?: Pick<DispatchHooks, 'openUntil'>): Promise<void> {
+  const now = Date.now();
+  for (let i = 0; i < deliveries.length; i += 5000) {
+    await queue.addBulk(
+      deliveries.slice(i, i + 5000).map((d) => {
+        const until = hooks?.openUntil(d.webhook_id, now) ?? null;
+        return {
+          name: 'deliver',
+          data: { deliveryId: d.id, webhookId: d.webhook_id },
+          // attempts/backoff here only cover the worker's own failures (database down); delivery
+          // retries are scheduled by the worker itself
+          opts: { jobId: `d${d.id}`, attempts: 20, backoff: { type: 'exponential', delay: 1000 }, removeOnComplete: true, removeOnFail: true, ...(until ? { delay: until - now } : {}) },
+        };
+      }),
+    );
   }
-  const ok = error === null;
-  await pool.query(`INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms) VALUES ($1, $2, $3, $4)`, [deliveryId, status, error, Date.now() - t0]);
-  const expired = !ok && now - row.created_at.getTime() >= RETRY_FOR_MS;
-  await pool.query(
-    `UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = $2, status = $3, delivered_at = CASE WHEN $3 = 'delivered' THEN now() END WHERE id = $1`,
-    [deliveryId, error, ok ? 'delivered' : expired ? 'failed' : 'pending'],
-  );
-  if (ok) return 'delivered';
-  if (expired) throw new UnrecoverableError(`gave up after 24 hours: ${error}`);
-  throw new Error(error!);
 }
 
-export function createWebhookWorker(pool: Pool, connection: Redis, prefix: string, logger: Logger, concurrency = 50) {
-  return new Worker<DeliveryJob>(WEBHOOK_QUEUE, async (job) => attemptDelivery(pool, job.data.deliveryId, Date.now()), {
-    connection,
-    prefix,
-    concurrency,
-    settings: { backoffStrategy: (attemptsMade: number) => backoffMs(attemptsMade) },
-  }).on('failed', (job, err) => logger.debug({ delivery: job?.data.deliveryId, err: err.message }, 'webhook attempt failed'));
+/**
+ * Enqueues every pending delivery of an active webhook that has no job (after a Redis restart,
+ * a crash between commit and enqueue, or a job that failed for good on a worker error).
+ * Returns how many.
+ */
+export async function requeuePending(pool: Pool, queue: Queue<DeliveryJob>): Promise<number> {
+  const redis = (await queue.client) as unknown as Redis; // an ioredis connection: BullMQ is given ioredis ones here
+  let after = '0';
+  let missing = 0;
+  for (;;) {
+    const r = await pool.query<{ id: string; webhook_id: string }>(
+      `SELECT d.id::text, d.webhook_id::text FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+        WHERE d.status = 'pending' AND w.active AND d.id > $1 ORDER BY d.id LIMIT 5000`,
+      [after],
+    );
+    if (r.rows.length === 0) return missing;
+    after = r.rows[r.rows.length - 1]!.id;
+    const pipe = redis.pipeline();
+    for (const d of r.rows) pipe.exists(queue.toKey(`d${d.id}`));
+    const exists = (await pipe.exec()) ?? [];
+    const lost = r.rows.filter((_, i) => exists[i]?.[1] !== 1);
+    await enqueue(queue, lost);
+    missing += lost.length;
+  }
+}
+
+export function backoffAfter(attemptsMade: number, now: number): number {
+  return now + backoffMs(attemptsMade);
+}
+
+/**
+ * The delivery worker: per job, admission by the webhook's lane and breaker, one signed POST,
+ * the attempt logged (group commit) and, on failure, the job delayed by its backoff. Returns
+ * the worker, the gate (for the dispatcher in the same process) and the hooks to prime it.
+ */
+export function createWebhookWorker(
+  pool: Pool,
+  connection: Redis,
+  prefix: string,
+  logger: Logger,
+  settings: DeliverySettings = DEFAULT_DELIVERY,
+  gateOverrides: Partial<GateSettings> = {},
+) {
+  const gate: Gate = createGate({ ...DEFAULT_GATE, perReceiver: settings.perReceiver, breakerFailures: settings.breakerFailures, probeMs: settings.timeoutMs, ...gateOverrides });
+  const rows = createBatchLoader((ids) => loadDeliveries(pool, ids));
+  const bodies = createBodyCache(pool);
+  const log = createAttemptLog(pool);
+  const limits = { connectTimeoutMs: settings.connectTimeoutMs, timeoutMs: settings.timeoutMs };
+
+  const defer = async (job: Job<DeliveryJob>, token: string | undefined, at: number): Promise<never> => {
+    await job.moveToDelayed(at, token);
+    throw new DelayedError();
+  };
+
+  async function deliver(job: Job<DeliveryJob>, token?: string): Promise<string> {
+    let row = job.data.webhookId ? null : await rows(job.data.deliveryId);
+    const webhookId = job.data.webhookId ?? row?.webhookId;
+    if (!webhookId) return 'gone';
+    const admission = gate.admit(webhookId, Date.now());
+    if (!admission.go) {
+      // a webhook down for the whole 24 hours: its breaker is what keeps the delivery from a
+      // last attempt, so it is given up here (job.timestamp is when it was enqueued: the row is
+      // at least that old)
+      if (admission.reason !== 'busy' && Date.now() - job.timestamp >= RETRY_FOR_MS) {
+        await giveUp(pool, job.data.deliveryId);
+        logger.warn({ delivery: job.data.deliveryId, webhook: webhookId }, 'webhook delivery given up after 24 hours (receiver still down)');
+        return 'failed';
+      }
+      return defer(job, token, admission.retryAt);
+    }
+    let sent: boolean | null = null;
+    try {
+      row ??= await rows(job.data.deliveryId);
+      if (!row || row.status !== 'pending' || !row.active) return 'gone';
+      const event = await bodies.get(row.eventId, Date.now());
+      if (!event) return 'gone';
+      const startedMs = Date.now();
+      const r = await postJson(
+        row.url,
+        { 'content-type': 'application/json', 'x-tagwatch-signature': sign(event.body, row.secret), 'x-tagwatch-delivery': row.eventId, 'x-tagwatch-event': event.action },
+        event.body,
+        limits,
+      );
+      const endedMs = Date.now();
+      sent = r.error === null;
+      gate.done(webhookId, admission.probe, sent, endedMs);
+      const expired = !sent && endedMs - row.createdMs >= RETRY_FOR_MS;
+      await log.record({ deliveryId: row.id, startedMs, endedMs, statusCode: r.status, error: r.error, outcome: sent ? 'delivered' : expired ? 'failed' : 'pending' });
+      if (sent) return 'delivered';
+      if (expired) {
+        logger.warn({ delivery: row.id, webhook: webhookId, err: r.error }, 'webhook delivery given up after 24 hours');
+        return 'failed';
+      }
+      return defer(job, token, backoffAfter(row.attempts + 1, endedMs));
+    } finally {
+      if (sent === null) gate.done(webhookId, admission.probe, null, Date.now());
+    }
+  }
+
+  const worker = new Worker<DeliveryJob>(WEBHOOK_QUEUE, deliver, { connection, prefix, concurrency: settings.concurrency });
+  worker.on('failed', (job, err) => logger.warn({ delivery: job?.data.deliveryId, err: err.message }, 'webhook delivery job failed; retried'));
+  const hooks: DispatchHooks = {
+    prime(events) {
+      const now = Date.now();
+      for (const e of events) bodies.put(e.id, eventBody(e), now);
+    },
+    openUntil: (id, now) => gate.openUntil(id, now),
+  };
+  return { worker, gate, hooks, close: () => worker.close() };
 }

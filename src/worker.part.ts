@@ -9,10 +9,9 @@ import { tickCurfews } from '../geofence/curfew.job.js';
 import { evaluateDeviceAlcohol } from '../alcohol/evaluate.job.js';
 import { paramsFrom, type AlcoholParams } from '../alcohol/params.js';
 import { evaluateDevicesHealth, tickHealth } from '../alerts/health.job.js';
-import { createFeedHub } from '../alerts/feed.js';
 import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
 import { createFeedDrainer } from '../alerts/drain.js';
-import { createWebhookWorker, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
+import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
 /** Evaluation jobs run at once: each is a batch of devices holding one pooled connection at a time. */
@@ -32,8 +31,9 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
-  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger);
-  const dispatcher = createDispatcher(rt, webhookQueue);
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config));
+  const dispatchState = createDispatchState();
+  const dispatcher = createFeedDrainer(rt, 'webhook dispatch', () => dispatchFeed(rt.pool, webhookQueue, webhookWorker.hooks, dispatchState));
   const email = startEmail(rt);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
   const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
@@ -155,43 +155,6 @@ async function alone<T, R>(batch: T[], fn: (b: T[]) => Promise<R>, id: (t: T) =>
     }
   }
   return out;
-}
-
-/**
- * Moves new alert feed events into webhook deliveries: on each announcement from the database,
- * and every 2 s in case one was missed.
- */
-function createDispatcher(rt: Runtime, queue: Queue<DeliveryJob>) {
-  const hub = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
-  let running: Promise<void> | null = null;
-  let again = false;
-  const run = (): Promise<void> => {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        while ((await dispatchFeed(rt.pool, queue)) > 0);
-      } while (again);
-    })()
-      .catch((err: Error) => rt.logger.warn({ err: err.message }, 'webhook dispatch failed; retried'))
-      .finally(() => {
-        running = null;
-      });
-    return running;
-  };
-  hub.subscribe(() => void run());
-  void hub.start();
-  const timer = setInterval(() => void run(), 2000);
-  return {
-    async close() {
-      clearInterval(timer);
-      await hub.close();
-      await running;
-    },
-  };
 }
 
 /** Alert email (alerts/email.ts), when SMTP_URL is set: the dispatcher, the queue and its worker. */

@@ -48,6 +48,8 @@ export interface PassResult {
   /** healthy deliveries: alert raised → delivery row (dispatcher), row → delivered (queue + attempt), and one attempt's HTTP time */
   dispatchLeg: Summary;
   deliverLeg: Summary;
+  /** delivery row → start of the attempt that delivered it (queue wait, admission, row read) */
+  queueLeg: Summary;
   attemptMs: Summary;
   deadAttempts: number;
   deadAttemptMs: number;
@@ -146,8 +148,9 @@ export async function runPass(stack: StackEnv, cleanups: Cleanup[], o: PassOptio
       [receivers.filter((r) => r.kind !== 'healthy').map((r) => r.url)],
     );
     const healthyUrls = healthy.map((r) => r.url);
-    const legs = await pool.query<{ dispatch: number; deliver: number }>(
-      `SELECT extract(epoch FROM d.created_at - a.raised_at) * 1000 AS dispatch, extract(epoch FROM d.delivered_at - d.created_at) * 1000 AS deliver
+    const legs = await pool.query<{ dispatch: number; deliver: number; queued: number }>(
+      `SELECT extract(epoch FROM d.created_at - a.raised_at) * 1000 AS dispatch, extract(epoch FROM d.delivered_at - d.created_at) * 1000 AS deliver,
+              extract(epoch FROM (SELECT max(t.at) FROM webhook_attempts t WHERE t.delivery_id = d.id) - d.created_at) * 1000 AS queued
          FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id JOIN alert_events e ON e.id = d.event_id JOIN alerts a ON a.id = e.alert_id
         WHERE w.url = ANY($1::text[]) AND e.action = 'raised' AND d.status = 'delivered'`,
       [healthyUrls],
@@ -173,6 +176,7 @@ export async function runPass(stack: StackEnv, cleanups: Cleanup[], o: PassOptio
       throughput: deliveries / Math.max(0.001, (lastAt - firstTamper) / 1000),
       dispatchLeg: summarize(legs.rows.map((r) => Number(r.dispatch))),
       deliverLeg: summarize(legs.rows.map((r) => Number(r.deliver))),
+      queueLeg: summarize(legs.rows.map((r) => Number(r.queued))),
       attemptMs: summarize(attempts.rows.map((r) => Number(r.ms))),
       deadAttempts: Number(dead.rows[0]!.n),
       deadAttemptMs: dead.rows[0]!.ms ?? NaN,
