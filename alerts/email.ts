@@ -3,6 +3,7 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
+import type { Metrics } from '../src/metrics.js';
 import { feedAfter, FeedReader, type FeedEvent } from './feed.js';
 import { backoffMs, RETRY_FOR_MS } from './webhooks.js';
 
@@ -153,7 +154,7 @@ export function composeEmail(event: FeedEvent, consoleUrl?: string) {
 }
 
 /** One send; throws to be retried. */
-export async function sendEmail(pool: Pool, transport: Transporter, settings: EmailSettings, deliveryId: string, now: number): Promise<'delivered' | 'gone'> {
+export async function sendEmail(pool: Pool, transport: Transporter, settings: EmailSettings, deliveryId: string, now: number, metrics?: Metrics): Promise<'delivered' | 'gone'> {
   const d = await pool.query<{ status: string; created_at: Date; email: string; event_id: string }>(
     `SELECT status, created_at, email, event_id::text FROM email_deliveries WHERE id = $1`,
     [deliveryId],
@@ -164,6 +165,7 @@ export async function sendEmail(pool: Pool, transport: Transporter, settings: Em
   if (!event || event.id !== row.event_id) return 'gone';
   const { subject, text } = composeEmail(event, settings.consoleUrl);
   let error: string | null = null;
+  const t0 = Date.now();
   try {
     await transport.sendMail({
       from: settings.from,
@@ -178,6 +180,8 @@ export async function sendEmail(pool: Pool, transport: Transporter, settings: Em
   }
   const ok = error === null;
   const expired = !ok && now - row.created_at.getTime() >= RETRY_FOR_MS;
+  metrics?.deliveryAttempts.inc({ channel: 'email', outcome: ok ? 'delivered' : expired ? 'failed' : 'retry' });
+  metrics?.deliveryAttemptSeconds.observe({ channel: 'email' }, (Date.now() - t0) / 1000);
   await pool.query(
     `UPDATE email_deliveries SET attempts = attempts + 1, last_error = $2, status = $3, delivered_at = CASE WHEN $3 = 'delivered' THEN now() END WHERE id = $1`,
     [deliveryId, error, ok ? 'delivered' : expired ? 'failed' : 'pending'],
@@ -187,8 +191,8 @@ export async function sendEmail(pool: Pool, transport: Transporter, settings: Em
   throw new Error(error!);
 }
 
-export function createEmailWorker(pool: Pool, transport: Transporter, settings: EmailSettings, connection: Redis, prefix: string, logger: Logger) {
-  return new Worker<EmailJob>(EMAIL_QUEUE, async (job) => sendEmail(pool, transport, settings, job.data.deliveryId, Date.now()), {
+export function createEmailWorker(pool: Pool, transport: Transporter, settings: EmailSettings, connection: Redis, prefix: string, logger: Logger, metrics?: Metrics) {
+  return new Worker<EmailJob>(EMAIL_QUEUE, async (job) => sendEmail(pool, transport, settings, job.data.deliveryId, Date.now(), metrics), {
     connection,
     prefix,
     concurrency: 5,

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../src/config.js';
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
+import type { Metrics } from '../src/metrics.js';
 import { FeedReader, visibleTo, type FeedEvent } from './feed.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
 import { postJson } from './webhook-http.js';
@@ -227,6 +228,7 @@ export function createWebhookWorker(
   logger: Logger,
   settings: DeliverySettings = DEFAULT_DELIVERY,
   gateOverrides: Partial<GateSettings> = {},
+  metrics?: Metrics,
 ) {
   const gate: Gate = createGate({ ...DEFAULT_GATE, perReceiver: settings.perReceiver, breakerFailures: settings.breakerFailures, probeMs: settings.timeoutMs, ...gateOverrides });
   const rows = createBatchLoader((ids) => loadDeliveries(pool, ids));
@@ -273,6 +275,8 @@ export function createWebhookWorker(
       gate.done(webhookId, admission.probe, sent, endedMs);
       const expired = !sent && endedMs - row.createdMs >= RETRY_FOR_MS;
       await log.record({ deliveryId: row.id, startedMs, endedMs, statusCode: r.status, error: r.error, outcome: sent ? 'delivered' : expired ? 'failed' : 'pending' });
+      metrics?.deliveryAttempts.inc({ channel: 'webhook', outcome: sent ? 'delivered' : expired ? 'failed' : 'retry' });
+      metrics?.deliveryAttemptSeconds.observe({ channel: 'webhook' }, (endedMs - startedMs) / 1000);
       if (sent) return 'delivered';
       if (expired) {
         logger.warn({ delivery: row.id, webhook: webhookId, err: r.error }, 'webhook delivery given up after 24 hours');

@@ -35,6 +35,19 @@ export function createMetrics() {
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
       registers: [registry],
     }),
+    deliveryAttempts: new Counter({
+      name: 'tagwatch_alert_delivery_attempts_total',
+      help: 'Alert delivery attempts by channel (webhook, email) and outcome (delivered, retry, failed: given up after 24 hours)',
+      labelNames: ['channel', 'outcome'] as const,
+      registers: [registry],
+    }),
+    deliveryAttemptSeconds: new Histogram({
+      name: 'tagwatch_alert_delivery_attempt_seconds',
+      help: 'Duration of one alert delivery attempt, by channel',
+      labelNames: ['channel'] as const,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15],
+      registers: [registry],
+    }),
     ingestBatchSize: new Histogram({
       name: 'tagwatch_ingest_batch_readings',
       help: 'Readings per database write',

@@ -31,7 +31,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
-  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config));
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config), {}, rt.metrics);
   const dispatchState = createDispatchState();
   const dispatcher = createFeedDrainer(rt, 'webhook dispatch', () => dispatchFeed(rt.pool, webhookQueue, webhookWorker.hooks, dispatchState));
   const email = startEmail(rt);
@@ -165,7 +165,7 @@ function startEmail(rt: Runtime) {
   const settings = { smtpUrl, from: rt.config.EMAIL_FROM, consoleUrl: rt.config.CONSOLE_URL };
   const transport = createTransport(smtpUrl);
   const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
-  const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger);
+  const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger, rt.metrics);
   const state = { reader: null };
   const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
   return {

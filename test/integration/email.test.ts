@@ -164,5 +164,9 @@ describe('alert email over SMTP', () => {
     expect(mail.to).toEqual(['om-2@probation.example']);
     const row = await db.pool.query(`SELECT d.status, d.attempts, d.last_error FROM email_deliveries d JOIN alert_events e ON e.id = d.event_id WHERE e.alert_id = $1`, [alert.id]);
     expect(row.rows).toEqual([{ status: 'delivered', attempts: 2, last_error: null }]);
+    const counted = (await svc.rt.metrics.deliveryAttempts.get()).values;
+    const n = (outcome: string) => counted.find((v) => v.labels.channel === 'email' && v.labels.outcome === outcome)?.value ?? 0;
+    expect(n('retry')).toBeGreaterThanOrEqual(1);
+    expect(n('delivered')).toBeGreaterThanOrEqual(4);
   });
 });
