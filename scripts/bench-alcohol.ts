@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { parseArgs } from 'node:util';
 import { classifySubject } from '../alcohol/classify.js';
 import { classifyDays, localDays, type DayResult, type Interval } from '../alcohol/days.js';
 import { findEvents } from '../alcohol/events.js';
@@ -8,7 +7,7 @@ import { DEFAULT_PARAMS } from '../alcohol/params.js';
 import { createBenchDatabase, stackUpWithRetry } from './bench/setup.js';
 import { subjectYear } from './bench2/alcohol-data.js';
 import { buildBenchApp, measureSobriety, storeDays } from './bench2/alcohol-query.js';
-import { fixed, int, intFlag, Results, runBench } from './bench2/common.js';
+import { fixed, int, benchOptions, intFlag, Results, runBench } from './bench2/common.js';
 
 /**
  * `npm run bench:alcohol` (issue 4, "Performance"): 2,000 subjects x 365 days of readings every
@@ -23,43 +22,31 @@ const USAGE = `usage: npm run bench:alcohol -- [--subjects N] [--days N] [--from
   [--breakdown N] [--seed N] [--quiet-wait S] [--timeout S]
 Quick check: --subjects 100 --days 60 --calls 10`;
 
-const { values: f } = parseArgs({
-  options: {
+const opts = benchOptions(
+  'bench:alcohol',
+  USAGE,
+  {
     subjects: { type: 'string', default: '2000' },
     days: { type: 'string', default: '365' },
     from: { type: 'string', default: '2025-01-01' },
     calls: { type: 'string', default: '50' },
     breakdown: { type: 'string', default: '50' },
-    seed: { type: 'string', default: '42' },
-    'quiet-wait': { type: 'string', default: '900' },
-    timeout: { type: 'string', default: '3600' },
-    help: { type: 'boolean', default: false },
   },
-});
-if (f.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-let o;
-try {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(f.from)) throw new Error(`--from must be YYYY-MM-DD, got ${f.from}`);
-  o = {
-    subjects: intFlag('subjects', f.subjects, 1),
-    days: intFlag('days', f.days, 1),
-    calls: intFlag('calls', f.calls, 1),
-    breakdown: intFlag('breakdown', f.breakdown, 0),
-    seed: intFlag('seed', f.seed),
-    quietMs: intFlag('quiet-wait', f['quiet-wait']) * 1000,
-    timeoutMs: intFlag('timeout', f.timeout, 60) * 1000,
-  };
-} catch (err) {
-  console.error(`bench:alcohol: ${(err as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-const opts = o;
+  { seed: '42', timeout: '3600' },
+  (f) => {
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(f.from)) throw new Error(`--from must be YYYY-MM-DD, got ${f.from}`);
+    return {
+      subjects: intFlag('subjects', f.subjects, 1),
+      days: intFlag('days', f.days, 1),
+      calls: intFlag('calls', f.calls, 1),
+      breakdown: intFlag('breakdown', f.breakdown, 0),
+      from: f.from,
+    };
+  },
+);
 const TZ = 'Europe/London';
 const TARGET = { perSec: 1_000_000, p99Ms: 200 };
-const from = f.from;
+const from = opts.from;
 const to = new Date(Date.parse(`${from}T00:00:00Z`) + opts.days * 86_400_000).toISOString().slice(0, 10);
 
 /** Time of each stage of classifySubject (same steps, timed apart) over the first `n` subjects. */

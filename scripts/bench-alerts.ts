@@ -1,7 +1,6 @@
-import { parseArgs } from 'node:util';
 import { ConfigSchema } from '../src/config.js';
 import { stackUpWithRetry } from './bench/setup.js';
-import { fixed, int, intFlag, runBench, table } from './bench2/common.js';
+import { fixed, int, benchOptions, intFlag, runBench, table } from './bench2/common.js';
 import { runPass, type PassResult } from './bench2/alerts-pass.js';
 
 /**
@@ -17,8 +16,10 @@ const USAGE = `usage: npm run bench:alerts -- [--devices N] [--breach-pct P] [--
   [--dead-pct P] [--passes baseline,dead] [--drain-timeout S] [--seed N] [--quiet-wait S] [--timeout S]
 Quick check: --devices 2000 --receivers 20 --passes dead`;
 
-const { values: f } = parseArgs({
-  options: {
+const opts = benchOptions(
+  'bench:alerts',
+  USAGE,
+  {
     devices: { type: 'string', default: '20000' },
     'breach-pct': { type: 'string', default: '1' },
     'heartbeat-s': { type: 'string', default: '300' },
@@ -26,37 +27,23 @@ const { values: f } = parseArgs({
     'dead-pct': { type: 'string', default: '10' },
     passes: { type: 'string', default: 'baseline,dead' },
     'drain-timeout': { type: 'string', default: '180' },
-    seed: { type: 'string', default: '7' },
-    'quiet-wait': { type: 'string', default: '900' },
-    timeout: { type: 'string', default: '3600' },
-    help: { type: 'boolean', default: false },
   },
-});
-if (f.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-let o;
-try {
-  o = {
-    devices: intFlag('devices', f.devices, 100),
-    breachPct: Number(f['breach-pct']),
-    heartbeatMs: intFlag('heartbeat-s', f['heartbeat-s'], 1) * 1000,
-    receivers: intFlag('receivers', f.receivers, 1),
-    deadPct: intFlag('dead-pct', f['dead-pct'], 0),
-    passes: f.passes.split(','),
-    drainMs: intFlag('drain-timeout', f['drain-timeout'], 10) * 1000,
-    seed: intFlag('seed', f.seed),
-    quietMs: intFlag('quiet-wait', f['quiet-wait']) * 1000,
-    timeoutMs: intFlag('timeout', f.timeout, 60) * 1000,
-  };
-  if (!(o.breachPct > 0 && o.breachPct <= 100)) throw new Error(`--breach-pct must be in (0, 100], got ${f['breach-pct']}`);
-  if (o.passes.some((p) => p !== 'baseline' && p !== 'dead')) throw new Error(`--passes takes baseline and/or dead, got ${f.passes}`);
-} catch (err) {
-  console.error(`bench:alerts: ${(err as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-const opts = o;
+  { seed: '7', timeout: '3600' },
+  (f) => {
+    const o = {
+      devices: intFlag('devices', f.devices, 100),
+      breachPct: Number(f['breach-pct']),
+      heartbeatMs: intFlag('heartbeat-s', f['heartbeat-s'], 1) * 1000,
+      receivers: intFlag('receivers', f.receivers, 1),
+      deadPct: intFlag('dead-pct', f['dead-pct'], 0),
+      passes: f.passes.split(','),
+      drainMs: intFlag('drain-timeout', f['drain-timeout'], 10) * 1000,
+    };
+    if (!(o.breachPct > 0 && o.breachPct <= 100)) throw new Error(`--breach-pct must be in (0, 100], got ${f['breach-pct']}`);
+    if (o.passes.some((p) => p !== 'baseline' && p !== 'dead')) throw new Error(`--passes takes baseline and/or dead, got ${f.passes}`);
+    return o;
+  },
+);
 const P99_MS = 2000;
 const dflt = (k: keyof typeof ConfigSchema.properties) => String((ConfigSchema.properties[k] as { default?: unknown }).default);
 

@@ -1,6 +1,5 @@
-import { parseArgs } from 'node:util';
 import { stackUpWithRetry, createBenchDatabase } from './bench/setup.js';
-import { fixed, int, intFlag, Results, runBench, table } from './bench2/common.js';
+import { fixed, int, benchOptions, intFlag, Results, runBench, table } from './bench2/common.js';
 import { agreement, runCore, runJobCost, runNaive } from './bench2/geofence-core.js';
 import { runE2e, type E2eResult } from './bench2/geofence-e2e.js';
 import { createPostgisDatabase, explainCircle, loadPostgis, runPostgis } from './bench2/postgis.js';
@@ -20,8 +19,10 @@ const USAGE = `usage: npm run bench:geofence -- [--zones N] [--fixes N] [--naive
 (d) runs the scales in order and stops at the first that meets its target, unless --e2e-all.
 Quick check: --zones 2000 --fixes 1000 --naive-fixes 2 --e2e-scales 500 --e2e-seconds 100`;
 
-const { values: f } = parseArgs({
-  options: {
+const opts = benchOptions(
+  'bench:geofence',
+  USAGE,
+  {
     zones: { type: 'string', default: '10000' },
     fixes: { type: 'string', default: '10000' },
     'naive-fixes': { type: 'string', default: '5' },
@@ -33,40 +34,27 @@ const { values: f } = parseArgs({
     'breach-pct': { type: 'string', default: '1' },
     'drain-timeout': { type: 'string', default: '180' },
     'pub-connections': { type: 'string', default: '8' },
-    seed: { type: 'string', default: '42' },
-    'quiet-wait': { type: 'string', default: '900' },
-    timeout: { type: 'string', default: '7200' },
-    help: { type: 'boolean', default: false },
   },
-});
-if (f.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-let o;
-try {
-  o = {
-    zones: intFlag('zones', f.zones, 1),
-    fixes: intFlag('fixes', f.fixes, 100),
-    naive: intFlag('naive-fixes', f['naive-fixes'], 1),
-    phases: new Set(f.phases.split('')),
-    scales: f['e2e-scales'].split(',').map((s) => intFlag('e2e-scales', s, 10)),
-    e2eSeconds: intFlag('e2e-seconds', f['e2e-seconds'], 10),
-    intervalMs: intFlag('interval-s', f['interval-s'], 1) * 1000,
-    breachPct: Number(f['breach-pct']),
-    drainMs: intFlag('drain-timeout', f['drain-timeout'], 10) * 1000,
-    pubConnections: intFlag('pub-connections', f['pub-connections'], 1),
-    seed: intFlag('seed', f.seed),
-    quietMs: intFlag('quiet-wait', f['quiet-wait']) * 1000,
-    timeoutMs: intFlag('timeout', f.timeout, 60) * 1000,
-  };
-  if ([...o.phases].some((p) => !'abcde'.includes(p))) throw new Error(`--phases takes letters of abcde, got ${f.phases}`);
-  if (!(o.breachPct > 0 && o.breachPct <= 100)) throw new Error(`--breach-pct must be in (0, 100], got ${f['breach-pct']}`);
-} catch (err) {
-  console.error(`bench:geofence: ${(err as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-const opts = o;
+  { seed: '42', timeout: '7200' },
+  (f) => {
+    const o = {
+      zones: intFlag('zones', f.zones, 1),
+      fixes: intFlag('fixes', f.fixes, 100),
+      naive: intFlag('naive-fixes', f['naive-fixes'], 1),
+      phases: new Set(f.phases.split('')),
+      scales: f['e2e-scales'].split(',').map((s) => intFlag('e2e-scales', s, 10)),
+      e2eAll: f['e2e-all'],
+      e2eSeconds: intFlag('e2e-seconds', f['e2e-seconds'], 10),
+      intervalMs: intFlag('interval-s', f['interval-s'], 1) * 1000,
+      breachPct: Number(f['breach-pct']),
+      drainMs: intFlag('drain-timeout', f['drain-timeout'], 10) * 1000,
+      pubConnections: intFlag('pub-connections', f['pub-connections'], 1),
+    };
+    if ([...o.phases].some((p) => !'abcde'.includes(p))) throw new Error(`--phases takes letters of abcde, got ${f.phases}`);
+    if (!(o.breachPct > 0 && o.breachPct <= 100)) throw new Error(`--breach-pct must be in (0, 100], got ${f['breach-pct']}`);
+    return o;
+  },
+);
 const TARGET = { aOverB: 50, aOverC: 5, p99Ms: 2000 };
 
 runBench('bench:geofence', opts.timeoutMs, opts.quietMs, async ({ cleanups, log, settle }) => {
@@ -152,7 +140,7 @@ runBench('bench:geofence', opts.timeoutMs, opts.quietMs, async ({ cleanups, log,
       e2e.push(r);
       const ok = r.complete && r.e2e.p99 < TARGET.p99Ms && r.missed + r.duplicated + r.unexpected + r.wrongStart === 0;
       log(`(d) ${devices} devices: p99 ${fixed(r.e2e.p99, 0)} ms, missed ${r.missed}, duplicated ${r.duplicated}: ${ok ? 'meets the target' : 'misses the target'}`);
-      if (ok && !f['e2e-all']) break;
+      if (ok && !opts.e2eAll) break;
     }
   }
   const out = ['storage path: plain PostgreSQL (no TimescaleDB on this server); PostGIS for (c) only', ...notes.map((n) => `- ${n}`), '', res.render()];

@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { readdirSync, readFileSync } from 'node:fs';
 import { waitForQuiet } from '../bench/sample.js';
 import type { Cleanup } from '../bench/setup.js';
@@ -185,4 +186,46 @@ export function startSoftirqMeter(): { stop(): number } {
       return ((b.softirq - a.softirq) / 100 / seconds) * 100;
     },
   };
+}
+
+type FlagSpec = { type: 'string'; default: string } | { type: 'boolean'; default: boolean };
+type FlagValues<O extends Record<string, FlagSpec>> = { [K in keyof O]: O[K]['type'] extends 'boolean' ? boolean : string };
+
+/**
+ * The command line of a benchmark: its own flags plus `--seed`, `--quiet-wait` (seconds to wait
+ * for a quiet machine), `--timeout` (seconds for the whole run) and `--help`. `build` turns the
+ * values into options and throws on a bad one: the message and the usage are printed, exit 2.
+ */
+export function benchOptions<O extends Record<string, FlagSpec>, R>(
+  name: string,
+  usage: string,
+  flags: O,
+  defaults: { seed: string; timeout: string },
+  build: (f: FlagValues<O>) => R,
+): R & { seed: number; quietMs: number; timeoutMs: number } {
+  const { values } = parseArgs({
+    options: {
+      ...flags,
+      seed: { type: 'string', default: defaults.seed },
+      'quiet-wait': { type: 'string', default: '900' },
+      timeout: { type: 'string', default: defaults.timeout },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  const v = values as Record<string, string | boolean>;
+  if (v.help) {
+    console.log(usage);
+    process.exit(0);
+  }
+  try {
+    return {
+      ...build(v as FlagValues<O>),
+      seed: intFlag('seed', v.seed as string),
+      quietMs: intFlag('quiet-wait', v['quiet-wait'] as string) * 1000,
+      timeoutMs: intFlag('timeout', v.timeout as string, 60) * 1000,
+    };
+  } catch (err) {
+    console.error(`${name}: ${(err as Error).message}\n${usage}`);
+    process.exit(2);
+  }
 }
