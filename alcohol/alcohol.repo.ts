@@ -23,9 +23,9 @@ export async function fittedIntervals(db: Queryable, subjectId: string, from: Da
 }
 
 /** The subject's alcohol readings in [from, to), through the assignments covering each. */
-export async function subjectAlcoholReadings(db: Queryable, subjectId: string, from: Date, to: Date): Promise<Array<AlcoholReadingIn & { id: string }>> {
-  const r = await db.query<{ device_id: string; ts: Date; tac: number; temp_c: number; ir: number | null }>(
-    `SELECT r.device_id, r.ts, r.tac, r.temp_c, r.ir
+export async function subjectAlcoholReadings(db: Queryable, subjectId: string, from: Date, to: Date): Promise<Array<AlcoholReadingIn & { id: string; received_at: number }>> {
+  const r = await db.query<{ device_id: string; ts: Date; tac: number; temp_c: number; ir: number | null; received_at: Date }>(
+    `SELECT r.device_id, r.ts, r.tac, r.temp_c, r.ir, r.received_at
        FROM assignments a
        JOIN readings r ON r.device_id = a.device_id AND r.stream = 'alcohol'
         AND r.ts >= greatest(a.start_at, $2) AND r.ts < least(coalesce(a.end_at, 'infinity'), $3)
@@ -33,7 +33,7 @@ export async function subjectAlcoholReadings(db: Queryable, subjectId: string, f
       ORDER BY r.ts`,
     [subjectId, from, to],
   );
-  return r.rows.map((x) => ({ id: `${x.device_id}@${x.ts.toISOString()}`, ts: x.ts.getTime(), tac: x.tac, temp_c: x.temp_c, ir: x.ir ?? undefined }));
+  return r.rows.map((x) => ({ id: `${x.device_id}@${x.ts.toISOString()}`, ts: x.ts.getTime(), tac: x.tac, temp_c: x.temp_c, ir: x.ir ?? undefined, received_at: x.received_at.getTime() }));
 }
 
 /**

@@ -4,7 +4,7 @@ import { advanceWatermark, withTransaction, type Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
-import type { AlertType } from '../alerts/rules.js';
+import { isLate, type AlertType } from '../alerts/rules.js';
 import { classifySubject, type AlcoholReadingIn } from './classify.js';
 import type { AlcoholEvent } from './events.js';
 import type { Obstruction } from './tamper.js';
@@ -79,7 +79,7 @@ async function alert(
   deviceId: string,
   type: AlertType,
   x: AlcoholEvent | Obstruction,
-  readings: AlcoholReadingIn[],
+  readings: Array<AlcoholReadingIn & { received_at?: number }>,
   watermark: number | null,
   provenAt: number,
 ): Promise<AlertRow | null> {
@@ -96,7 +96,7 @@ async function alert(
     deviceId,
     zoneId: null,
     startedAt: new Date(x.start),
-    late: watermark !== null && provenAt <= watermark,
+    late: isLate(provenAt, readings.find((r) => r.ts === provenAt)?.received_at, watermark),
     evidence: [{ summary: { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString() } }, ...evidence],
   });
   if (r.outcome !== 'raised') return null;

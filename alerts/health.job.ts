@@ -6,7 +6,7 @@ import type { Stream } from '../ingest/telemetry.js';
 import { raiseAlert, type AlertRow } from './alerts.repo.js';
 import { autoResolve, escalateOverdue } from './lifecycle.repo.js';
 import { absence, applyStatus, NO_SIGNAL_MS, type HealthState, type StatusIn } from './health.js';
-import type { AlertType } from './rules.js';
+import { isLate, type AlertType } from './rules.js';
 
 export interface HealthDeps {
   pool: Pool;
@@ -102,16 +102,18 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
         if (byStream.has('gps')) await resolve(subjectId, 'no_gps_fix', 'fixes received again', byStream.get('gps')!.first_rec);
       }
       if (dirty.status !== undefined) {
-        const rows = await client.query<{ ts: Date; data: StatusIn & { ts: string } }>(
-          `SELECT ts, data FROM readings WHERE device_id = $1 AND stream = 'status' AND ts >= $2 ORDER BY ts`,
+        const rows = await client.query<{ ts: Date; data: StatusIn & { ts: string }; received_at: Date }>(
+          `SELECT ts, data, received_at FROM readings WHERE device_id = $1 AND stream = 'status' AND ts >= $2 ORDER BY ts`,
           [deviceId, new Date(dirty.status)],
         );
+        const receivedAt = new Map(rows.rows.map((r) => [r.ts.getTime(), r.received_at.getTime()]));
         const applied = applyStatus(state, rows.rows.map((r) => ({ ...r.data, ts: r.ts.getTime() })));
         state = applied.state;
         for (const c of applied.changes) {
           if (!subjectId) break;
           if (c.kind === 'raise') {
-            const a = await raise(client, subjectId, deviceId, c.type, new Date(c.ts), false, [{ ...c.evidence, ts: new Date(c.ts).toISOString() }]);
+            const late = isLate(c.ts, receivedAt.get(c.ts), null);
+            const a = await raise(client, subjectId, deviceId, c.type, new Date(c.ts), late, [{ ...c.evidence, ts: new Date(c.ts).toISOString() }]);
             if (a) raised.push(a);
           } else if (c.kind === 'end') {
             await client.query(

@@ -31,3 +31,19 @@ export const SEVERITY: Record<AlertType, Severity> = {
   no_signal: 'medium',
   no_gps_fix: 'medium',
 };
+
+/**
+ * A reading received this long after its device time arrived late: the same 15 minutes of
+ * silence that make a `no_signal`, so a tag's stored readings sent after a gap are late.
+ */
+export const LATE_RECEIPT_MS = 15 * 60_000;
+
+/**
+ * Whether an alert proven by the reading at `provenAt` (device time) was found through readings
+ * that arrived late (contract §3): that reading came after later ones had been evaluated (at or
+ * before the watermark), or it was received more than LATE_RECEIPT_MS after its device time.
+ * Decided from stored facts only (device and receipt times), so it is reproducible.
+ */
+export function isLate(provenAt: number, receivedAt: number | undefined, watermark: number | null): boolean {
+  return (watermark !== null && provenAt <= watermark) || (receivedAt !== undefined && receivedAt - provenAt > LATE_RECEIPT_MS);
+}

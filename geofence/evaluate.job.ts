@@ -1,3 +1,4 @@
+import { isLate } from '../alerts/rules.js';
 import type { PoolClient } from 'pg';
 import { withTransaction, type Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
@@ -111,7 +112,7 @@ export async function evaluateDevicesGeofence(deps: GeofenceDeps, batch: readonl
         const ran = evaluateFixes(zones, states, subjectFixes);
         const receivedAt = new Map(subjectFixes.map((f) => [f.ts, f.received_at]));
         for (const finding of ran.findings) {
-          const late = finding.kind !== 'breach_end' && watermark !== null && finding.provenAt <= watermark;
+          const late = finding.kind !== 'breach_end' && isLate(finding.provenAt, receivedAt.get(finding.provenAt), watermark);
           const alert = await applyFinding(client, subjectId, deviceId, finding, late, replay);
           if (alert) {
             result.raised.push(alert);

@@ -51,10 +51,11 @@ describe('alcohol end to end: a real recording through MQTT', () => {
     for (const r of readings.slice(0, 5)) await pub.publishAsync('tags/v1/A-D1/alcohol', JSON.stringify(r), { qos: 1 });
     await pub.publishAsync('tags/v1/A-D1/alcohol', JSON.stringify([...readings.slice(5)].reverse()), { qos: 1 });
     const alerts = await waitFor(async () => {
-      const r = await db.pool.query(`SELECT type, started_at, evidence, ended_at FROM alerts WHERE subject_id = 'A-S1' AND type = 'drinking_event'`);
+      const r = await db.pool.query(`SELECT type, started_at, evidence, ended_at, late FROM alerts WHERE subject_id = 'A-S1' AND type = 'drinking_event'`);
       return r.rows.length ? r.rows : null;
     }, 'the drinking event');
     expect(alerts).toHaveLength(1);
+    expect(alerts[0].late).toBe(true); // proven by stored readings, received hours after their device time
     const firstPositive = readings.find((r) => r.tac >= 0.02)!;
     expect(alerts[0].started_at.getTime()).toBeGreaterThanOrEqual(Date.parse(firstPositive.ts));
     expect(alerts[0].evidence[0].summary).toMatchObject({ kind: 'drinking' });

@@ -121,6 +121,28 @@ describe('evaluation through MQTT, ingest and the worker', () => {
     expect(await alertsOf('G-S1')).toHaveLength(2);
   });
 
+  it('raises late a breach found in a tag’s stored readings sent after a gap, not one just received', async () => {
+    await setUp('G-S2', 'G-D2');
+    await api('POST', '/v1/subjects/G-S2/zones', circle());
+    // a tag with no evaluated readings yet sends, at once, what it stored an hour ago
+    const stored = fixesAt(Date.now() - 3600_000, [OUT, IN, IN, IN, IN, OUT, OUT, OUT]);
+    await pub.publishAsync('tags/v1/G-D2/gps', JSON.stringify(stored), { qos: 1 });
+    const [a] = await waitFor(async () => {
+      const x = await alertsOf('G-S2');
+      return x.length ? x : null;
+    }, 'the breach from stored readings');
+    expect(a).toMatchObject({ type: 'exclusion_breach', started_at: new Date(stored[1]!.ts), late: true });
+    // received within seconds of its device time: not late
+    const fresh = fixesAt(Date.now() - 4 * 60_000, [IN, IN, IN, IN, OUT, OUT, OUT]);
+    await db.pool.query(`UPDATE alerts SET status = 'resolved' WHERE subject_id = 'G-S2'`);
+    await pub.publishAsync('tags/v1/G-D2/gps', JSON.stringify(fresh), { qos: 1 });
+    const both = await waitFor(async () => {
+      const x = await alertsOf('G-S2');
+      return x.length === 2 ? x : null;
+    }, 'the breach from fresh readings');
+    expect(both[1]).toMatchObject({ started_at: new Date(fresh[0]!.ts), late: false });
+  });
+
   it('a crash and retry, or a second evaluation of the same readings, never raises an alert twice', async () => {
     const deps = { pool: svc.rt.pool, logger: svc.rt.logger, metrics: svc.rt.metrics };
     const before = await alertsOf('G-S1');
