@@ -92,7 +92,8 @@ export function createBatcher(opts: BatcherOptions) {
         for (const m of batch) m.done();
         const dirty: DirtyDevices = new Map();
         // duplicates too: they may have been stored by an attempt whose reply was lost
-        for (const r of result.stored.concat(result.duplicates)) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
+        for (const r of result.stored) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
+        for (const r of result.duplicates) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
         if (dirty.size) opts.onCommitted(dirty);
         return;
       } catch (err) {
@@ -181,21 +182,27 @@ function topicOf(batch: PendingMessage[]): (r: Reading) => string {
 /**
  * Removes repeated identities inside one batch: an identical repeat is a duplicate, a different
  * reading under the same identity is a conflict (contract §1: stored readings never change).
+ * The readings of one message share its topic's device and stream, so identities are kept per
+ * topic by device time (numbers, not a string built per reading).
  */
 function dedupe(batch: PendingMessage[]): { unique: Reading[]; duplicates: number; rejections: Rejection[] } {
-  const seen = new Map<string, Reading>();
+  const seen = new Map<string, Map<number, Reading>>();
   const unique: Reading[] = [];
   const rejections: Rejection[] = [];
   let duplicates = 0;
   for (const m of batch) {
-    rejections.push(...m.rejections);
+    for (const x of m.rejections) rejections.push(x);
+    if (m.readings.length === 0) continue;
+    const first = m.readings[0]!;
+    const key = readingKey({ deviceId: first.deviceId, stream: first.stream, tsMs: 0, ts: '' });
+    let byTs = seen.get(key);
+    if (!byTs) seen.set(key, (byTs = new Map()));
     for (const r of m.readings) {
-      const key = readingKey(r);
-      const first = seen.get(key);
-      if (!first) {
-        seen.set(key, r);
+      const earlier = byTs.get(r.tsMs);
+      if (earlier === undefined) {
+        byTs.set(r.tsMs, r);
         unique.push(r);
-      } else if (canonical(first.data) === canonical(r.data)) duplicates++;
+      } else if (canonical(earlier.data) === canonical(r.data)) duplicates++;
       else rejections.push(conflictOf(r, m.topic));
     }
   }
