@@ -93,22 +93,30 @@ export async function storeReadings(db: Queryable, readings: Reading[], topicOf:
  */
 export async function storeReadingsFast(pool: Pool, readings: Reading[], topicOf: (r: Reading) => string): Promise<StoreResult> {
   if (readings.length < COPY_MIN_ROWS) return storeReadings(pool, readings, topicOf);
-  const devices = [...new Set(readings.map((r) => r.deviceId))];
-  const active = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices WHERE id = ANY($1::text[]) AND active`, [devices]);
-  if (active.rows[0]!.n !== devices.length) return storeReadings(pool, readings, topicOf);
+  const devices = new Set<string>();
+  for (const r of readings) devices.add(r.deviceId);
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    await pipeline(Readable.from(copyChunks(readings)), client.query(copyFrom(`COPY readings (${COPY_COLUMNS}) FROM STDIN`)));
-    return { stored: readings, duplicates: [], rejections: [] };
+    // The check goes out first; the COPY text is built while the database answers it.
+    const check = client.query<{ n: number }>({ name: 'ingest-active-devices', text: ACTIVE_DEVICES, values: [[...devices]] });
+    check.catch(() => undefined); // awaited below; a failure is thrown there
+    const chunks = [...copyChunks(readings)];
+    const active = await check;
+    if (active.rows[0]!.n === devices.size) {
+      await pipeline(Readable.from(chunks), client.query(copyFrom(`COPY readings (${COPY_COLUMNS}) FROM STDIN`)));
+      return { stored: readings, duplicates: [], rejections: [] };
+    }
   } catch (err) {
     if ((err as { code?: unknown }).code !== UNIQUE_VIOLATION) throw (broken = err as Error);
   } finally {
     client.release(broken);
   }
+  // an unregistered or inactive device, or an identity already stored: the general statement
   return storeReadings(pool, readings, topicOf);
 }
 
+const ACTIVE_DEVICES = `SELECT count(*)::int AS n FROM devices WHERE id = ANY($1::text[]) AND active`;
 /** Below this many readings a COPY's extra round trips cost more than it saves. */
 const COPY_MIN_ROWS = 200;
 const UNIQUE_VIOLATION = '23505';
