@@ -160,7 +160,7 @@ export async function brokerCeiling(ctx: BenchContext): Promise<PhaseResult> {
 }
 
 /** Identities (device, stream, ts) of the last reading of each of a load's last `n` messages. */
-function tailIdentities(shape: LoadShape, messages: number, n = 200): Array<[string, string, string]> {
+function tailIdentities(shape: LoadShape, messages: number, n = 50): Array<[string, string, string]> {
   const out: Array<[string, string, string]> = [];
   for (let m = Math.max(0, messages - n); m < messages; m++) {
     const msg = benchMessage(shape, m);
