@@ -91,17 +91,17 @@ export async function storeReadings(db: Queryable, readings: Reading[], topicOf:
  * registered and active (checked first), and no identity is already stored (a unique violation
  * aborts the whole COPY, which wrote nothing). Otherwise the batch goes through `storeReadings`.
  */
-export async function storeReadingsFast(pool: Pool, readings: Reading[], topicOf: (r: Reading) => string): Promise<StoreResult> {
+export async function storeReadingsFast(pool: Pool, readings: Reading[], topicOf: (r: Reading) => string, copy: Buffer[] | null = null): Promise<StoreResult> {
   if (readings.length < COPY_MIN_ROWS) return storeReadings(pool, readings, topicOf);
   const devices = new Set<string>();
   for (const r of readings) devices.add(r.deviceId);
   const client = await pool.connect();
   let broken: Error | undefined;
   try {
-    // The check goes out first; the COPY text is built while the database answers it.
+    // The check goes out first; the COPY text, unless given, is built while the database answers.
     const check = client.query<{ n: number }>({ name: 'ingest-active-devices', text: ACTIVE_DEVICES, values: [[...devices]] });
     check.catch(() => undefined); // awaited below; a failure is thrown there
-    const chunks = [...copyChunks(readings)];
+    const chunks = copy ?? [...copyChunks(readings)];
     const active = await check;
     if (active.rows[0]!.n === devices.size) {
       await pipeline(Readable.from(chunks), client.query(copyFrom(`COPY readings (${COPY_COLUMNS}) FROM STDIN`)));
@@ -117,19 +117,24 @@ export async function storeReadingsFast(pool: Pool, readings: Reading[], topicOf
 }
 
 const ACTIVE_DEVICES = `SELECT count(*)::int AS n FROM devices WHERE id = ANY($1::text[]) AND active`;
+/** The COPY text `storeReadingsFast` would send for these readings, or null when it would not COPY them. */
+export function copyTextFor(readings: Reading[]): Buffer[] | null {
+  return readings.length < COPY_MIN_ROWS ? null : [...copyChunks(readings)];
+}
+
 /** Below this many readings a COPY's extra round trips cost more than it saves. */
 const COPY_MIN_ROWS = 200;
 const UNIQUE_VIOLATION = '23505';
 const COPY_COLUMNS = 'device_id, stream, ts, lat, lon, accuracy_m, tac, temp_c, ir, battery_pct, data';
 
 /**
- * COPY text-format rows in chunks of about 1 MiB (one CopyData message, one socket write each).
+ * COPY text-format rows in chunks (one CopyData message, one socket write each).
  * Hot path (every reading of a large batch). What needs no escaping is not scanned: the device
  * id (the topic pattern), the stream and `ts` (the RFC 3339 pattern) hold only letters, digits
  * and `-_:.+`, and JSON.stringify writes control characters as `\n`-style escapes, so in the JSON
  * only backslashes must be doubled (COPY reads `\\` as one).
  */
-export function* copyChunks(readings: Reading[]): Generator<string> {
+export function* copyChunks(readings: Reading[]): Generator<Buffer> {
   let text = '';
   for (const r of readings) {
     const json = JSON.stringify(r.data);
@@ -138,13 +143,19 @@ export function* copyChunks(readings: Reading[]): Generator<string> {
       copyNum(r.lat) + '\t' + copyNum(r.lon) + '\t' + copyNum(r.accuracy_m) + '\t' + copyNum(r.tac) + '\t' +
       copyNum(r.temp_c) + '\t' + copyNum(r.ir) + '\t' + copyNum(r.battery_pct) + '\t' +
       (json.includes('\\') ? json.replaceAll('\\', '\\\\') : json) + '\n';
-    if (text.length >= 1_048_576) {
-      yield text;
+    if (text.length >= COPY_CHUNK_CHARS) {
+      yield Buffer.from(text);
       text = '';
     }
   }
-  if (text) yield text;
+  if (text) yield Buffer.from(text);
 }
+
+/**
+ * About 128 KiB per CopyData message. Each chunk becomes bytes outside the JS heap as soon as it
+ * is complete, so the many short strings that build it die young.
+ */
+const COPY_CHUNK_CHARS = 131_072;
 
 function copyNum(v: number | null): string {
   return v === null ? '\\N' : '' + v;

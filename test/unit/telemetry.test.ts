@@ -143,7 +143,7 @@ describe('COPY text of readings', () => {
       { ts: '2026-11-10T11:00:00Z', tac: 0.02, temp_c: 31.5, note: 'a\\b\t"c"\nd' },
       { ts: '2026-11-10T11:00:01Z', tac: 0, temp_c: -3, ir: 1.25 },
     ]);
-    const text = [...copyChunks(r.readings)].join('');
+    const text = Buffer.concat([...copyChunks(r.readings)]).toString('utf8');
     const lines = text.split('\n');
     expect(lines).toHaveLength(3);
     expect(lines[2]).toBe('');
