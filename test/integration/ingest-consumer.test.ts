@@ -322,4 +322,34 @@ describe('ingest batcher', () => {
       await db.drop();
     }
   }, 40_000);
+
+  it('a COPY-sized batch with an inactive and an unknown device stores the rest and rejects theirs', async () => {
+    const db = await createTestDatabase();
+    const batcher = createBatcher({ pool: db.pool, logger: createLogger('silent'), metrics: createMetrics(), maxBatch: 2000, slots: 1, onCommitted: () => undefined });
+    try {
+      await db.pool.query(`INSERT INTO devices (id, kind, active) SELECT 'dev-' || g, 'combined', g < 4 FROM generate_series(0, 4) g`);
+      const base = Date.now() - 3600_000;
+      const fixes = Array.from({ length: 50 }, (_, i) => ({ ts: new Date(base + i * 1000).toISOString(), lat: 52.1, lon: -1.1, accuracy_m: 5 }));
+      const topics = ['dev-0', 'dev-1', 'dev-4', 'dev-2', 'dev-3', 'dev-none'].map((d) => `tags/v1/${d}/gps`);
+      let done = 0;
+      for (const topic of topics) {
+        const parsed = parseMessage(topic, Buffer.from(JSON.stringify(fixes)), Date.now(), 30);
+        batcher.add({ topic, readings: parsed.readings, rejections: parsed.rejections, done: () => done++ });
+      }
+      await waitFor(() => done === topics.length, 'every message done', 20_000);
+      const stored = await db.pool.query<{ device_id: string; n: number }>(`SELECT device_id, count(*)::int n FROM readings GROUP BY 1 ORDER BY 1`);
+      expect(stored.rows).toEqual(['dev-0', 'dev-1', 'dev-2', 'dev-3'].map((device_id) => ({ device_id, n: 50 })));
+      const rej = await db.pool.query<{ device_id: string; code: string; n: number }>(
+        `SELECT device_id, split_part(reason, ':', 1) code, count(*)::int n FROM rejections GROUP BY 1, 2 ORDER BY 1`,
+      );
+      expect(rej.rows).toEqual([
+        { device_id: 'dev-4', code: 'inactive_device', n: 50 },
+        { device_id: 'dev-none', code: 'unknown_device', n: 50 },
+      ]);
+    } finally {
+      await batcher.idle();
+      batcher.stop();
+      await db.drop();
+    }
+  }, 40_000);
 });
