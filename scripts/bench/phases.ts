@@ -172,7 +172,7 @@ function tailIdentities(shape: LoadShape, messages: number, n = 50): Array<[stri
 
 /**
  * Waits until `expected` readings are committed; returns a time by which they were. A count(*)
- * is a scan of the whole table (about 8 ms of PostgreSQL CPU at 100,000 rows, measured), so
+ * is a scan of the whole table (8–10 ms at 100,000 rows, measured on a table like it), so
  * polling it every 20 ms took a large share of the very database the phase measures. Instead a
  * cheap probe (primary-key lookups of the last published messages' last readings, which arrive
  * last) runs every 10 ms (100 ms while publishing), and only once it finds them all does a
