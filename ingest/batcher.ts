@@ -1,7 +1,7 @@
 import type { Pool } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
-import { conflictOf, storeReadingsFast, storeRejections } from './readings.repo.js';
+import { conflictOf, copyTextFor, storeReadingsFast, storeRejections } from './readings.repo.js';
 import { cleanReason, MAX_RAW_BYTES, readingKey, type Reading, type Rejection } from './telemetry.js';
 import { markDirty, type DirtyDevices } from '../src/queues.js';
 
@@ -34,6 +34,10 @@ export interface BatcherOptions {
  */
 export function createBatcher(opts: BatcherOptions) {
   const queue: PendingMessage[] = [];
+  /** readings of the messages in `queue` */
+  let queued = 0;
+  /** the next batch, cut and made ready (de-duplicated, COPY text built) while every slot was busy */
+  let ready: Prepared | null = null;
   let active = 0;
   let scheduled = false;
   let stopped = false;
@@ -41,6 +45,7 @@ export function createBatcher(opts: BatcherOptions) {
 
   function add(msg: PendingMessage): void {
     queue.push(msg);
+    queued += msg.readings.length;
     schedule();
   }
 
@@ -55,15 +60,21 @@ export function createBatcher(opts: BatcherOptions) {
   }
 
   function pump(): void {
-    while (active < opts.slots && queue.length > 0) {
-      const batch = takeBatch();
+    while (active < opts.slots && (ready || queue.length > 0)) {
+      const next = ready ?? prepare(takeBatch());
+      ready = null;
       active++;
-      void writeWithRetry(batch).finally(() => {
+      void writeWithRetry(next).finally(() => {
         active--;
-        if (queue.length > 0) schedule();
+        if (ready || queue.length > 0) schedule();
         else if (active === 0) idleWaiters.splice(0).forEach((w) => w());
       });
     }
+    // Every slot busy and a full batch waiting: do ingest's part of the next write now (its
+    // de-duplication and COPY text), while the database works on the current ones, so a slot
+    // that frees up starts its COPY at once. Only full batches, so light traffic still goes
+    // out in a batch as soon as a slot is free.
+    if (!ready && !stopped && active >= opts.slots && queued >= opts.maxBatch) ready = prepare(takeBatch(), true);
   }
 
   function takeBatch(): PendingMessage[] {
@@ -75,16 +86,17 @@ export function createBatcher(opts: BatcherOptions) {
       batch.push(queue.shift()!);
       n += next.readings.length;
     }
+    queued -= n;
     return batch;
   }
 
-  async function writeWithRetry(batch: PendingMessage[]): Promise<void> {
-    const { unique, duplicates, rejections } = dedupe(batch);
+  async function writeWithRetry(prepared: Prepared): Promise<void> {
+    const { batch, unique, duplicates, rejections, copy } = prepared;
     for (let attempt = 0; ; attempt++) {
       if (stopped) return; // unacknowledged: the broker redelivers to the next session
       const end = opts.metrics.ingestCommitSeconds.startTimer();
       try {
-        const result = await storeReadingsFast(opts.pool, unique, topicOf(batch));
+        const result = await storeReadingsFast(opts.pool, unique, topicOf(batch), copy);
         const allRejections = rejections.concat(result.rejections);
         await storeRejections(opts.pool, allRejections);
         end();
@@ -92,7 +104,8 @@ export function createBatcher(opts: BatcherOptions) {
         for (const m of batch) m.done();
         const dirty: DirtyDevices = new Map();
         // duplicates too: they may have been stored by an attempt whose reply was lost
-        for (const r of result.stored.concat(result.duplicates)) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
+        for (const r of result.stored) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
+        for (const r of result.duplicates) markDirty(dirty, r.deviceId, r.stream, r.tsMs);
         if (dirty.size) opts.onCommitted(dirty);
         return;
       } catch (err) {
@@ -113,7 +126,7 @@ export function createBatcher(opts: BatcherOptions) {
   /** Writes each message alone; a message the database still refuses becomes rejections. */
   async function isolate(batch: PendingMessage[], cause: Error): Promise<void> {
     if (batch.length > 1) {
-      for (const m of batch) await writeWithRetry([m]);
+      for (const m of batch) await writeWithRetry(prepare([m]));
       return;
     }
     const m = batch[0]!;
@@ -135,7 +148,7 @@ export function createBatcher(opts: BatcherOptions) {
         raw: Buffer.from(JSON.stringify(r.data)).subarray(0, MAX_RAW_BYTES),
       })),
     );
-    await writeWithRetry([{ ...m, readings: [], rejections: rejections.map((x) => ({ ...x, reason: cleanReason(x.reason) })) }]);
+    await writeWithRetry(prepare([{ ...m, readings: [], rejections: rejections.map((x) => ({ ...x, reason: cleanReason(x.reason) })) }]));
   }
 
   function account(stored: Reading[], duplicates: number, rejections: Rejection[]): void {
@@ -151,11 +164,11 @@ export function createBatcher(opts: BatcherOptions) {
     add,
     /** messages parsed and not yet acknowledged */
     get pending() {
-      return queue.length;
+      return queue.length + (ready?.batch.length ?? 0);
     },
     /** resolves when nothing is queued or being written */
     idle(): Promise<void> {
-      if (queue.length === 0 && active === 0) return Promise.resolve();
+      if (queue.length === 0 && !ready && active === 0) return Promise.resolve();
       return new Promise((r) => idleWaiters.push(r));
     },
     /** stops retrying: what is unacknowledged stays with the broker */
@@ -164,6 +177,22 @@ export function createBatcher(opts: BatcherOptions) {
       idleWaiters.splice(0).forEach((w) => w());
     },
   };
+}
+
+/** A batch ready to write: its messages, their readings without repeats, and the COPY text. */
+interface Prepared {
+  batch: PendingMessage[];
+  unique: Reading[];
+  duplicates: number;
+  rejections: Rejection[];
+  /** COPY text of `unique`, when built ahead */
+  copy: Buffer[] | null;
+}
+
+/** De-duplicates a batch; `ahead`, builds its COPY text too (otherwise the write builds it while its device check is answered). */
+function prepare(batch: PendingMessage[], ahead = false): Prepared {
+  const { unique, duplicates, rejections } = dedupe(batch);
+  return { batch, unique, duplicates, rejections, copy: ahead ? copyTextFor(unique) : null };
 }
 
 /** The topic a reading came on, for its rejection; the index is built only when one is asked for. */
@@ -181,21 +210,27 @@ function topicOf(batch: PendingMessage[]): (r: Reading) => string {
 /**
  * Removes repeated identities inside one batch: an identical repeat is a duplicate, a different
  * reading under the same identity is a conflict (contract §1: stored readings never change).
+ * The readings of one message share its topic's device and stream, so identities are kept per
+ * topic by device time (numbers, not a string built per reading).
  */
 function dedupe(batch: PendingMessage[]): { unique: Reading[]; duplicates: number; rejections: Rejection[] } {
-  const seen = new Map<string, Reading>();
+  const seen = new Map<string, Map<number, Reading>>();
   const unique: Reading[] = [];
   const rejections: Rejection[] = [];
   let duplicates = 0;
   for (const m of batch) {
-    rejections.push(...m.rejections);
+    for (const x of m.rejections) rejections.push(x);
+    if (m.readings.length === 0) continue;
+    const first = m.readings[0]!;
+    const key = readingKey({ deviceId: first.deviceId, stream: first.stream, tsMs: 0, ts: '' });
+    let byTs = seen.get(key);
+    if (!byTs) seen.set(key, (byTs = new Map()));
     for (const r of m.readings) {
-      const key = readingKey(r);
-      const first = seen.get(key);
-      if (!first) {
-        seen.set(key, r);
+      const earlier = byTs.get(r.tsMs);
+      if (earlier === undefined) {
+        byTs.set(r.tsMs, r);
         unique.push(r);
-      } else if (canonical(first.data) === canonical(r.data)) duplicates++;
+      } else if (canonical(earlier.data) === canonical(r.data)) duplicates++;
       else rejections.push(conflictOf(r, m.topic));
     }
   }

@@ -127,100 +127,116 @@ function truncate(raw: Buffer): Buffer {
  */
 export function parseMessage(topic: string, payload: Buffer, nowMs: number, retentionDays: number): ParsedMessage {
   const t = parseTopic(topic);
-  const reject = (code: RejectionCode, detail: string, raw: Buffer, itemIndex: number | null = null): ParsedMessage => ({
-    readings: [],
-    rejections: [{ topic, deviceId: t?.deviceId ?? null, itemIndex, code, reason: cleanReason(`${code}: ${detail}`), raw: truncate(raw) }],
-  });
-  if (!t) return reject('bad_topic', `topic must be tags/v1/{deviceId}/{gps|alcohol|status}`, payload);
+  if (!t) return rejectWhole(topic, null, 'bad_topic', `topic must be tags/v1/{deviceId}/{gps|alcohol|status}`, payload);
   if (payload.length > MAX_PAYLOAD_BYTES) {
-    return reject('too_large', `payload is ${payload.length} bytes, over the ${MAX_PAYLOAD_BYTES} limit`, payload);
+    return rejectWhole(topic, t.deviceId, 'too_large', `payload is ${payload.length} bytes, over the ${MAX_PAYLOAD_BYTES} limit`, payload);
   }
   let body: unknown;
   try {
     body = JSON.parse(payload.toString('utf8'));
   } catch (err) {
-    return reject('not_json', `payload is not JSON (${(err as Error).message})`, payload);
-  }
-  const isBatch = Array.isArray(body);
-  const items: unknown[] = isBatch ? (body as unknown[]) : [body];
-  if (isBatch && (items.length < 1 || items.length > MAX_BATCH_ITEMS)) {
-    return reject('bad_batch', `a batch holds 1 to ${MAX_BATCH_ITEMS} readings, this one ${items.length}`, payload);
+    return rejectWhole(topic, t.deviceId, 'not_json', `payload is not JSON (${(err as Error).message})`, payload);
   }
   const out: ParsedMessage = { readings: [], rejections: [] };
   const oldestMs = nowMs - retentionDays * 86_400_000;
-  items.forEach((item, i) => {
+  if (!Array.isArray(body)) {
+    const r = validateReading(t.deviceId, t.stream, body, nowMs, oldestMs);
+    if (r instanceof Invalid) out.rejections.push(itemRejection(topic, t.deviceId, r, null, payload));
+    else out.readings.push(r);
+    return out;
+  }
+  const items = body as unknown[];
+  if (items.length < 1 || items.length > MAX_BATCH_ITEMS) {
+    return rejectWhole(topic, t.deviceId, 'bad_batch', `a batch holds 1 to ${MAX_BATCH_ITEMS} readings, this one ${items.length}`, payload);
+  }
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
     const r = validateReading(t.deviceId, t.stream, item, nowMs, oldestMs);
-    if ('code' in r) {
-      const raw = isBatch ? Buffer.from(JSON.stringify(item) ?? 'undefined') : payload;
-      out.rejections.push({
-        topic,
-        deviceId: t.deviceId,
-        itemIndex: isBatch ? i : null,
-        code: r.code,
-        reason: cleanReason(`${r.code}: ${isBatch ? `item ${i}: ` : ''}${r.detail}`),
-        raw: truncate(raw),
-      });
-    } else {
-      out.readings.push(r);
-    }
-  });
+    if (r instanceof Invalid) out.rejections.push(itemRejection(topic, t.deviceId, r, i, Buffer.from(JSON.stringify(item) ?? 'undefined')));
+    else out.readings.push(r);
+  }
   return out;
 }
 
-function validateReading(
-  deviceId: string,
-  stream: Stream,
-  item: unknown,
-  nowMs: number,
-  oldestMs: number,
-): Reading | { code: RejectionCode; detail: string } {
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
-    return { code: 'invalid', detail: 'a reading must be a JSON object' };
-  }
+function rejectWhole(topic: string, deviceId: string | null, code: RejectionCode, detail: string, raw: Buffer): ParsedMessage {
+  return { readings: [], rejections: [{ topic, deviceId, itemIndex: null, code, reason: cleanReason(`${code}: ${detail}`), raw: truncate(raw) }] };
+}
+
+function itemRejection(topic: string, deviceId: string, r: Invalid, itemIndex: number | null, raw: Buffer): Rejection {
+  const where = itemIndex === null ? '' : `item ${itemIndex}: `;
+  return { topic, deviceId, itemIndex, code: r.code, reason: cleanReason(`${r.code}: ${where}${r.detail}`), raw: truncate(raw) };
+}
+
+/** Why an item is not a reading. */
+class Invalid {
+  constructor(
+    readonly code: RejectionCode,
+    readonly detail: string,
+  ) {}
+}
+
+/** A numeric field's value, or null (left out, or not a number). */
+function num(v: unknown): number | null {
+  return typeof v === 'number' ? v : null;
+}
+
+/**
+ * One item against contract §1. Hot path (every reading): the schema check is TypeBox's
+ * compiled function, the date checks read character codes, and the Reading is built once.
+ */
+function validateReading(deviceId: string, stream: Stream, item: unknown, nowMs: number, oldestMs: number): Reading | Invalid {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) return new Invalid('invalid', 'a reading must be a JSON object');
   const checker = checkers[stream];
   if (!checker.Check(item)) {
     const e = checker.Errors(item).First();
     const field = e?.path.replace(/^\//, '') || '(reading)';
-    return { code: 'invalid', detail: `${stream}.${field}: ${e?.message ?? 'invalid'}` };
+    return new Invalid('invalid', `${stream}.${field}: ${e?.message ?? 'invalid'}`);
   }
   const o = item as Record<string, unknown>;
   const ts = o.ts as string;
-  const tsMs = Date.parse(ts.toUpperCase());
-  if (!Number.isFinite(tsMs) || !isRealDate(ts)) return { code: 'invalid', detail: `${stream}.ts: ${ts} is not a real date-time` };
-  if (tsMs > nowMs + MAX_FUTURE_MS) {
-    return { code: 'ts_future', detail: `ts ${ts} is more than 5 minutes ahead of the server clock` };
-  }
-  if (tsMs < oldestMs) return { code: 'ts_too_old', detail: `ts ${ts} is older than the raw-data retention` };
-  const num = (k: string) => (typeof o[k] === 'number' ? (o[k] as number) : null);
+  // the schema's pattern has checked the shape; Date.parse reads only upper-case T and Z
+  const tsMs = Date.parse(hasLowerCase(ts) ? ts.toUpperCase() : ts);
+  if (!Number.isFinite(tsMs) || !isRealDate(ts)) return new Invalid('invalid', `${stream}.ts: ${ts} is not a real date-time`);
+  if (tsMs > nowMs + MAX_FUTURE_MS) return new Invalid('ts_future', `ts ${ts} is more than 5 minutes ahead of the server clock`);
+  if (tsMs < oldestMs) return new Invalid('ts_too_old', `ts ${ts} is older than the raw-data retention`);
   if (stream === 'gps' && o.lat === 0 && o.lon === 0) {
-    return { code: 'null_island', detail: 'a fix at exactly 0,0 is a receiver null position' };
+    return new Invalid('null_island', 'a fix at exactly 0,0 is a receiver null position');
   }
+  // every numeric column from the reading's own fields, whatever its stream (as always stored)
   return {
     deviceId,
     stream,
     ts,
     tsMs,
-    lat: num('lat'),
-    lon: num('lon'),
-    accuracy_m: num('accuracy_m'),
-    tac: num('tac'),
-    temp_c: num('temp_c'),
-    ir: num('ir'),
-    battery_pct: num('battery_pct'),
+    lat: num(o.lat),
+    lon: num(o.lon),
+    accuracy_m: num(o.accuracy_m),
+    tac: num(o.tac),
+    temp_c: num(o.temp_c),
+    ir: num(o.ir),
+    battery_pct: num(o.battery_pct),
     data: o,
   };
 }
 
+/** `t` at index 10 or a trailing `z` (RFC 3339 allows both). */
+function hasLowerCase(ts: string): boolean {
+  return ts.charCodeAt(10) === 0x74 || ts.charCodeAt(ts.length - 1) === 0x7a;
+}
+
+/** Two digits at `i` (the pattern has checked they are digits). */
+function d2(s: string, i: number): number {
+  return (s.charCodeAt(i) - 48) * 10 + s.charCodeAt(i + 1) - 48;
+}
+
 /** Date.parse rolls 2026-02-30 over to March; a real date keeps its own fields. */
 function isRealDate(ts: string): boolean {
-  const y = Number(ts.slice(0, 4));
-  const mo = Number(ts.slice(5, 7));
-  const d = Number(ts.slice(8, 10));
-  const h = Number(ts.slice(11, 13));
-  const mi = Number(ts.slice(14, 16));
-  const s = Number(ts.slice(17, 19));
-  if (mo < 1 || mo > 12 || h > 23 || mi > 59 || s > 59) return false;
-  const days = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  const y = d2(ts, 0) * 100 + d2(ts, 2);
+  const mo = d2(ts, 5);
+  const d = d2(ts, 8);
+  if (mo < 1 || mo > 12 || d2(ts, 11) > 23 || d2(ts, 14) > 59 || d2(ts, 17) > 59) return false;
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const days = mo === 2 ? (leap ? 29 : 28) : mo === 4 || mo === 6 || mo === 9 || mo === 11 ? 30 : 31;
   return d >= 1 && d <= days;
 }
 

@@ -43,7 +43,7 @@ export function parseBenchOptions(argv: string[], env: NodeJS.ProcessEnv): Bench
   const { values: f } = parseArgs({
     args: argv,
     options: {
-      readings: { type: 'string', default: env.BENCH_READINGS ?? '100000' },
+      readings: { type: 'string', default: env.BENCH_READINGS ?? '500000' },
       devices: { type: 'string', default: env.BENCH_DEVICES ?? '2000' },
       batch: { type: 'string', default: '50' },
       phases: { type: 'string', default: 'abcdl' },

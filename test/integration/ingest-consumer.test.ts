@@ -6,6 +6,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { createMqttSession, type InboundMessage, type SessionOptions } from '../../ingest/mqtt-session.js';
 import { createIngestConsumer } from '../../ingest/consumer.js';
 import { createBatcher } from '../../ingest/batcher.js';
+import { parseMessage } from '../../ingest/telemetry.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
@@ -275,4 +276,80 @@ describe('ingest consumer', () => {
     broker.stop();
     await db.drop();
   }, 60_000);
+});
+
+describe('ingest batcher', () => {
+  it('writes batches cut ahead while its slot was busy: in order, after commit, duplicates once, conflicts rejected', async () => {
+    const db = await createTestDatabase();
+    const logger = createLogger('silent');
+    const locker = await db.pool.connect();
+    const batcher = createBatcher({ pool: db.pool, logger, metrics: createMetrics(), maxBatch: 250, slots: 1, onCommitted: () => undefined });
+    try {
+      await db.pool.query(`INSERT INTO devices (id, kind) SELECT 'dev-' || g, 'combined' FROM generate_series(0, 9) g`);
+      const base = Date.now() - 3600_000;
+      const fixes = (device: number) => Array.from({ length: 50 }, (_, i) => ({ ts: new Date(base + i * 1000).toISOString(), lat: 52 + device / 100, lon: -1.1, accuracy_m: 5 }));
+      const messages: Array<{ topic: string; body: unknown }> = [];
+      for (let d = 0; d < 9; d++) messages.push({ topic: `tags/v1/dev-${d}/gps`, body: fixes(d) });
+      // batches of 250: dev-0..4 (held by the lock), then dev-5..8 and a repeat of dev-1's message,
+      // cut ahead with its COPY text while the first waits; the repeat means the COPY meets
+      // stored identities and the batch goes through the statement instead
+      messages.push({ topic: 'tags/v1/dev-1/gps', body: fixes(1) });
+      // a different reading under a stored identity, and one more device, in the third batch
+      messages.push({ topic: 'tags/v1/dev-2/gps', body: { ...fixes(2)[0], lat: 53.5 } });
+      messages.push({ topic: 'tags/v1/dev-9/gps', body: fixes(9) });
+      const done: number[] = [];
+      await locker.query('BEGIN');
+      await locker.query('LOCK TABLE readings IN ACCESS EXCLUSIVE MODE'); // the first write waits
+      messages.forEach((m, i) => {
+        const parsed = parseMessage(m.topic, Buffer.from(JSON.stringify(m.body)), Date.now(), 30);
+        batcher.add({ topic: m.topic, readings: parsed.readings, rejections: parsed.rejections, done: () => done.push(i) });
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(done, 'nothing acknowledged before its commit').toEqual([]);
+      await locker.query('ROLLBACK');
+      await waitFor(() => done.length === messages.length, 'every message done', 20_000);
+      expect(done).toEqual(messages.map((_, i) => i));
+      const stored = await db.pool.query<{ device_id: string; n: number }>(`SELECT device_id, count(*)::int n FROM readings GROUP BY 1 ORDER BY 1`);
+      expect(stored.rows).toEqual(Array.from({ length: 10 }, (_, d) => ({ device_id: `dev-${d}`, n: 50 })));
+      const rej = await db.pool.query<{ reason: string }>(`SELECT reason FROM rejections`);
+      expect(rej.rows.map((r) => r.reason)).toEqual([expect.stringMatching(/^conflict: a different gps reading of dev-2 at /)]);
+      const kept = await db.pool.query(`SELECT lat FROM readings WHERE device_id = 'dev-2' AND ts = $1`, [fixes(2)[0]!.ts]);
+      expect(kept.rows).toEqual([{ lat: 52.02 }]);
+    } finally {
+      locker.release();
+      await batcher.idle();
+      batcher.stop();
+      await db.drop();
+    }
+  }, 40_000);
+
+  it('a COPY-sized batch with an inactive and an unknown device stores the rest and rejects theirs', async () => {
+    const db = await createTestDatabase();
+    const batcher = createBatcher({ pool: db.pool, logger: createLogger('silent'), metrics: createMetrics(), maxBatch: 2000, slots: 1, onCommitted: () => undefined });
+    try {
+      await db.pool.query(`INSERT INTO devices (id, kind, active) SELECT 'dev-' || g, 'combined', g < 4 FROM generate_series(0, 4) g`);
+      const base = Date.now() - 3600_000;
+      const fixes = Array.from({ length: 50 }, (_, i) => ({ ts: new Date(base + i * 1000).toISOString(), lat: 52.1, lon: -1.1, accuracy_m: 5 }));
+      const topics = ['dev-0', 'dev-1', 'dev-4', 'dev-2', 'dev-3', 'dev-none'].map((d) => `tags/v1/${d}/gps`);
+      let done = 0;
+      for (const topic of topics) {
+        const parsed = parseMessage(topic, Buffer.from(JSON.stringify(fixes)), Date.now(), 30);
+        batcher.add({ topic, readings: parsed.readings, rejections: parsed.rejections, done: () => done++ });
+      }
+      await waitFor(() => done === topics.length, 'every message done', 20_000);
+      const stored = await db.pool.query<{ device_id: string; n: number }>(`SELECT device_id, count(*)::int n FROM readings GROUP BY 1 ORDER BY 1`);
+      expect(stored.rows).toEqual(['dev-0', 'dev-1', 'dev-2', 'dev-3'].map((device_id) => ({ device_id, n: 50 })));
+      const rej = await db.pool.query<{ device_id: string; code: string; n: number }>(
+        `SELECT device_id, split_part(reason, ':', 1) code, count(*)::int n FROM rejections GROUP BY 1, 2 ORDER BY 1`,
+      );
+      expect(rej.rows).toEqual([
+        { device_id: 'dev-4', code: 'inactive_device', n: 50 },
+        { device_id: 'dev-none', code: 'unknown_device', n: 50 },
+      ]);
+    } finally {
+      await batcher.idle();
+      batcher.stop();
+      await db.drop();
+    }
+  }, 40_000);
 });

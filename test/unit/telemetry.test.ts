@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { copyChunks } from '../../ingest/readings.repo.js';
 import { parseMessage, parseTopic } from '../../ingest/telemetry.js';
 
 const NOW = Date.parse('2026-11-10T12:00:00Z');
@@ -109,5 +110,47 @@ describe('reasons are storable text', () => {
   it('never carries a NUL character', () => {
     const r = parseMessage('tags/v1/TAG-1/gps', Buffer.from('{"a":\u0000'), NOW, 2190);
     expect(r.rejections[0]!.reason).not.toContain('\u0000');
+  });
+});
+
+describe('device time checks (read from character codes)', () => {
+  it.each([
+    ['2024-02-29T10:00:00Z', true], // leap year
+    ['2000-02-29T10:00:00Z', true], // divisible by 400
+    ['2100-02-29T10:00:00Z', false], // divisible by 100, not 400
+    ['2026-02-29T10:00:00Z', false],
+    ['2026-04-31T10:00:00Z', false],
+    ['2026-04-30T10:00:00Z', true],
+    ['2025-12-31T23:59:59.999Z', true],
+    ['2026-00-10T10:00:00Z', false],
+    ['2026-11-00T10:00:00Z', false],
+    ['2026-11-10T24:00:00Z', false],
+    ['2026-11-10T10:60:00Z', false],
+    ['2026-11-10T10:00:60Z', false],
+    ['2026-11-10t11:00:00z', true], // lower-case t and z are RFC 3339 too
+  ])('%s is a real date-time: %s', (ts, ok) => {
+    const r = parseMessage('tags/v1/TAG-1/status', Buffer.from(JSON.stringify({ ts, battery_pct: 50 })), Date.parse('2026-11-10T12:00:00Z'), 36500);
+    if (ok) {
+      expect(r.rejections).toEqual([]);
+      expect(r.readings[0]!.tsMs).toBe(Date.parse(ts.toUpperCase()));
+    } else expect(r.rejections[0]!.reason).toMatch(/^invalid: status\.ts: .* not a real date-time/);
+  });
+});
+
+describe('COPY text of readings', () => {
+  it('writes one line per reading, \\N for absent columns, backslashes of the JSON doubled', () => {
+    const r = parse('tags/v1/TAG-1/alcohol', [
+      { ts: '2026-11-10T11:00:00Z', tac: 0.02, temp_c: 31.5, note: 'a\\b\t"c"\nd' },
+      { ts: '2026-11-10T11:00:01Z', tac: 0, temp_c: -3, ir: 1.25 },
+    ]);
+    const text = Buffer.concat([...copyChunks(r.readings)]).toString('utf8');
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[2]).toBe('');
+    const first = lines[0]!.split('\t');
+    expect(first.slice(0, 10)).toEqual(['TAG-1', 'alcohol', '2026-11-10T11:00:00Z', '\\N', '\\N', '\\N', '0.02', '31.5', '\\N', '\\N']);
+    // COPY reads \\ as one backslash: undoing that gives the JSON of the reading
+    expect(JSON.parse(first[10]!.replace(/\\\\/g, '\\'))).toEqual({ ts: '2026-11-10T11:00:00Z', tac: 0.02, temp_c: 31.5, note: 'a\\b\t"c"\nd' });
+    expect(lines[1]!.split('\t').slice(6, 10)).toEqual(['0', '-3', '1.25', '\\N']);
   });
 });
