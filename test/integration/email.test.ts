@@ -6,6 +6,8 @@ import { simpleParser } from 'mailparser';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
 import { tickHealth } from '../../alerts/health.job.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { Queue } from 'bullmq';
+import { EMAIL_QUEUE, requeuePendingEmails } from '../../alerts/email.js';
 
 /** Alert email through a real SMTP server (smtp-server, the server half of nodemailer's project). */
 
@@ -168,5 +170,21 @@ describe('alert email over SMTP', () => {
     const n = (outcome: string) => counted.find((v) => v.labels.channel === 'email' && v.labels.outcome === outcome)?.value ?? 0;
     expect(n('retry')).toBeGreaterThanOrEqual(1);
     expect(n('delivered')).toBeGreaterThanOrEqual(4);
+  });
+
+  it('sends pending email after Redis lost its jobs', async () => {
+    refuse = 1000; // the mail server refuses for a while: the email stays pending
+    await fit('E-S4', 'E-D4', ['om-2']);
+    await status('E-D4', { strap: 'open' });
+    const alert = await waitFor(async () => (await db.pool.query(`SELECT id FROM alerts WHERE subject_id = 'E-S4' AND type = 'strap_tamper'`)).rows[0], 'the strap alert');
+    const pending = `SELECT d.attempts FROM email_deliveries d JOIN alert_events e ON e.id = d.event_id WHERE e.alert_id = $1 AND d.status = 'pending' AND d.attempts >= 1`;
+    await waitFor(async () => (await db.pool.query(pending, [alert.id])).rowCount, 'a refused attempt');
+    const q = new Queue(EMAIL_QUEUE, { connection: svc.rt.redis, prefix: svc.rt.config.QUEUE_PREFIX });
+    await q.obliterate({ force: true }); // as if Redis restarted empty
+    refuse = 0;
+    expect(await requeuePendingEmails(svc.rt.pool, q)).toBeGreaterThanOrEqual(1);
+    const mail = await waitFor(() => mails.find((m) => m.text.includes(alert.id)), 'the email after requeue', 20_000);
+    expect(mail.to).toEqual(['om-2@probation.example']);
+    await q.close();
   });
 });
