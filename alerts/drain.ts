@@ -1,5 +1,5 @@
 import type { Runtime } from '../src/runtime.js';
-import { createFeedHub } from './feed.js';
+import { coalesced, createFeedHub } from './feed.js';
 
 /**
  * Runs `step` until it reports nothing left (returns 0), on each alert-feed announcement from
@@ -7,25 +7,14 @@ import { createFeedHub } from './feed.js';
  */
 export function createFeedDrainer(rt: Runtime, what: string, step: () => Promise<number>, everyMs = 2000) {
   const hub = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
-  let running: Promise<void> | null = null;
-  let again = false;
-  const run = (): Promise<void> => {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      do {
-        again = false;
-        while ((await step()) > 0);
-      } while (again);
-    })()
-      .catch((err: Error) => rt.logger.warn({ err: err.message }, `${what} failed; retried`))
-      .finally(() => {
-        running = null;
-      });
-    return running;
-  };
+  let last: Promise<void> = Promise.resolve();
+  const drain = coalesced(
+    async () => {
+      while ((await step()) > 0);
+    },
+    (err) => rt.logger.warn({ err: err.message }, `${what} failed; retried`),
+  );
+  const run = () => (last = drain());
   hub.subscribe(() => void run());
   void hub.start();
   const timer = setInterval(() => void run(), everyMs);
@@ -34,7 +23,7 @@ export function createFeedDrainer(rt: Runtime, what: string, step: () => Promise
     async close() {
       clearInterval(timer);
       await hub.close();
-      await running;
+      await last;
     },
   };
 }

@@ -118,6 +118,32 @@ export function visibleTo(e: Pick<FeedEvent, 'audience' | 'manager_ids'>, role: 
 export type FeedListener = (events: FeedEvent[]) => void;
 
 /**
+ * Wraps `task` so that it never runs twice at once: a call while it runs makes it run once more
+ * afterwards (what was announced meanwhile is not missed), and callers share that run.
+ */
+export function coalesced(task: () => Promise<void>, onError: (err: Error) => void): () => Promise<void> {
+  let running: Promise<void> | null = null;
+  let again = false;
+  return () => {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        await task();
+      } while (again);
+    })()
+      .catch(onError)
+      .finally(() => {
+        running = null;
+      });
+    return running;
+  };
+}
+
+/**
  * One LISTEN connection per process; on each announcement, reads the new feed rows once and
  * hands them to every subscriber. Reconnects by itself and catches up from the last id seen.
  */
@@ -126,30 +152,13 @@ export function createFeedHub(databaseUrl: string, pool: Queryable, logger: Logg
   let reader: FeedReader | null = null;
   let client: pg.Client | null = null;
   let closed = false;
-  let reading: Promise<void> | null = null;
-  let again = false;
-
-  async function readNew(): Promise<void> {
-    if (reading) {
-      again = true;
-      return reading;
+  const readNew = coalesced(async () => {
+    for (;;) {
+      const { events, more } = await reader!.read(pool, 500, Date.now());
+      if (events.length) for (const l of listeners) l(events);
+      if (!more) break;
     }
-    reading = (async () => {
-      do {
-        again = false;
-        for (;;) {
-          const { events, more } = await reader!.read(pool, 500, Date.now());
-          if (events.length) for (const l of listeners) l(events);
-          if (!more) break;
-        }
-      } while (again);
-    })()
-      .catch((err: Error) => logger.warn({ err: err.message }, 'alert feed read failed'))
-      .finally(() => {
-        reading = null;
-      });
-    return reading;
-  }
+  }, (err) => logger.warn({ err: err.message }, 'alert feed read failed'));
 
   async function connect(): Promise<void> {
     while (!closed) {
