@@ -6,8 +6,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
  * milliseconds, server clock); no I/O.
  */
 
-export const STREAMS = ['gps', 'alcohol', 'status'] as const;
-export type Stream = (typeof STREAMS)[number];
+export { STREAMS, type Stream } from '../signals/streams.js';
+import type { Stream } from '../signals/streams.js';
 
 export const DEVICE_ID_PATTERN = '^[A-Za-z0-9_-]{3,64}$';
 export const MAX_PAYLOAD_BYTES = 256 * 1024;

@@ -1,0 +1,98 @@
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Part, Runtime } from '../platform/runtime.js';
+import { createDeviceReadingsQueue, DEVICE_READINGS_QUEUE, sweepDirty, type DeviceReadingsJob } from '../signals/queues.js';
+import { applyRetentionPolicy, deleteExpiredReadings } from '../ingest/retention.js';
+import { tickCurfews } from '../geofence/curfew.job.js';
+import { paramsFrom } from '../alcohol/params.js';
+import { tickHealth } from '../health/health.job.js';
+import { runEvaluationJob } from '../evaluation/evaluate.job.js';
+import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
+import { createFeedDrainer } from '../alerts/drain.js';
+import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
+
+export const MAINTENANCE_QUEUE = 'maintenance';
+/** Evaluation jobs run at once: each is a batch of devices holding one pooled connection at a time. */
+export const EVALUATION_CONCURRENCY = 4;
+
+/**
+ * Worker: evaluates devices with new readings (queue `device-readings`), and runs the scheduled
+ * maintenance jobs: the curfew clock every minute and retention on plain PostgreSQL hourly.
+ */
+export async function startWorker(rt: Runtime): Promise<Part> {
+  const prefix = rt.config.QUEUE_PREFIX;
+  const maintenance = new Queue(MAINTENANCE_QUEUE, { connection: rt.redis, prefix });
+  await maintenance.upsertJobScheduler('retention', { every: 3_600_000 }, { name: 'retention' });
+  await maintenance.upsertJobScheduler('curfew-tick', { every: 60_000 }, { name: 'curfew-tick' });
+  await maintenance.upsertJobScheduler('health-tick', { every: 60_000 }, { name: 'health-tick' });
+  await maintenance.upsertJobScheduler('webhook-requeue', { every: 60_000 }, { name: 'webhook-requeue' });
+  await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
+  const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
+  const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config), {}, rt.metrics);
+  const dispatchState = createDispatchState();
+  const dispatcher = createFeedDrainer(rt, 'webhook dispatch', () => dispatchFeed(rt.pool, webhookQueue, webhookWorker.hooks, dispatchState));
+  const email = startEmail(rt);
+  const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
+  const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
+  const maintenanceWorker = new Worker(
+    MAINTENANCE_QUEUE,
+    async (job) => {
+      if (job.name === 'curfew-tick') return { raised: (await tickCurfews(deps, Date.now())).length };
+      if (job.name === 'health-tick') {
+        const r = await tickHealth(deps, Date.now(), rt.config.ESCALATE_AFTER_MINUTES * 60_000);
+        return { raised: r.raised.length, escalated: r.escalated.length };
+      }
+      if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
+      if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
+      if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
+      if (rt.storage === 'timescaledb') return { mode: 'timescaledb', deleted: 0 }; // the policy drops chunks
+      const deleted = await deleteExpiredReadings(rt.pool, rt.config.RETENTION_DAYS, new Date());
+      rt.logger.info({ deleted, days: rt.config.RETENTION_DAYS }, 'retention: expired readings deleted');
+      return { mode: 'postgresql', deleted };
+    },
+    { connection: rt.redis.duplicate(), prefix },
+  );
+  maintenanceWorker.on('failed', (job, err) => rt.logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
+  const evaluation = new Worker<DeviceReadingsJob>(
+    DEVICE_READINGS_QUEUE,
+    (job) => runEvaluationJob({ ...deps, alcoholParams }, rt.redis, prefix, job),
+    { connection: rt.redis.duplicate(), prefix, concurrency: EVALUATION_CONCURRENCY },
+  );
+  evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
+  await applyRetentionPolicy(rt.pool, rt.config.RETENTION_DAYS);
+  return {
+    name: 'worker',
+    async stop() {
+      await dispatcher.close();
+      await email?.close();
+      await evaluation.close();
+      await webhookWorker.close();
+      await webhookQueue.close();
+      await deviceQueue.close();
+      await maintenanceWorker.close();
+      await maintenance.close();
+    },
+  };
+}
+
+/** Alert email (alerts/email.ts), when SMTP_URL is set: the dispatcher, the queue and its worker. */
+function startEmail(rt: Runtime) {
+  const smtpUrl = rt.config.SMTP_URL;
+  if (!smtpUrl) return null;
+  const prefix = rt.config.QUEUE_PREFIX;
+  const settings = { smtpUrl, from: rt.config.EMAIL_FROM, consoleUrl: rt.config.CONSOLE_URL };
+  const transport = createTransport(smtpUrl);
+  const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
+  const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger, rt.metrics);
+  const state = { reader: null };
+  const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
+  return {
+    requeue: () => requeuePendingEmails(rt.pool, queue),
+    async close() {
+      await drainer.close();
+      await worker.close();
+      await queue.close();
+      transport.close();
+    },
+  };
+}
