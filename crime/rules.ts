@@ -63,10 +63,11 @@ export interface DecidingFix extends CrimeFix {
   reason: 'within' | 'overlaps' | 'reachable';
 }
 
+/** How well fixes cover W, judged from the fixes in [from − G, to + G]. */
 export interface Coverage {
-  /** a fix at or before `from` */
+  /** a fix in [from − G, from] */
   before: boolean;
-  /** a fix at or after `to` */
+  /** a fix in [to, to + G] */
   after: boolean;
   /** fixes inside the window */
   fixes_in_window: number;
@@ -102,58 +103,79 @@ export function relevantFixes(sorted: readonly CrimeFix[], w: CrimeWindow): Crim
   return sorted.slice(start, Math.min(sorted.length, end + 1));
 }
 
+/** How one fix in W stands: its whole circle within R of C, its circle touching R, or neither. */
+export function fixClass(distanceM: number, accuracyM: number, p: CrimeParams): 'within' | 'overlaps' | null {
+  if (distanceM + accuracyM <= p.radius_m) return 'within';
+  if (distanceM - accuracyM <= p.radius_m) return 'overlaps';
+  return null;
+}
+
 /**
- * Decides one subject for one crime (contract §8). `fixes`: the subject's fixes inside its
- * fittings, all devices merged, sorted by device time (ties by device id), at least those of
- * `relevantFixes`; more are ignored.
+ * Whether C was reachable during W between consecutive fixes at t1 < t2 (ms), at most G apart:
+ * with e = max(0, d − a − R), some t in W ∩ [t1, t2] has t − t1 ≥ e1 / V and t2 − t ≥ e2 / V.
+ */
+export function pairReachable(t1: number, d1: number, a1: number, t2: number, d2: number, a2: number, w: CrimeWindow, p: CrimeParams): boolean {
+  if (!(t1 < t2) || t2 - t1 > p.max_gap_s * 1000) return false;
+  const e1 = Math.max(0, d1 - a1 - p.radius_m);
+  const e2 = Math.max(0, d2 - a2 - p.radius_m);
+  const earliest = Math.max(w.from, t1, t1 + (e1 / p.speed_mps) * 1000);
+  const latest = Math.min(w.to, t2, t2 - (e2 / p.speed_mps) * 1000);
+  return earliest <= latest;
+}
+
+/**
+ * Decides one subject for one crime (contract §8). `all`: the subject's fixes inside its
+ * fittings, all devices merged, sorted by device time (ties by device id), at least those in
+ * [from − G, to + G]; others are ignored, which never changes the category.
  */
 export function decide(all: readonly CrimeFix[], w: CrimeWindow, p: CrimeParams): CrimeDecision {
-  const fixes = relevantFixes(all, w);
-  const R = p.radius_m;
   const G = p.max_gap_s * 1000;
+  // only [from − G, to + G] can matter (see relevantFixes): cut there so every caller gets the same coverage
+  const fixes = relevantFixes(all, w).filter((f) => f.ts >= w.from - G && f.ts <= w.to + G);
   const dist = fixes.map((f) => haversineM(f.lat, f.lon, w.lat, w.lon));
-  const inW = (i: number) => fixes[i]!.ts >= w.from && fixes[i]!.ts <= w.to;
   const deciding = (i: number, reason: DecidingFix['reason']): DecidingFix => ({ ...fixes[i]!, distance_m: dist[i]!, reason });
-
   const placed: DecidingFix[] = [];
   const overlapping: DecidingFix[] = [];
   for (let i = 0; i < fixes.length; i++) {
-    if (!inW(i)) continue;
-    const a = fixes[i]!.accuracy_m;
-    if (dist[i]! + a <= R) placed.push(deciding(i, 'within'));
-    else if (dist[i]! - a <= R) overlapping.push(deciding(i, 'overlaps'));
+    if (fixes[i]!.ts < w.from || fixes[i]!.ts > w.to) continue;
+    const c = fixClass(dist[i]!, fixes[i]!.accuracy_m, p);
+    if (c === 'within') placed.push(deciding(i, c));
+    else if (c === 'overlaps') overlapping.push(deciding(i, c));
   }
-
-  const coverage = coverageOf(fixes, w, G);
+  const coverage = coverageOf(fixes.map((f) => f.ts), w, G);
   if (placed.length) return { category: 'placed', deciding: placed, coverage };
   if (overlapping.length) return { category: 'possible', deciding: overlapping, coverage };
   for (let i = 0; i + 1 < fixes.length; i++) {
-    const f1 = fixes[i]!;
-    const f2 = fixes[i + 1]!;
-    if (!(f1.ts < f2.ts) || f2.ts - f1.ts > G) continue;
-    // ms: the earliest time C can be reached from f1, the latest from which f2 can still be reached
-    const e1 = Math.max(0, dist[i]! - f1.accuracy_m - R);
-    const e2 = Math.max(0, dist[i + 1]! - f2.accuracy_m - R);
-    const earliest = Math.max(w.from, f1.ts, f1.ts + (e1 / p.speed_mps) * 1000);
-    const latest = Math.min(w.to, f2.ts, f2.ts - (e2 / p.speed_mps) * 1000);
-    if (earliest <= latest) return { category: 'possible', deciding: [deciding(i, 'reachable'), deciding(i + 1, 'reachable')], coverage };
+    const [f1, f2] = [fixes[i]!, fixes[i + 1]!];
+    if (pairReachable(f1.ts, dist[i]!, f1.accuracy_m, f2.ts, dist[i + 1]!, f2.accuracy_m, w, p)) {
+      return { category: 'possible', deciding: [deciding(i, 'reachable'), deciding(i + 1, 'reachable')], coverage };
+    }
   }
   return { category: coverage.covered ? 'ruled_out' : 'no_data', deciding: [], coverage };
 }
 
-/** Whether the fixes cover W: one at or before `from`, one at or after `to`, no gap over G overlapping W. */
-export function coverageOf(fixes: readonly CrimeFix[], w: CrimeWindow, gapMs: number): Coverage {
-  const before = fixes.some((f) => f.ts <= w.from);
-  const after = fixes.some((f) => f.ts >= w.to);
+/**
+ * Whether fix times (ms, sorted, already cut to [from − G, to + G]) cover W: one at or before
+ * `from`, one at or after `to`, no gap over G overlapping W.
+ */
+export function coverageOf(ts: ArrayLike<number>, w: CrimeWindow, gapMs: number): Coverage {
+  let before = false;
+  let after = false;
+  let inWindow = 0;
   let longest = 0;
   let wideGap = false;
-  for (let i = 0; i + 1 < fixes.length; i++) {
-    const t1 = fixes[i]!.ts;
-    const t2 = fixes[i + 1]!.ts;
-    if (!(t1 < w.to && t2 > w.from)) continue;
-    longest = Math.max(longest, t2 - t1);
-    if (t2 - t1 > gapMs) wideGap = true;
+  for (let i = 0; i < ts.length; i++) {
+    const t = ts[i]!;
+    if (t <= w.from) before = true;
+    if (t >= w.to) after = true;
+    if (t >= w.from && t <= w.to) inWindow++;
+    if (i + 1 < ts.length) {
+      const t2 = ts[i + 1]!;
+      if (t < w.to && t2 > w.from) {
+        longest = Math.max(longest, t2 - t);
+        if (t2 - t > gapMs) wideGap = true;
+      }
+    }
   }
-  const fixesInWindow = fixes.filter((f) => f.ts >= w.from && f.ts <= w.to).length;
-  return { before, after, fixes_in_window: fixesInWindow, longest_gap_s: longest / 1000, covered: before && after && !wideGap };
+  return { before, after, fixes_in_window: inWindow, longest_gap_s: longest / 1000, covered: before && after && !wideGap };
 }
