@@ -13,6 +13,7 @@ export const ALERT_TYPES = [
   'low_battery',
   'no_signal',
   'no_gps_fix',
+  'crime_proximity',
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 export type Severity = 'high' | 'medium' | 'low';
@@ -30,6 +31,7 @@ export const SEVERITY: Record<AlertType, Severity> = {
   low_battery: 'low',
   no_signal: 'medium',
   no_gps_fix: 'medium',
+  crime_proximity: 'medium',
 };
 
 /**

@@ -2,7 +2,7 @@ import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { problem } from './problem.js';
 
-export const ROLES = ['admin', 'supervisor', 'offender_manager', 'analyst'] as const;
+export const ROLES = ['admin', 'supervisor', 'offender_manager', 'analyst', 'crime_analyst'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface User {

@@ -1,0 +1,72 @@
+import type { Queue } from 'bullmq';
+import type { Pool } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import { batchCrimes, finishRun, getRun, saveMatches, startRun, type CrimeRecord } from './crime.repo.js';
+import { indexTrails, matchCrimes } from './match.js';
+import { loadTrails } from './trails.repo.js';
+
+/** Queue of crime-matching runs: one job per run, named by the run id (so a run is queued once). */
+export const CRIME_QUEUE = 'crime-match';
+export interface CrimeJob {
+  runId: string;
+}
+
+/** ms: crimes are matched in groups whose windows, widened by G, span at most this much */
+const GROUP_SPAN_MS = 26 * 3_600_000;
+/** crimes per progress step */
+const STEP = 250;
+
+export async function enqueueRun(queue: Queue<CrimeJob>, runId: string): Promise<void> {
+  await queue.add('run', { runId }, { jobId: `run-${runId}`, attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: true, removeOnFail: 100 });
+}
+
+/**
+ * Runs one matching run: the batch's crimes in time order, in groups whose trails are loaded
+ * once ([min from − G, max to + G], so the cost follows the crimes and their windows, not the
+ * table), indexed, matched, and stored with progress after every step.
+ */
+export async function runCrimeMatch(pool: Pool, runId: string, logger?: Logger): Promise<{ crimes: number; matches: number }> {
+  const run = await getRun(pool, runId);
+  if (!run) throw new Error(`crime run ${runId} not found`);
+  await startRun(pool, runId);
+  const G = run.params.max_gap_s * 1000;
+  let matches = 0;
+  try {
+    const crimes = await batchCrimes(pool, run.batch_id);
+    for (const group of groups(crimes, G)) {
+      const from = Math.min(...group.map((c) => c.from_at.getTime())) - G;
+      const to = Math.max(...group.map((c) => c.to_at.getTime())) + G;
+      const { trails, receivedMax } = await loadTrails(pool, from, to);
+      const ix = indexTrails(trails, run.params);
+      for (let i = 0; i < group.length; i += STEP) {
+        const step = group.slice(i, i + STEP).map((c) => ({ id: c.id, from: c.from_at.getTime(), to: c.to_at.getTime(), lat: c.lat, lon: c.lon }));
+        const found = matchCrimes(ix, step);
+        matches += found.length;
+        await saveMatches(pool, runId, found, step.length, receivedMax);
+      }
+      logger?.info({ run: runId, crimes: group.length, fixes: trails.ts.length }, 'crime matching: group done');
+    }
+    await finishRun(pool, runId, null);
+    return { crimes: crimes.length, matches };
+  } catch (err) {
+    await finishRun(pool, runId, (err as Error).message).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Crimes sorted by `from`, cut into groups spanning at most GROUP_SPAN_MS with their margins. */
+function groups(crimes: CrimeRecord[], gapMs: number): CrimeRecord[][] {
+  const out: CrimeRecord[][] = [];
+  let cur: CrimeRecord[] = [];
+  let start = 0;
+  for (const c of [...crimes].sort((a, b) => a.from_at.getTime() - b.from_at.getTime())) {
+    if (cur.length && c.to_at.getTime() + gapMs - start > GROUP_SPAN_MS) {
+      out.push(cur);
+      cur = [];
+    }
+    if (!cur.length) start = c.from_at.getTime() - gapMs;
+    cur.push(c);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
