@@ -6,7 +6,7 @@ import { readStackEnv } from './stack.js';
  * `tsx scripts/dev-token.ts <role> [sub]`: prints a development bearer token (HS256 with
  * JWT_SECRET from the environment or .stack/env, valid 12 hours). Development only.
  */
-const DEFAULT_SUB: Record<Role, string> = { admin: 'admin-1', supervisor: 'supervisor-1', offender_manager: 'om-1', analyst: 'analyst-1' };
+const DEFAULT_SUB: Record<Role, string> = { admin: 'admin-1', supervisor: 'supervisor-1', offender_manager: 'om-1', analyst: 'analyst-1', crime_analyst: 'crime-analyst-1' };
 
 const [role, sub] = process.argv.slice(2);
 if (!role || !(ROLES as readonly string[]).includes(role)) {
