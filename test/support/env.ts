@@ -115,7 +115,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
   const feed = opts.feed ? createFeedHub(config.DATABASE_URL, rt.pool, rt.logger) : null;
   await feed?.start();
   const brokerAdmin: BrokerAdmin | null =
-    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD) : null;
+    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { serviceUsernames: [config.MQTT_USERNAME] }) : null;
   const app = await buildApp({
     pool: rt.pool,
     logger: rt.logger,
