@@ -30,6 +30,8 @@ export interface SessionOptions {
   filter: string;
   /** most unacknowledged messages the broker may send this session (MQTT 5 Receive Maximum, 1..65535) */
   receiveMaximum: number;
+  /** largest packet the broker may send this session, bytes (MQTT 5 Maximum Packet Size); unset: no limit */
+  maximumPacketSize?: number;
   /** seconds */
   keepalive: number;
   /** seconds the broker keeps the session (and queues QoS 1 messages) after a disconnect */
@@ -120,7 +122,11 @@ export function createMqttSession(opts: SessionOptions) {
         keepalive: opts.keepalive,
         username,
         password: password === undefined ? undefined : Buffer.from(password),
-        properties: { sessionExpiryInterval: opts.sessionExpiry, receiveMaximum: opts.receiveMaximum },
+        properties: {
+          sessionExpiryInterval: opts.sessionExpiry,
+          receiveMaximum: opts.receiveMaximum,
+          ...(opts.maximumPacketSize ? { maximumPacketSize: opts.maximumPacketSize } : {}),
+        },
       });
     });
     s.on('error', (err) => fail(s, err, false));

@@ -29,6 +29,7 @@ export const ConfigSchema = Type.Object({
   INGEST_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 4, description: 'MQTT connections per ingest process in the shared subscription group' }),
   INGEST_INFLIGHT: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'most unacknowledged QoS 1 messages per ingest connection (MQTT 5 Receive Maximum)' }),
   INGEST_MAX_PENDING: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20000, description: 'readings awaiting commit above which ingest stops reading from the broker' }),
+  INGEST_MAX_PENDING_BYTES: Type.Integer({ minimum: 1_048_576, maximum: 4_294_967_296, default: 33_554_432, description: 'bytes of MQTT payload received and not yet committed above which ingest stops reading from the broker (default 32 MiB)' }),
   INGEST_MAX_BATCH: Type.Integer({ minimum: 1, maximum: 20000, default: 2000, description: 'most readings written in one database round trip' }),
   INGEST_DB_SLOTS: Type.Integer({ minimum: 1, maximum: 32, default: 2, description: 'concurrent write transactions per ingest process' }),
   INGEST_INSTANCE: Type.String({ pattern: '^[A-Za-z0-9_-]{1,40}$', default: hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40) || 'ingest', description: 'stable id of this ingest process: its MQTT sessions persist under it' }),

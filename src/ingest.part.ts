@@ -23,6 +23,7 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     connections: rt.config.INGEST_CONNECTIONS,
     inflight: rt.config.INGEST_INFLIGHT,
     maxPending: rt.config.INGEST_MAX_PENDING,
+    maxPendingBytes: rt.config.INGEST_MAX_PENDING_BYTES,
     instance: rt.config.INGEST_INSTANCE,
     shareGroup: rt.config.MQTT_SHARE_GROUP,
     retentionDays: rt.config.RETENTION_DAYS,

@@ -3,6 +3,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
+import { MAX_PAYLOAD_BYTES } from '../../ingest/telemetry.js';
+
+/** MQTT packet limit at the broker, bytes: the 256 KiB payload plus room for header, topic and properties (ingest/consumer.ts MAX_PACKET_BYTES). */
+const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024;
 
 /**
  * Real PostgreSQL, Redis and Mosquitto from Debian packages, on loopback, with data in a
@@ -180,6 +184,11 @@ export function mosquittoConf(dir: string, port: number, dynsec = false): string
     // INGEST_INFLIGHT); this limit is for MQTT 3.1.1 subscribers. The queue of an offline or
     // slow session must not drop QoS 1 messages while the database is down.
     'max_inflight_messages 100',
+    // Contract §1: a payload is at most 256 KiB. Larger publishes are refused at the broker
+    // (MQTT 5: PUBACK 0x97), and a packet beyond payload + 1 KiB of header and topic
+    // disconnects its sender, so no device can make ingest hold more (issue 9, finding 5).
+    `message_size_limit ${MAX_PAYLOAD_BYTES}`,
+    `max_packet_size ${MAX_PACKET_BYTES}`,
     'max_queued_messages 0',
     'max_queued_bytes 0',
     'persistent_client_expiration 30d',
