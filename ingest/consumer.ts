@@ -5,6 +5,8 @@ import { MAX_PAYLOAD_BYTES, parseMessage } from './telemetry.js';
 
 export interface ConsumerOptions {
   url: string;
+  /** PEM CA trusted for an mqtts:// broker (MQTT_CA_FILE) */
+  ca?: Buffer;
   username?: string;
   password?: string;
   /** connections in the shared subscription group from this process */
@@ -102,6 +104,7 @@ export function createIngestConsumer(opts: ConsumerOptions) {
         createMqttSession({
           url: opts.url,
           clientId: `tagwatch-ingest-${opts.instance}-${i}`,
+          ca: opts.ca,
           username: opts.username,
           password: opts.password,
           filter,

@@ -24,6 +24,8 @@ export interface SessionOptions {
   /** mqtt://, tcp:// (TCP) or mqtts://, ssl:// (TLS); credentials may also come in the URL */
   url: string;
   clientId: string;
+  /** PEM CA certificate(s) trusted for a TLS broker, besides the system's */
+  ca?: Buffer;
   username?: string;
   password?: string;
   /** topic filter subscribed at QoS 1 */
@@ -103,7 +105,7 @@ export function createMqttSession(opts: SessionOptions) {
     acks = [];
     ackHead = 0;
     const s = addr.tls
-      ? tls.connect({ host: addr.host, port: addr.port, servername: net.isIP(addr.host) ? undefined : addr.host })
+      ? tls.connect({ host: addr.host, port: addr.port, servername: net.isIP(addr.host) ? undefined : addr.host, ...(opts.ca ? { ca: opts.ca } : {}) })
       : net.connect({ host: addr.host, port: addr.port });
     socket = s;
     s.setNoDelay(true);

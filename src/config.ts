@@ -13,6 +13,7 @@ export const ConfigSchema = Type.Object({
   DATABASE_URL: Url(['postgres', 'postgresql'], 'PostgreSQL/TimescaleDB connection URL'),
   REDIS_URL: Url(['redis', 'rediss'], 'Redis URL for the BullMQ queues'),
   MQTT_URL: Url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss'], 'MQTT broker URL'),
+  MQTT_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: "PEM file of the CA that signed the broker's TLS certificate, trusted for mqtts:// (besides the system CAs)" })),
   MQTT_USERNAME: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker user" })),
   MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker password" })),
   MQTT_ADMIN_USERNAME: Type.Optional(Type.String({ minLength: 1, description: "broker admin (dynamic-security) user: when set, registering a device provisions it at the broker" })),

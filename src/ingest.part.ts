@@ -3,6 +3,7 @@ import type { Part, Runtime } from './runtime.js';
 import { createDeviceReadingsQueue, createSignaler, type DeviceReadingsJob } from './queues.js';
 import { createBatcher } from '../ingest/batcher.js';
 import { createIngestConsumer } from '../ingest/consumer.js';
+import { readBrokerCa } from './broker/ca.js';
 
 /** Ingest: MQTT consumer → batched idempotent writes → device signals on BullMQ. */
 export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<DeviceReadingsJob> }> {
@@ -18,6 +19,7 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
   });
   const consumer = createIngestConsumer({
     url: rt.config.MQTT_URL,
+    ca: readBrokerCa(rt.config.MQTT_CA_FILE),
     username: rt.config.MQTT_USERNAME,
     password: rt.config.MQTT_PASSWORD,
     connections: rt.config.INGEST_CONNECTIONS,
