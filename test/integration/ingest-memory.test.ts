@@ -52,7 +52,7 @@ describe('ingest memory under large messages', () => {
 
   it(`stays up with a ${HEAP_MB} MB heap and stores ${MESSAGES} messages of ~256 KiB exactly once`, async () => {
     const s = stack();
-    child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', 'tsx', join(ROOT, 'src/main.ts'), 'ingest'], {
+    child = spawn(process.execPath, [`--max-old-space-size=${HEAP_MB}`, '--import', 'tsx', join(ROOT, 'app/main.ts'), 'ingest'], {
       cwd: ROOT,
       env: {
         ...process.env,

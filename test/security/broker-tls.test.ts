@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import mqtt from 'mqtt';
 import { authHeader, createTestDatabase, stack, startTestBroker, startTestService, testConfig, waitFor, type TestBroker, type TestService } from '../support/env.js';
-import { runSimulation } from '../../scripts/simulate.js';
+import { runSimulation } from '../../sim/simulate.js';
 
 /**
  * Finding 14 of issue 9: devices' passwords must not cross the network in clear. The broker
