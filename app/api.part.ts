@@ -4,13 +4,17 @@ import { buildApp } from './app.js';
 import { createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { readBrokerCa } from '../registry/ca.js';
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
   const feed = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
   await feed.start();
   const brokerAdmin =
     rt.config.MQTT_ADMIN_USERNAME && rt.config.MQTT_ADMIN_PASSWORD
-      ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD)
+      ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD, {
+          serviceUsernames: [rt.config.MQTT_USERNAME],
+          ca: readBrokerCa(rt.config.MQTT_CA_FILE),
+        })
       : null;
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
   const app = await buildApp({

@@ -3,6 +3,7 @@ import type { Part, Runtime } from '../platform/runtime.js';
 import { createDeviceReadingsQueue, createSignaler, type DeviceReadingsJob } from '../signals/queues.js';
 import { createBatcher } from '../ingest/batcher.js';
 import { createIngestConsumer } from '../ingest/consumer.js';
+import { readBrokerCa } from '../registry/ca.js';
 
 /** Ingest: MQTT consumer → batched idempotent writes → device signals on BullMQ. */
 export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<DeviceReadingsJob> }> {
@@ -18,11 +19,13 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
   });
   const consumer = createIngestConsumer({
     url: rt.config.MQTT_URL,
+    ca: readBrokerCa(rt.config.MQTT_CA_FILE),
     username: rt.config.MQTT_USERNAME,
     password: rt.config.MQTT_PASSWORD,
     connections: rt.config.INGEST_CONNECTIONS,
     inflight: rt.config.INGEST_INFLIGHT,
     maxPending: rt.config.INGEST_MAX_PENDING,
+    maxPendingBytes: rt.config.INGEST_MAX_PENDING_BYTES,
     instance: rt.config.INGEST_INSTANCE,
     shareGroup: rt.config.MQTT_SHARE_GROUP,
     retentionDays: rt.config.RETENTION_DAYS,

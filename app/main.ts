@@ -6,6 +6,7 @@ import { createMetrics } from '../platform/metrics.js';
 import { closeRuntime, createRuntime, type Part } from '../platform/runtime.js';
 import { onShutdown } from '../platform/shutdown.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { readBrokerCa } from '../registry/ca.js';
 
 const USAGE = 'usage: tagwatch <all|api|ingest|worker|migrate>';
 
@@ -41,7 +42,7 @@ async function main(argv: string[]): Promise<void> {
 
   // With broker administration configured, the ingest client and its role exist before ingest connects.
   if (config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD && config.MQTT_USERNAME && config.MQTT_PASSWORD && mode !== 'api') {
-    const admin = await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD);
+    const admin = await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { ca: readBrokerCa(config.MQTT_CA_FILE) });
     await admin.ensureServiceClient(config.MQTT_USERNAME, config.MQTT_PASSWORD);
     await admin.close();
   }

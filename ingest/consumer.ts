@@ -1,10 +1,12 @@
 import type { Logger } from '../platform/logger.js';
 import type { createBatcher } from './batcher.js';
 import { createMqttSession, type MqttSession } from './mqtt-session.js';
-import { parseMessage } from './telemetry.js';
+import { MAX_PAYLOAD_BYTES, parseMessage } from './telemetry.js';
 
 export interface ConsumerOptions {
   url: string;
+  /** PEM CA trusted for an mqtts:// broker (MQTT_CA_FILE) */
+  ca?: Buffer;
   username?: string;
   password?: string;
   /** connections in the shared subscription group from this process */
@@ -13,6 +15,8 @@ export interface ConsumerOptions {
   inflight: number;
   /** readings held (parsed, not yet committed) above which intake pauses */
   maxPending: number;
+  /** bytes of payload held (received, not yet committed) above which intake pauses; default: no byte bound */
+  maxPendingBytes?: number;
   /** stable per process: session `tagwatch-ingest-{instance}-{n}` persists across restarts */
   instance: string;
   shareGroup: string;
@@ -26,15 +30,27 @@ export interface ConsumerOptions {
 export const TELEMETRY_FILTER = 'tags/v1/+/+';
 /** seconds a broker keeps an ingest session (and its QoS 1 messages) while the process is away */
 const SESSION_EXPIRY_S = 30 * 86_400;
+/**
+ * Largest MQTT packet ingest accepts (MQTT 5 Maximum Packet Size, bytes): the contract's 256 KiB
+ * payload plus room for the fixed header, topic (`tags/v1/{id ≤ 64}/{stream}`) and properties.
+ * The broker does not send a larger one (MQTT 5 §3.1.2.11.4); the broker's own limit
+ * (`max_packet_size`, `message_size_limit`) stops it at the device.
+ */
+export const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024;
+/** bytes a message is counted for beyond its payload (topic, parsed objects), so tiny messages count too */
+const MESSAGE_OVERHEAD_BYTES = 512;
 
 /**
  * The MQTT side of ingest: a few persistent MQTT 5 sessions (QoS 1) in one shared subscription
  * group, each with up to `inflight` messages unacknowledged (see mqtt-session.ts). Every message
  * goes to the batcher, which groups the messages of all connections into shared writes; a
  * message's PUBACK is sent (in receipt order on its connection) only after its batch committed.
- * Memory is bounded twice: the broker sends at most connections × inflight unacknowledged
- * messages, and when the readings held reach `maxPending` (a slow or stopped database, large
- * store-and-forward batches) the consumer stops reading its sockets until they fall to half.
+ * Memory is bounded three ways: the broker sends at most connections × inflight unacknowledged
+ * messages of at most MAX_PACKET_BYTES each, and when the readings held reach `maxPending` or
+ * the payload bytes held reach `maxPendingBytes` (a slow or stopped database, large
+ * store-and-forward batches, large messages) the consumer stops reading its sockets until both
+ * fall to half. Heap use is a small multiple of the bytes held (the parsed readings and their
+ * COPY text).
  */
 export function createIngestConsumer(opts: ConsumerOptions) {
   const now = opts.now ?? Date.now;
@@ -42,15 +58,19 @@ export function createIngestConsumer(opts: ConsumerOptions) {
   const sessions: MqttSession[] = [];
   let connectedCount = 0;
   let held = 0;
+  /** payload bytes (plus a per-message overhead) of the messages held */
+  let heldBytes = 0;
+  const maxBytes = opts.maxPendingBytes ?? Number.POSITIVE_INFINITY;
   let throttled = false;
   let intakeStopped = false;
 
   function applyIntake(): void {
-    const shouldPause = intakeStopped || held >= opts.maxPending;
-    const shouldResume = !intakeStopped && held <= opts.maxPending / 2;
+    const over = held >= opts.maxPending || heldBytes >= maxBytes;
+    const shouldPause = intakeStopped || over;
+    const shouldResume = !intakeStopped && held <= opts.maxPending / 2 && heldBytes <= maxBytes / 2;
     if (!throttled && shouldPause) {
       throttled = true;
-      if (!intakeStopped) opts.logger.info({ held }, 'ingest intake paused: too many readings awaiting commit');
+      if (!intakeStopped) opts.logger.info({ held, heldBytes }, 'ingest intake paused: too many readings or bytes awaiting commit');
       for (const s of sessions) s.pause();
     } else if (throttled && shouldResume) {
       throttled = false;
@@ -61,18 +81,21 @@ export function createIngestConsumer(opts: ConsumerOptions) {
   function onMessage(topic: string, payload: Buffer, ack: () => void): void {
     const parsed = parseMessage(topic, payload, now(), opts.retentionDays);
     const weight = Math.max(1, parsed.readings.length);
+    const bytes = payload.length + MESSAGE_OVERHEAD_BYTES;
     held += weight;
+    heldBytes += bytes;
     opts.batcher.add({
       topic,
       readings: parsed.readings,
       rejections: parsed.rejections,
       done: () => {
         held -= weight;
+        heldBytes -= bytes;
         ack();
         if (throttled) applyIntake();
       },
     });
-    if (!throttled && held >= opts.maxPending) applyIntake();
+    if (!throttled && (held >= opts.maxPending || heldBytes >= maxBytes)) applyIntake();
   }
 
   async function start(): Promise<void> {
@@ -81,10 +104,12 @@ export function createIngestConsumer(opts: ConsumerOptions) {
         createMqttSession({
           url: opts.url,
           clientId: `tagwatch-ingest-${opts.instance}-${i}`,
+          ca: opts.ca,
           username: opts.username,
           password: opts.password,
           filter,
           receiveMaximum: opts.inflight,
+          maximumPacketSize: MAX_PACKET_BYTES,
           keepalive: opts.keepalive ?? 30,
           sessionExpiry: SESSION_EXPIRY_S,
           onMessage: (m) => onMessage(m.topic, m.payload, m.ack),
@@ -130,6 +155,10 @@ export function createIngestConsumer(opts: ConsumerOptions) {
     /** readings parsed and not yet committed */
     get held() {
       return held;
+    },
+    /** payload bytes (plus per-message overhead) received and not yet committed */
+    get heldBytes() {
+      return heldBytes;
     },
   };
 }

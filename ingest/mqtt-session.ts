@@ -24,12 +24,16 @@ export interface SessionOptions {
   /** mqtt://, tcp:// (TCP) or mqtts://, ssl:// (TLS); credentials may also come in the URL */
   url: string;
   clientId: string;
+  /** PEM CA certificate(s) trusted for a TLS broker, besides the system's */
+  ca?: Buffer;
   username?: string;
   password?: string;
   /** topic filter subscribed at QoS 1 */
   filter: string;
   /** most unacknowledged messages the broker may send this session (MQTT 5 Receive Maximum, 1..65535) */
   receiveMaximum: number;
+  /** largest packet the broker may send this session, bytes (MQTT 5 Maximum Packet Size); unset: no limit */
+  maximumPacketSize?: number;
   /** seconds */
   keepalive: number;
   /** seconds the broker keeps the session (and queues QoS 1 messages) after a disconnect */
@@ -101,7 +105,7 @@ export function createMqttSession(opts: SessionOptions) {
     acks = [];
     ackHead = 0;
     const s = addr.tls
-      ? tls.connect({ host: addr.host, port: addr.port, servername: net.isIP(addr.host) ? undefined : addr.host })
+      ? tls.connect({ host: addr.host, port: addr.port, servername: net.isIP(addr.host) ? undefined : addr.host, ...(opts.ca ? { ca: opts.ca } : {}) })
       : net.connect({ host: addr.host, port: addr.port });
     socket = s;
     s.setNoDelay(true);
@@ -120,7 +124,11 @@ export function createMqttSession(opts: SessionOptions) {
         keepalive: opts.keepalive,
         username,
         password: password === undefined ? undefined : Buffer.from(password),
-        properties: { sessionExpiryInterval: opts.sessionExpiry, receiveMaximum: opts.receiveMaximum },
+        properties: {
+          sessionExpiryInterval: opts.sessionExpiry,
+          receiveMaximum: opts.receiveMaximum,
+          ...(opts.maximumPacketSize ? { maximumPacketSize: opts.maximumPacketSize } : {}),
+        },
       });
     });
     s.on('error', (err) => fail(s, err, false));

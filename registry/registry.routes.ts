@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { IANAZone } from 'luxon';
 import type { Pool } from '../platform/db.js';
-import type { BrokerAdmin } from './dynsec.js';
+import { NotADeviceError, type BrokerAdmin } from './dynsec.js';
 import { audit } from './audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
@@ -63,6 +63,10 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
         },
       },
       async (request, reply) => {
+        // the broker's own accounts share the namespace of device ids (the MQTT username)
+        if (broker?.serviceAccounts.includes(request.body.id)) {
+          return problem(reply, 409, 'Conflict', `${request.body.id} is one of the service's broker accounts, not a device id`);
+        }
         const { password, hash } = newDevicePassword();
         const client = await pool.connect();
         let device;
@@ -78,6 +82,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
           await client.query('COMMIT');
         } catch (err) {
           await client.query('ROLLBACK').catch(() => undefined);
+          if (err instanceof NotADeviceError) return problem(reply, 409, 'Conflict', `${err.message}; nothing was registered`);
           request.log.error({ err: (err as Error).message, device: request.body.id }, 'device registration failed');
           return problem(reply, 503, 'Service Unavailable', 'the device could not be provisioned at the broker; nothing was registered');
         } finally {

@@ -16,7 +16,8 @@ import { connectBrokerAdmin } from '../registry/dynsec.js';
 
 /**
  * `npm run stack:up` / `stack:down` (contract §7): PostgreSQL, Redis and Mosquitto on loopback
- * from Debian packages, data under .stack/, URLs written to .stack/env. Idempotent.
+ * from Debian packages, data under .stack/, URLs written to .stack/env. Idempotent. Mosquitto
+ * also listens with TLS (STACK_MQTTS_PORT) with a CA and certificate made into .stack/tls/.
  */
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const STACK_DIR = process.env.STACK_DIR ?? join(ROOT, '.stack');
@@ -24,12 +25,17 @@ const PORTS = {
   pg: Number(process.env.STACK_PG_PORT ?? 55432),
   redis: Number(process.env.STACK_REDIS_PORT ?? 56379),
   mqtt: Number(process.env.STACK_MQTT_PORT ?? 51883),
+  /** MQTT over TLS, for devices (the plain port stays for the service's own tests and tools) */
+  mqtts: Number(process.env.STACK_MQTTS_PORT ?? 58883),
 };
 
 export interface StackEnv {
   DATABASE_URL: string;
   REDIS_URL: string;
   MQTT_URL: string;
+  /** the broker's TLS listener, and the CA file that signed its certificate */
+  MQTTS_URL: string;
+  MQTT_CA_FILE: string;
   MQTT_USERNAME: string;
   MQTT_PASSWORD: string;
   MQTT_ADMIN_USERNAME: string;
@@ -47,7 +53,7 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
   const [pg, redis, mqtt] = await Promise.all([
     startPostgres(join(STACK_DIR, 'postgres'), PORTS.pg),
     startRedis(join(STACK_DIR, 'redis'), PORTS.redis),
-    startMosquitto(join(STACK_DIR, 'mosquitto'), PORTS.mqtt, admin),
+    startMosquitto(join(STACK_DIR, 'mosquitto'), PORTS.mqtt, admin, { port: PORTS.mqtts, dir: join(STACK_DIR, 'tls') }),
   ]);
   const ingest = { user: 'tagwatch-ingest', password: previous?.MQTT_PASSWORD ?? secret() };
   const brokerAdmin = await connectBrokerAdmin(mqtt.url, admin.adminUser, admin.adminPassword);
@@ -57,6 +63,8 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
     DATABASE_URL: pg.url(),
     REDIS_URL: redis.url,
     MQTT_URL: mqtt.url,
+    MQTTS_URL: mqtt.tls!.url,
+    MQTT_CA_FILE: mqtt.tls!.caFile,
     MQTT_USERNAME: ingest.user,
     MQTT_PASSWORD: ingest.password,
     MQTT_ADMIN_USERNAME: admin.adminUser,
@@ -100,7 +108,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   if (cmd === 'up') {
     const t0 = Date.now();
     const env = await stackUp();
-    console.log(`stack up in ${Date.now() - t0} ms: PostgreSQL ${env.DATABASE_URL}, Redis ${env.REDIS_URL}, Mosquitto ${env.MQTT_URL}`);
+    console.log(`stack up in ${Date.now() - t0} ms: PostgreSQL ${env.DATABASE_URL}, Redis ${env.REDIS_URL}, Mosquitto ${env.MQTT_URL} and ${env.MQTTS_URL} (TLS, CA ${env.MQTT_CA_FILE})`);
     console.log(`environment written to ${join(STACK_DIR, 'env')}`);
   } else if (cmd === 'status') {
     const up = stackRunning();

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,6 +21,8 @@ export interface SimOptions {
   /** API base URL, e.g. http://127.0.0.1:8080 */
   api: string;
   mqttUrl: string;
+  /** PEM file of the CA that signed the broker's certificate, for an mqtts:// URL (MQTT_CA_FILE) */
+  caFile?: string;
   seed: string | number;
   prefix: string;
   /** admin bearer token; minted from `jwtSecret` when absent */
@@ -87,6 +90,7 @@ export async function runSimulation(o: SimOptions): Promise<Simulation> {
   counts.registered = { created: reg.created.size, reused: fleet.length - reg.created.size };
   saveCredentials(o.credentialsFile, creds);
 
+  const ca = o.caFile ? readFileSync(o.caFile) : undefined;
   const tags: Tag[] = [];
   try {
     await inBatches(fleet, 50, async (dev) => {
@@ -97,6 +101,7 @@ export async function runSimulation(o: SimOptions): Promise<Simulation> {
         clean: true,
         reconnectPeriod: 2000,
         connectTimeout: 10_000,
+        ...(ca ? { ca } : {}),
       });
       client.on('error', (err) => log(`simulate: ${dev.id}: mqtt ${err.message}`));
       tags.push({ dev, client, sentTo: reg.created.has(dev.id) ? backlogFrom : startedAt, busy: false });
@@ -205,7 +210,9 @@ town-centre visits, drinking days, tampers, flat batteries and store-and-forward
                     a still tag sends one in five. Alcohol: every 30 min (every 5 while
                     rising). Status: every 5 min, plus tamper and battery events.
   --api URL         tagwatch API (default http://127.0.0.1:$PORT, PORT default 8080)
-  --mqtt URL        MQTT broker (default $MQTT_URL)
+  --mqtt URL        MQTT broker (default $MQTTS_URL, else $MQTT_URL): mqtts:// for TLS
+  --ca FILE         CA certificate (PEM) the broker's TLS certificate is checked against
+                    (default $MQTT_CA_FILE)
   --duration S      stop after S seconds (default: run until Ctrl-C)
   --seed X          PRNG seed: the same seed gives the same fleet and tracks (default 1)
   --token JWT       admin token (default: minted from $JWT_SECRET)
@@ -214,12 +221,13 @@ town-centre visits, drinking days, tampers, flat batteries and store-and-forward
   --credentials F   where device MQTT passwords are kept between runs
                     (default .stack/sim-credentials.json)
 
-MQTT_URL and JWT_SECRET are read from .stack/env when not in the environment.`;
+MQTTS_URL, MQTT_CA_FILE, MQTT_URL and JWT_SECRET are read from .stack/env when not in the
+environment: against the local stack, tags publish over TLS.`;
 
 async function main(argv: string[]): Promise<void> {
   let v: Record<string, string | undefined>;
   try {
-    const names = ['devices', 'rate', 'api', 'mqtt', 'duration', 'seed', 'token', 'prefix', 'history', 'credentials'];
+    const names = ['devices', 'rate', 'api', 'mqtt', 'ca', 'duration', 'seed', 'token', 'prefix', 'history', 'credentials'];
     v = parseArgs({ args: argv, options: Object.fromEntries(names.map((k) => [k, { type: 'string' as const }])), strict: true }).values as Record<string, string | undefined>;
   } catch (err) {
     throw new Error(`simulate: ${(err as Error).message} (see --help)`);
@@ -232,7 +240,9 @@ async function main(argv: string[]): Promise<void> {
   };
   const prefix = v.prefix ?? 'sim-';
   if (!/^[A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new Error('simulate: --prefix must be up to 40 characters of [A-Za-z0-9_-]');
-  const mqttUrl = v.mqtt ?? process.env.MQTT_URL ?? stackEnv?.MQTT_URL;
+  // devices speak TLS: the stack's TLS listener unless a URL is given
+  const mqttUrl = v.mqtt ?? process.env.MQTTS_URL ?? process.env.MQTT_URL ?? stackEnv?.MQTTS_URL ?? stackEnv?.MQTT_URL;
+  const caFile = v.ca ?? process.env.MQTT_CA_FILE ?? stackEnv?.MQTT_CA_FILE;
   if (!mqttUrl) throw new Error('simulate: give --mqtt or set MQTT_URL (npm run stack:up writes it to .stack/env)');
   const duration = v.duration === undefined ? null : num('duration', 0, 1);
   const sim = await runSimulation({
@@ -240,6 +250,7 @@ async function main(argv: string[]): Promise<void> {
     rate: num('rate', 4, 0.01),
     api: v.api ?? `http://127.0.0.1:${process.env.PORT || 8080}`,
     mqttUrl,
+    caFile: mqttUrl.startsWith('mqtts:') ? caFile : undefined,
     seed: v.seed ?? 1,
     prefix,
     token: v.token,

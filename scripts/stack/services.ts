@@ -3,6 +3,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
+import { MAX_PAYLOAD_BYTES } from '../../ingest/telemetry.js';
+import { ensureCertificates, type TlsFiles } from './tls.js';
+
+/** MQTT packet limit at the broker, bytes: the 256 KiB payload plus room for header, topic and properties (ingest/consumer.ts MAX_PACKET_BYTES). */
+const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024;
 
 /**
  * Real PostgreSQL, Redis and Mosquitto from Debian packages, on loopback, with data in a
@@ -155,6 +160,8 @@ export interface MosquittoHandle {
   dir: string;
   port: number;
   url: string;
+  /** with TLS: the mqtts:// URL and the CA that signed the broker's certificate */
+  tls?: { port: number; url: string; caFile: string };
 }
 
 export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
@@ -164,7 +171,7 @@ export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_securi
  * no anonymous access: device identity through the dynamic-security plugin (README "Security
  * model"); without it (tests of other features, benchmarks), anonymous access on loopback.
  */
-export function mosquittoConf(dir: string, port: number, dynsec = false): string {
+export function mosquittoConf(dir: string, port: number, dynsec = false, tls?: { port: number; files: TlsFiles }): string {
   return [
     `listener ${port} 127.0.0.1`,
     ...(dynsec ? ['allow_anonymous false', `plugin ${DYNSEC_PLUGIN}`, `plugin_opt_config_file ${join(dir, 'dynamic-security.json')}`] : ['allow_anonymous true']),
@@ -180,17 +187,43 @@ export function mosquittoConf(dir: string, port: number, dynsec = false): string
     // INGEST_INFLIGHT); this limit is for MQTT 3.1.1 subscribers. The queue of an offline or
     // slow session must not drop QoS 1 messages while the database is down.
     'max_inflight_messages 100',
+    // Contract §1: a payload is at most 256 KiB. Larger publishes are refused at the broker
+    // (MQTT 5: PUBACK 0x97), and a packet beyond payload + 1 KiB of header and topic
+    // disconnects its sender, so no device can make ingest hold more (issue 9, finding 5).
+    `message_size_limit ${MAX_PAYLOAD_BYTES}`,
+    `max_packet_size ${MAX_PACKET_BYTES}`,
     'max_queued_messages 0',
     'max_queued_bytes 0',
     'persistent_client_expiration 30d',
+    // MQTT over TLS for devices (issue 9, finding 14): their passwords never cross in clear.
+    // The plain listener above stays on loopback for the service's own tests and tools.
+    ...(tls
+      ? [
+          `listener ${tls.port} 127.0.0.1`,
+          `cafile ${tls.files.caFile}`,
+          `certfile ${tls.files.certFile}`,
+          `keyfile ${tls.files.keyFile}`,
+          'tls_version tlsv1.2',
+        ]
+      : []),
     '',
   ].join('\n');
 }
 
-export async function startMosquitto(dir: string, port: number, dynsec?: { adminUser: string; adminPassword: string }): Promise<MosquittoHandle> {
+/**
+ * Starts (idempotent) a Mosquitto with its data in `dir`; with `tls`, also a TLS listener whose
+ * CA and server certificate are made in `tls.dir` (default `dir`/tls) when missing.
+ */
+export async function startMosquitto(
+  dir: string,
+  port: number,
+  dynsec?: { adminUser: string; adminPassword: string },
+  tls?: { port: number; dir?: string },
+): Promise<MosquittoHandle> {
   mkdirSync(join(dir, 'data'), { recursive: true });
   const conf = join(dir, 'mosquitto.conf');
-  const text = mosquittoConf(dir, port, !!dynsec);
+  const files = tls ? ensureCertificates(tls.dir ?? join(dir, 'tls')) : undefined;
+  const text = mosquittoConf(dir, port, !!dynsec, tls && files ? { port: tls.port, files } : undefined);
   const changed = !existsSync(conf) || readFileSync(conf, 'utf8') !== text;
   if (changed && isRunning(join(dir, 'mosquitto.pid'))) {
     stopMosquitto(dir); // a running broker with other settings is restarted with these
@@ -200,9 +233,18 @@ export async function startMosquitto(dir: string, port: number, dynsec?: { admin
   const dynsecFile = join(dir, 'dynamic-security.json');
   if (dynsec && !existsSync(dynsecFile)) run('mosquitto_ctrl', ['dynsec', 'init', dynsecFile, dynsec.adminUser, dynsec.adminPassword]);
   chownTo('mosquitto', dir);
+  // the broker (which drops to user mosquitto) reads its key; the CA key stays with its maker
+  if (files) chownTo('mosquitto', files.keyFile);
+  if (files && process.getuid?.() === 0) execFileSync('chown', ['root:root', join(files.dir, 'ca.key')]);
   if (!isRunning(join(dir, 'mosquitto.pid'))) run('mosquitto', ['-c', conf, '-d']);
   await waitForPort(port);
-  return { dir, port, url: `mqtt://127.0.0.1:${port}` };
+  if (tls) await waitForPort(tls.port);
+  return {
+    dir,
+    port,
+    url: `mqtt://127.0.0.1:${port}`,
+    ...(tls && files ? { tls: { port: tls.port, url: `mqtts://127.0.0.1:${tls.port}`, caFile: files.caFile } } : {}),
+  };
 }
 
 export function stopMosquitto(dir: string): void {

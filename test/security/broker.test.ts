@@ -78,3 +78,51 @@ describe('device identity at the broker (dynamic security)', () => {
     await expect(mqtt.connectAsync(broker.url, { clientId: 'SEC-3', username: 'SEC-3', password: 'an-old-password', reconnectPeriod: 0 })).rejects.toThrow(/Not authorized|Bad User/i);
   });
 });
+
+/** Sends dynamic-security commands as the broker admin and returns the plugin's responses (the test's own view of the broker). */
+async function dynsec(commands: Array<Record<string, unknown>>): Promise<Array<{ command: string; error?: string; data?: any }>> {
+  const c = await mqtt.connectAsync(broker.url, { username: broker.credentials.MQTT_ADMIN_USERNAME, password: broker.credentials.MQTT_ADMIN_PASSWORD, reconnectPeriod: 0 });
+  await c.subscribeAsync('$CONTROL/dynamic-security/v1/response', { qos: 1 });
+  const answer = new Promise<any>((resolve) => c.once('message', (_t, p) => resolve(JSON.parse(p.toString()).responses)));
+  await c.publishAsync('$CONTROL/dynamic-security/v1', JSON.stringify({ commands }), { qos: 1 });
+  const r = await answer;
+  await c.endAsync();
+  return r;
+}
+
+describe('the broker’s own accounts and foreign clients are not devices', () => {
+  it('refuses to register a device named after the ingest or admin account (409), and both accounts keep working', async () => {
+    const ingestUser = broker.credentials.MQTT_USERNAME!;
+    const adminUser = broker.credentials.MQTT_ADMIN_USERNAME!;
+    for (const id of [ingestUser, adminUser]) {
+      const r = await svc.app.inject({ method: 'POST', url: '/v1/devices', headers: await authHeader('admin'), payload: { id, kind: 'gps' } });
+      expect({ id, status: r.statusCode, type: r.headers['content-type'] }).toEqual({ id, status: 409, type: expect.stringContaining('application/problem+json') });
+      expect(r.json().mqtt_password).toBeUndefined();
+      expect((await db.pool.query(`SELECT 1 FROM devices WHERE id = $1`, [id])).rowCount).toBe(0);
+    }
+    // both accounts still log in with the passwords the service was configured with
+    const ing = await mqtt.connectAsync(broker.url, { clientId: `chk-${Date.now()}`, username: ingestUser, password: broker.credentials.MQTT_PASSWORD, reconnectPeriod: 0 });
+    await ing.endAsync();
+    const adm = await mqtt.connectAsync(broker.url, { clientId: `chk2-${Date.now()}`, username: adminUser, password: broker.credentials.MQTT_ADMIN_PASSWORD, reconnectPeriod: 0 });
+    await adm.endAsync();
+    // and ingest still stores a device's telemetry
+    const before = await stored('SEC-1');
+    const c = await mqtt.connectAsync(broker.url, { clientId: 'SEC-1', username: 'SEC-1', password: passwords['SEC-1'], reconnectPeriod: 0 });
+    await c.publishAsync('tags/v1/SEC-1/gps', JSON.stringify({ ts: new Date(Date.now() - 5000).toISOString(), lat: 52.91, lon: -1.12, accuracy_m: 9 }), { qos: 1 });
+    await c.endAsync();
+    await waitFor(async () => (await stored('SEC-1')) === before + 1, 'a reading after the refused registrations');
+  });
+
+  it('never changes a broker client the service did not create as a device', async () => {
+    const [created] = await dynsec([{ command: 'createClient', username: 'FOREIGN-1', password: 'foreign-password', textname: 'a bridge' }]);
+    expect(created!.error).toBeUndefined();
+    const r = await svc.app.inject({ method: 'POST', url: '/v1/devices', headers: await authHeader('admin'), payload: { id: 'FOREIGN-1', kind: 'gps' } });
+    expect(r.statusCode).toBe(409);
+    expect(r.json().detail).toMatch(/not a device/);
+    expect((await db.pool.query(`SELECT 1 FROM devices WHERE id = 'FOREIGN-1'`)).rowCount).toBe(0);
+    const [got] = await dynsec([{ command: 'getClient', username: 'FOREIGN-1' }]);
+    expect({ roles: got!.data.client.roles, textname: got!.data.client.textname, disabled: got!.data.client.disabled ?? false }).toEqual({ roles: [], textname: 'a bridge', disabled: false });
+    const c = await mqtt.connectAsync(broker.url, { clientId: 'FOREIGN-1', username: 'FOREIGN-1', password: 'foreign-password', reconnectPeriod: 0 });
+    await c.endAsync();
+  });
+});

@@ -16,6 +16,7 @@ import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type 
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createFeedHub } from '../../alerts/feed.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
+import { readBrokerCa } from '../../registry/ca.js';
 
 export const stack = () => inject('stack');
 
@@ -48,14 +49,18 @@ export interface TestBroker {
   port: number;
   /** with dynsec: the service's credentials (admin and ingest), as config overrides */
   credentials: Record<string, string>;
+  /** with `tls`: the broker's mqtts:// URL and the CA file that signed its certificate */
+  tls?: { url: string; caFile: string };
   stop: () => void;
 }
 
-export async function startTestBroker(opts: { dynsec?: boolean } = {}): Promise<TestBroker> {
+export async function startTestBroker(opts: { dynsec?: boolean; tls?: boolean } = {}): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'tagwatch-mqtt-'));
   const port = await freePort();
   const admin = { adminUser: 'test-admin', adminPassword: randomBytes(12).toString('hex') };
-  const h = await startMosquitto(dir, port, opts.dynsec ? admin : undefined);
+  let tlsPort = opts.tls ? await freePort() : 0;
+  while (opts.tls && tlsPort === port) tlsPort = await freePort();
+  const h = await startMosquitto(dir, port, opts.dynsec ? admin : undefined, opts.tls ? { port: tlsPort } : undefined);
   const credentials: Record<string, string> = {};
   if (opts.dynsec) {
     const ingest = { user: 'test-ingest', password: randomBytes(12).toString('hex') };
@@ -68,6 +73,7 @@ export async function startTestBroker(opts: { dynsec?: boolean } = {}): Promise<
     url: h.url,
     port,
     credentials,
+    ...(h.tls ? { tls: { url: h.tls.url, caFile: h.tls.caFile } } : {}),
     stop: () => {
       stopMosquitto(dir);
       if (!process.env.KEEP_TEST_BROKER) rmSync(dir, { recursive: true, force: true });
@@ -115,7 +121,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
   const feed = opts.feed ? createFeedHub(config.DATABASE_URL, rt.pool, rt.logger) : null;
   await feed?.start();
   const brokerAdmin: BrokerAdmin | null =
-    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD) : null;
+    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { serviceUsernames: [config.MQTT_USERNAME], ca: readBrokerCa(config.MQTT_CA_FILE) }) : null;
   const app = await buildApp({
     pool: rt.pool,
     logger: rt.logger,
