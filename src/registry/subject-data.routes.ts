@@ -85,6 +85,10 @@ export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): Fasti
       },
       async (request, reply) => {
         const id = request.params.id;
+        const s = await pool.query(`SELECT id FROM subjects WHERE id = $1`, [id]);
+        if (!s.rowCount) return problem(reply, 404, 'Not Found', `subject ${id} not found`);
+        // audited before any byte leaves, and before the snapshot: the archive shows its own row
+        await audit(pool, request, { action: 'subject.export', subjectId: id });
         const client = await pool.connect();
         let released = false;
         const release = (err?: Error) => {
@@ -93,14 +97,7 @@ export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): Fasti
           void client.query(err ? 'ROLLBACK' : 'COMMIT').catch(() => undefined).finally(() => client.release(err));
         };
         try {
-          await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
-          const s = await client.query(`SELECT id FROM subjects WHERE id = $1`, [id]);
-          if (!s.rowCount) {
-            release();
-            return problem(reply, 404, 'Not Found', `subject ${id} not found`);
-          }
-          // audited before any byte leaves (and committed: the export's own row is not in it)
-          await audit(pool, request, { action: 'subject.export', subjectId: id });
+          await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         } catch (err) {
           release(err as Error);
           throw err;
