@@ -53,4 +53,13 @@ $$;
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 
+-- The database stamps each row: a role that may append cannot backdate (or postdate) an entry.
+CREATE FUNCTION audit_log_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.at := now();
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER audit_log_at_now BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_stamp();
+
 -- Down Migration
