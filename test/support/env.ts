@@ -83,7 +83,11 @@ export async function startTestBroker(opts: { dynsec?: boolean } = {}): Promise<
 
 export function testConfig(overrides: Record<string, string>): Config {
   const s = stack();
+  // a test database of the stack: the worker's maintenance runs as its owner, as in production
+  const runtimeBase = withDatabase(s.DATABASE_URL, '');
+  const db = overrides.DATABASE_URL?.startsWith(runtimeBase) ? overrides.DATABASE_URL.slice(runtimeBase.length) : null;
   return loadConfig({
+    ...(db ? { MIGRATION_DATABASE_URL: withDatabase(s.MIGRATION_DATABASE_URL, db) } : {}),
     DATABASE_URL: s.DATABASE_URL,
     REDIS_URL: s.REDIS_URL,
     MQTT_URL: s.MQTT_URL,
