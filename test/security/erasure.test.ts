@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
-import type { Queryable } from '../../src/db.js';
+import type { Queryable } from '../../platform/db.js';
 
 // Erasure must leave nothing of the subject outside the audit log. The search is generated from
 // information_schema over every column of every table that can hold an id or a payload (text,

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { createTestDatabase } from '../support/env.js';
-import { createPool, type Pool } from '../../src/db.js';
-import { CASCADED_TABLES, KEPT_TABLES, RETENTION_RULES, deleteExpiredPersonalData, purgeAuditLog } from '../../src/retention.js';
+import { createPool, type Pool } from '../../platform/db.js';
+import { CASCADED_TABLES, KEPT_TABLES, RETENTION_RULES, deleteExpiredPersonalData, purgeAuditLog } from '../../ingest/retention.js';
 
 // RETENTION_DAYS applies to every table holding personal data; the audit log keeps its rows for
 // AUDIT_RETENTION_DAYS and only the owner role's maintenance job may purge them.
