@@ -11,6 +11,7 @@ import { registerAuth, type User } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { auditRoutes } from '../registry/audit.routes.js';
+import { subjectDataRoutes } from '../registry/subject-data.routes.js';
 import { readingsRoutes } from '../ingest/readings.routes.js';
 import { zonesRoutes } from '../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../alcohol/sobriety.routes.js';
@@ -102,6 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(registryRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(readingsRoutes(deps.pool));
   await app.register(auditRoutes(deps.pool));
+  await app.register(subjectDataRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));
   await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { ConfigError, loadConfig } from '../platform/config.js';
-import { migrate, storageMode } from '../platform/db.js';
+import { auditLogWeaknesses, canCreateInSchema, migrate, pendingMigrations, storageMode } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { closeRuntime, createRuntime, type Part } from '../platform/runtime.js';
@@ -29,15 +29,23 @@ async function main(argv: string[]): Promise<void> {
   }
   const logger = createLogger(config.LOG_LEVEL);
 
-  // Migrations run before any part starts: the schema is always the one this build expects.
-  const client = new pg.Client({ connectionString: config.DATABASE_URL });
+  // Migrations run before any part starts, as the schema owner (MIGRATION_DATABASE_URL) or, in
+  // single-role mode, as DATABASE_URL. A runtime role without a migration URL only checks that
+  // the schema is the one this build expects (the deployment migrates first).
+  const client = new pg.Client({ connectionString: config.MIGRATION_DATABASE_URL ?? config.DATABASE_URL });
   await client.connect();
   try {
-    await migrate(client, logger);
+    if (config.MIGRATION_DATABASE_URL || mode === 'migrate' || (await canCreateInSchema(client))) {
+      await migrate(client, logger);
+    } else {
+      const pending = await pendingMigrations(client);
+      if (pending.length) throw new Error(`${pending.length} migration(s) not applied (first: ${pending[0]}): run \`tagwatch migrate\` with MIGRATION_DATABASE_URL`);
+    }
     logger.info({ storage: await storageMode(client) }, 'schema up to date');
   } finally {
     await client.end();
   }
+  if (mode !== 'migrate') await warnIfAuditWritable(config.DATABASE_URL, logger);
   if (mode === 'migrate') return;
 
   // With broker administration configured, the ingest client and its role exist before ingest connects.
@@ -61,6 +69,18 @@ async function main(argv: string[]): Promise<void> {
   if (mode === 'all' || mode === 'ingest') parts.push(await (await import('./ingest.part.js')).startIngest(rt));
   if (mode === 'all' || mode === 'api') parts.push(await (await import('./api.part.js')).startApi(rt, () => parts));
   logger.info({ mode, storage: rt.storage, port: mode === 'all' || mode === 'api' ? config.PORT : undefined }, 'tagwatch started');
+}
+
+/** Logs a warning when the service's own role could rewrite the audit log (single-role mode). */
+async function warnIfAuditWritable(url: string, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const weak = await auditLogWeaknesses(c);
+    if (weak.length) logger.warn({ rights: weak }, 'single-role mode: the service role can change the audit log (set MIGRATION_DATABASE_URL and a runtime role)');
+  } finally {
+    await c.end();
+  }
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {

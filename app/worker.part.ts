@@ -1,7 +1,8 @@
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Part, Runtime } from '../platform/runtime.js';
 import { createDeviceReadingsQueue, DEVICE_READINGS_QUEUE, sweepDirty, type DeviceReadingsJob } from '../signals/queues.js';
-import { applyRetentionPolicy, deleteExpiredReadings } from '../ingest/retention.js';
+import { applyRetentionPolicy, deleteExpiredPersonalData, purgeAuditLog } from '../ingest/retention.js';
+import { createPool } from '../platform/db.js';
 import { tickCurfews } from '../geofence/curfew.job.js';
 import { paramsFrom } from '../alcohol/params.js';
 import { tickHealth } from '../health/health.job.js';
@@ -16,7 +17,9 @@ export const EVALUATION_CONCURRENCY = 4;
 
 /**
  * Worker: evaluates devices with new readings (queue `device-readings`), and runs the scheduled
- * maintenance jobs: the curfew clock every minute and retention on plain PostgreSQL hourly.
+ * maintenance jobs: the curfew clock every minute and retention hourly. Retention runs as the
+ * schema owner (MIGRATION_DATABASE_URL; DATABASE_URL in single-role mode): a pool of one
+ * connection that nothing else uses.
  */
 export async function startWorker(rt: Runtime): Promise<Part> {
   const prefix = rt.config.QUEUE_PREFIX;
@@ -34,6 +37,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const email = startEmail(rt);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
   const alcoholParams = paramsFrom(rt.config.ALCOHOL_PARAMS);
+  const ownerPool = createPool(rt.config.MIGRATION_DATABASE_URL ?? rt.config.DATABASE_URL, 1, rt.logger);
   const maintenanceWorker = new Worker(
     MAINTENANCE_QUEUE,
     async (job) => {
@@ -45,10 +49,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
-      if (rt.storage === 'timescaledb') return { mode: 'timescaledb', deleted: 0 }; // the policy drops chunks
-      const deleted = await deleteExpiredReadings(rt.pool, rt.config.RETENTION_DAYS, new Date());
-      rt.logger.info({ deleted, days: rt.config.RETENTION_DAYS }, 'retention: expired readings deleted');
-      return { mode: 'postgresql', deleted };
+      return runRetention(rt, ownerPool);
     },
     { connection: rt.redis.duplicate(), prefix },
   );
@@ -59,7 +60,9 @@ export async function startWorker(rt: Runtime): Promise<Part> {
     { connection: rt.redis.duplicate(), prefix, concurrency: EVALUATION_CONCURRENCY },
   );
   evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
-  await applyRetentionPolicy(rt.pool, rt.config.RETENTION_DAYS);
+  await applyRetentionPolicy(ownerPool, rt.config.RETENTION_DAYS).catch((err: Error) =>
+    rt.logger.warn({ err: err.message }, 'retention policy not set: set MIGRATION_DATABASE_URL (the schema owner) for the worker'),
+  );
   return {
     name: 'worker',
     async stop() {
@@ -71,8 +74,22 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       await deviceQueue.close();
       await maintenanceWorker.close();
       await maintenance.close();
+      await ownerPool.end();
     },
   };
+}
+
+/** The hourly retention job: personal data past RETENTION_DAYS, audit rows past AUDIT_RETENTION_DAYS. */
+async function runRetention(rt: Runtime, ownerPool: ReturnType<typeof createPool>) {
+  const now = new Date();
+  const deleted = await deleteExpiredPersonalData(ownerPool, rt.config.RETENTION_DAYS, now, rt.storage);
+  const audit = await purgeAuditLog(ownerPool, rt.config.AUDIT_RETENTION_DAYS, now).catch((err: Error & { code?: string }) => {
+    if (err.code !== '42501') throw err;
+    rt.logger.warn('audit log not purged: the worker needs MIGRATION_DATABASE_URL (the schema owner)');
+    return null;
+  });
+  rt.logger.info({ deleted, audit, days: rt.config.RETENTION_DAYS, audit_days: rt.config.AUDIT_RETENTION_DAYS }, 'retention: expired rows deleted');
+  return { mode: rt.storage, deleted, audit };
 }
 
 /** Alert email (alerts/email.ts), when SMTP_URL is set: the dispatcher, the queue and its worker. */

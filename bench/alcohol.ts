@@ -133,7 +133,7 @@ runBench('bench:alcohol', opts.timeoutMs, opts.quietMs, async ({ cleanups, log, 
   }
 
   const stack = await stackUpWithRetry(log);
-  const db = await createBenchDatabase(stack.DATABASE_URL, 0, cleanups);
+  const db = await createBenchDatabase(stack.PG_SUPERUSER_URL, 0, cleanups);
   log(`storing ${int(dayCount)} day results in ${db.name} with saveDays`);
   const stored = await storeDays(db.pool, results, new Date(days[0]![1]));
   res.add(`store day results (saveDays per subject, 3 at a time): ${int(dayCount)} rows`, fixed(stored.seconds, 1), 's');

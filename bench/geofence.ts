@@ -101,7 +101,7 @@ runBench('bench:geofence', opts.timeoutMs, opts.quietMs, async ({ cleanups, log,
   }
   if (opts.phases.has('c')) {
     log('(c) PostGIS: loading zones and fixes');
-    const gis = await createPostgisDatabase(stack.DATABASE_URL, cleanups, log);
+    const gis = await createPostgisDatabase(stack.PG_SUPERUSER_URL, cleanups, log);
     await loadPostgis(gis, zones, fixes);
     await settle();
     log('(c) PostGIS: querying');
@@ -118,7 +118,7 @@ runBench('bench:geofence', opts.timeoutMs, opts.quietMs, async ({ cleanups, log,
     notes.push(`(c) runs each query once to warm the cache, then times one run of all ${int(fixes.length)} fixes in one statement (only counts return): PostGIS's best case. Plan:\n    ${(await explainCircle(gis)).slice(0, 6).join('\n    ')}`);
   }
   if (opts.phases.has('e') && core) {
-    const db = await createBenchDatabase(stack.DATABASE_URL, 0, cleanups);
+    const db = await createBenchDatabase(stack.PG_SUPERUSER_URL, 0, cleanups);
     log(`(e) worker job fixed cost with ${zones.length} zones for one subject`);
     await settle();
     const e = await runJobCost(db.pool, zones, core.states);

@@ -65,7 +65,7 @@ async function settle(): Promise<void> {
 
 async function main(): Promise<BenchResults> {
   const stack = await stackUpWithRetry(log);
-  const db = await createBenchDatabase(stack.DATABASE_URL, opts.devices, cleanups);
+  const db = await createBenchDatabase(stack.PG_SUPERUSER_URL, opts.devices, cleanups);
   log(`database ${db.name} migrated (${db.storage}), ${opts.devices} devices registered`);
   const broker = await startBenchBroker(cleanups);
   log(`dedicated mosquitto (pid ${broker.pid}) at ${broker.url}`);

@@ -10,7 +10,8 @@ const Url = (protocols: string[], description: string) =>
   Type.String({ pattern: `^(${protocols.join('|')})://\\S+$`, description });
 
 export const ConfigSchema = Type.Object({
-  DATABASE_URL: Url(['postgres', 'postgresql'], 'PostgreSQL/TimescaleDB connection URL'),
+  DATABASE_URL: Url(['postgres', 'postgresql'], 'PostgreSQL/TimescaleDB connection URL of the runtime role (INSERT and SELECT only on audit_log)'),
+  MIGRATION_DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'], 'connection URL of the schema owner role: runs migrations and retention; unset: DATABASE_URL does (single-role mode, audit log not append-only against the service)')),
   REDIS_URL: Url(['redis', 'rediss'], 'Redis URL for the BullMQ queues'),
   MQTT_URL: Url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss'], 'MQTT broker URL'),
   MQTT_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: "PEM file of the CA that signed the broker's TLS certificate, trusted for mqtts:// (besides the system CAs)" })),
@@ -26,7 +27,8 @@ export const ConfigSchema = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'pino log level' },
   ),
-  RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 2190, description: 'raw readings kept this many days (default 6 years)' }),
+  RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 2190, description: 'personal data (readings, rejections, alerts, deliveries, day results, ended assignments, deleted zones) kept this many days (default 6 years)' }),
+  AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 2190, description: 'audit log rows kept this many days (default 6 years), purged by the owner role' }),
   INGEST_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 4, description: 'MQTT connections per ingest process in the shared subscription group' }),
   INGEST_INFLIGHT: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'most unacknowledged QoS 1 messages per ingest connection (MQTT 5 Receive Maximum)' }),
   INGEST_MAX_PENDING: Type.Integer({ minimum: 1, maximum: 1_000_000, default: 20000, description: 'readings awaiting commit above which ingest stops reading from the broker' }),

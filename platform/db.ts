@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from './logger.js';
@@ -38,6 +39,37 @@ export async function migrate(client: pg.Client | pg.PoolClient, logger?: Logger
       error: (m: string) => logger?.error(m),
     },
   });
+}
+
+/** Names of the migrations in migrations/ that the database has not run (in order). */
+export async function pendingMigrations(db: Queryable): Promise<string[]> {
+  const files = readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).map((f) => f.replace(/\.sql$/, '')).sort();
+  const table = await db.query(`SELECT to_regclass('public.pgmigrations') IS NOT NULL AS present`);
+  if (!table.rows[0].present) return files;
+  const ran = new Set((await db.query<{ name: string }>(`SELECT name FROM pgmigrations`)).rows.map((r) => r.name));
+  return files.filter((f) => !ran.has(f));
+}
+
+/** Whether the connected role may create objects in schema public (an owner or single-role setup). */
+export async function canCreateInSchema(db: Queryable): Promise<boolean> {
+  const r = await db.query(`SELECT has_schema_privilege(current_user, 'public', 'CREATE') AS ok`);
+  return r.rows[0].ok === true;
+}
+
+/**
+ * The ways the connected role could rewrite history in the audit log (owner, TRUNCATE, UPDATE,
+ * DELETE): empty for the runtime role of a two-role deployment.
+ */
+export async function auditLogWeaknesses(db: Queryable): Promise<string[]> {
+  const r = await db.query<{ owner: boolean; truncate: boolean; update: boolean; delete: boolean }>(
+    `SELECT pg_has_role(current_user, c.relowner, 'USAGE') AS owner,
+            has_table_privilege(current_user, c.oid, 'TRUNCATE') AS truncate,
+            has_table_privilege(current_user, c.oid, 'UPDATE') AS update,
+            has_table_privilege(current_user, c.oid, 'DELETE') AS delete
+       FROM pg_class c WHERE c.oid = to_regclass('public.audit_log')`,
+  );
+  const row = r.rows[0];
+  return row ? (['owner', 'truncate', 'update', 'delete'] as const).filter((k) => row[k]) : [];
 }
 
 /** Which storage path the schema took: TimescaleDB hypertables or plain PostgreSQL. */

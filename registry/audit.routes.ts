@@ -2,10 +2,9 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../platform/db.js';
 import { audit } from './audit.repo.js';
-import { problem } from '../platform/http/problem.js';
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 
-/** The audit log for admins (contract §6), newest first, and erasure of a subject on instruction. */
+/** The audit log for admins (contract §6), newest first. */
 export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
@@ -39,47 +38,6 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         );
         await audit(pool, request, { action: 'audit.read', subjectId: q.subject_id ?? null, detail: { count: r.rows.length } });
         return { items: r.rows, next_before: r.rows.length === q.limit ? (r.rows[r.rows.length - 1] as { id: string }).id : null };
-      },
-    );
-
-    app.delete(
-      '/v1/subjects/:id',
-      {
-        config: { roles: ['admin'] },
-        schema: {
-          tags: ['subjects'],
-          summary: 'Erase a subject on instruction: their readings, alerts, zones, day results and assignments (the erasure itself is audited)',
-          params: Type.Object({ id: RefId }),
-          body: Type.Object({ reason: Type.String({ minLength: 3, maxLength: 500 }) }, { additionalProperties: false }),
-        },
-      },
-      async (request, reply) => {
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
-          const s = await client.query(`SELECT id FROM subjects WHERE id = $1 FOR UPDATE`, [request.params.id]);
-          if (!s.rowCount) {
-            await client.query('ROLLBACK');
-            return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-          }
-          // readings belong to the subject through the assignments covering them
-          const readings = await client.query(
-            `DELETE FROM readings r USING assignments a
-              WHERE a.subject_id = $1 AND r.device_id = a.device_id AND r.ts >= a.start_at AND r.ts < coalesce(a.end_at, 'infinity')`,
-            [request.params.id],
-          );
-          await client.query(`DELETE FROM alerts WHERE subject_id = $1`, [request.params.id]);
-          await client.query(`DELETE FROM zones WHERE subject_id = $1`, [request.params.id]);
-          await client.query(`DELETE FROM subjects WHERE id = $1`, [request.params.id]); // cascades: assignments, days, states
-          await audit(client, request, { action: 'subject.erase', subjectId: request.params.id, detail: { reason: request.body.reason, readings: readings.rowCount } });
-          await client.query('COMMIT');
-          return reply.code(200).send({ erased: request.params.id, readings: readings.rowCount });
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
-        }
       },
     );
   };

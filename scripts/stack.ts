@@ -3,7 +3,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  APP_ROLE,
+  ensureDatabaseRoles,
   ensurePackages,
+  OWNER_ROLE,
   isRunning,
   startMosquitto,
   startPostgres,
@@ -30,7 +33,12 @@ const PORTS = {
 };
 
 export interface StackEnv {
+  /** the service's runtime role (tagwatch_app, member of tagwatch_runtime) */
   DATABASE_URL: string;
+  /** the schema owner (tagwatch_owner): migrations and retention */
+  MIGRATION_DATABASE_URL: string;
+  /** the cluster's superuser (trusted on loopback): for the test harness to create databases */
+  PG_SUPERUSER_URL: string;
   REDIS_URL: string;
   MQTT_URL: string;
   /** the broker's TLS listener, and the CA file that signed its certificate */
@@ -59,8 +67,14 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
   const brokerAdmin = await connectBrokerAdmin(mqtt.url, admin.adminUser, admin.adminPassword);
   await brokerAdmin.ensureServiceClient(ingest.user, ingest.password);
   await brokerAdmin.close();
+  const dbPasswords = { owner: previous?.MIGRATION_DATABASE_URL ? passwordOf(previous.MIGRATION_DATABASE_URL) : secret(), app: previous?.DATABASE_URL ? passwordOf(previous.DATABASE_URL) : secret() };
+  await ensureDatabaseRoles(pg.url('postgres'), dbPasswords, ['tagwatch']);
+  await adoptSchema(pg.url('tagwatch'));
+  const roleUrl = (role: string, password: string) => pg.url().replace('postgres://postgres@', `postgres://${role}:${encodeURIComponent(password)}@`);
   const env: StackEnv = {
-    DATABASE_URL: pg.url(),
+    DATABASE_URL: roleUrl(APP_ROLE, dbPasswords.app),
+    MIGRATION_DATABASE_URL: roleUrl(OWNER_ROLE, dbPasswords.owner),
+    PG_SUPERUSER_URL: pg.url('postgres'),
     REDIS_URL: redis.url,
     MQTT_URL: mqtt.url,
     MQTTS_URL: mqtt.tls!.url,
@@ -75,6 +89,36 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
   };
   writeFileSync(join(STACK_DIR, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
   return env;
+}
+
+/** The password of a postgres:// URL with one (empty when it has none: a stack made before the two roles). */
+function passwordOf(url: string): string {
+  return decodeURIComponent(new URL(url).password) || randomBytes(24).toString('base64url');
+}
+
+/**
+ * A development database migrated before the two roles existed has its tables owned by the
+ * superuser: hand them to the owner role so its migrations and grants apply.
+ */
+async function adoptSchema(superuserUrl: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: superuserUrl });
+  await c.connect();
+  try {
+    const r = await c.query<{ kind: string; name: string }>(
+      `SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' ELSE 'TABLE' END AS kind, c.oid::regclass::text AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'S') AND pg_get_userbyid(c.relowner) = 'postgres'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i'))`,
+    );
+    for (const o of r.rows) await c.query(`ALTER ${o.kind} ${o.name} OWNER TO ${OWNER_ROLE}`);
+    const f = await c.query<{ sig: string }>(
+      `SELECT p.oid::regprocedure::text AS sig FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public' AND pg_get_userbyid(p.proowner) = 'postgres'`,
+    );
+    for (const o of f.rows) await c.query(`ALTER FUNCTION ${o.sig} OWNER TO ${OWNER_ROLE}`);
+  } finally {
+    await c.end();
+  }
 }
 
 export function stackDown(): void {
@@ -108,7 +152,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   if (cmd === 'up') {
     const t0 = Date.now();
     const env = await stackUp();
-    console.log(`stack up in ${Date.now() - t0} ms: PostgreSQL ${env.DATABASE_URL}, Redis ${env.REDIS_URL}, Mosquitto ${env.MQTT_URL} and ${env.MQTTS_URL} (TLS, CA ${env.MQTT_CA_FILE})`);
+    console.log(`stack up in ${Date.now() - t0} ms: PostgreSQL ${env.DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}, Redis ${env.REDIS_URL}, Mosquitto ${env.MQTT_URL} and ${env.MQTTS_URL} (TLS, CA ${env.MQTT_CA_FILE})`);
     console.log(`environment written to ${join(STACK_DIR, 'env')}`);
   } else if (cmd === 'status') {
     const up = stackRunning();

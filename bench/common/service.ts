@@ -71,7 +71,7 @@ export interface Environment {
  * registers its cleanup. `start` launches the parts (api with WEBHOOK_ALLOW_PRIVATE=true).
  */
 export async function createEnvironment(stack: StackEnv, cleanups: Cleanup[], extraEnv: Record<string, string> = {}): Promise<Environment> {
-  const db = await createBenchDatabase(stack.DATABASE_URL, 0, cleanups);
+  const db = await createBenchDatabase(stack.PG_SUPERUSER_URL, 0, cleanups);
   const broker = await startBenchBroker(cleanups);
   const prefix = benchQueuePrefix(stack.REDIS_URL, cleanups);
   const port = await freePort();

@@ -100,6 +100,11 @@ export async function startPostgres(dir: string, port: number): Promise<PgHandle
   if (!existsSync(join(data, 'PG_VERSION'))) {
     run(`${PG_BIN}/initdb`, ['-D', data, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8', '--locale=C.UTF-8'], { asUser: 'postgres' });
   }
+  // Loopback only; the superuser (used by the stack and the test harness to create databases and
+  // roles) is trusted, every other role gives its password (scram), as in a deployment.
+  const hba = join(data, 'pg_hba.conf');
+  const changedHba = readFileSync(hba, 'utf8') !== PG_HBA;
+  if (changedHba) writeFileSync(hba, PG_HBA);
   if (!isRunning(join(data, 'postmaster.pid'))) {
     const opts = [
       `-p ${port}`,
@@ -112,11 +117,48 @@ export async function startPostgres(dir: string, port: number): Promise<PgHandle
     ].join(' ');
     run(`${PG_BIN}/pg_ctl`, ['-D', data, '-l', join(dir, 'postgres.log'), '-o', opts, '-w', '-t', '60', 'start'], { asUser: 'postgres' });
   }
+  else if (changedHba) run(`${PG_BIN}/pg_ctl`, ['-D', data, 'reload'], { asUser: 'postgres' });
   await waitForPort(port);
   const handle: PgHandle = { dir, port, url: (db = 'tagwatch') => `postgres://postgres@127.0.0.1:${port}/${db}` };
   const exists = run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-tAc', `SELECT 1 FROM pg_database WHERE datname='tagwatch'`]);
   if (!exists.trim()) run('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', '-c', 'CREATE DATABASE tagwatch']);
   return handle;
+}
+
+const PG_HBA = [
+  'local all postgres trust',
+  'host all postgres 127.0.0.1/32 trust',
+  'host all postgres ::1/128 trust',
+  'local all all scram-sha-256',
+  'host all all 127.0.0.1/32 scram-sha-256',
+  'host all all ::1/128 scram-sha-256',
+  '',
+].join('\n');
+
+/** The two login roles of a two-role deployment (README "Security model"). */
+export const OWNER_ROLE = 'tagwatch_owner';
+export const APP_ROLE = 'tagwatch_app';
+
+/**
+ * Creates (or updates the passwords of) the schema owner role and the service's runtime login
+ * role, a member of tagwatch_runtime (the group the migrations grant to), and makes the owner
+ * role own `databases`. `superuserUrl` connects as the superuser. Idempotent.
+ */
+export async function ensureDatabaseRoles(superuserUrl: string, passwords: { owner: string; app: string }, databases: string[]): Promise<void> {
+  const { default: pg } = await import('pg');
+  const c = new pg.Client({ connectionString: superuserUrl });
+  await c.connect();
+  try {
+    const exists = async (role: string) => (await c.query(`SELECT 1 FROM pg_roles WHERE rolname = $1`, [role])).rowCount === 1;
+    for (const [role, password] of [[OWNER_ROLE, passwords.owner], [APP_ROLE, passwords.app]] as const) {
+      await c.query(`${(await exists(role)) ? 'ALTER' : 'CREATE'} ROLE ${role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${c.escapeLiteral(password)}`);
+    }
+    if (!(await exists('tagwatch_runtime'))) await c.query(`CREATE ROLE tagwatch_runtime NOLOGIN`);
+    await c.query(`GRANT tagwatch_runtime TO ${APP_ROLE}`);
+    for (const db of databases) await c.query(`ALTER DATABASE "${db}" OWNER TO ${OWNER_ROLE}`);
+  } finally {
+    await c.end();
+  }
 }
 
 /** Stops a cluster: `fast` (clients cut, clean) by default, `immediate` to simulate a crash. */

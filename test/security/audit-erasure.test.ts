@@ -40,16 +40,16 @@ describe('audit log, erasure and retention', () => {
     expect(ids).toEqual([...ids].sort((a, b) => b - a));
   });
 
-  it('keeps the audit log append-only, even for the service’s own database role', async () => {
-    await expect(db.pool.query(`UPDATE audit_log SET actor = 'someone-else'`)).rejects.toThrow(/append-only/);
-    await expect(db.pool.query(`DELETE FROM audit_log`)).rejects.toThrow(/append-only/);
+  it('keeps the audit log append-only against the service’s own database role (no UPDATE or DELETE privilege)', async () => {
+    await expect(db.pool.query(`UPDATE audit_log SET actor = 'someone-else'`)).rejects.toThrow(/permission denied/);
+    await expect(db.pool.query(`DELETE FROM audit_log`)).rejects.toThrow(/permission denied/);
   });
 
   it('erases a subject on instruction and audits the erasure', async () => {
     const admin = await authHeader('admin');
     expect((await svc.app.inject({ method: 'DELETE', url: '/v1/subjects/E-S1', headers: admin, payload: {} })).statusCode).toBe(400); // a reason is required
     const r = await svc.app.inject({ method: 'DELETE', url: '/v1/subjects/E-S1', headers: admin, payload: { reason: 'court order 2026/123' } });
-    expect(r.json()).toEqual({ erased: 'E-S1', readings: 61 });
+    expect(r.json()).toEqual({ erased: 'E-S1', readings: 61, rejections: 0, alerts: 0, zones: 0, devices_deactivated: ['E-D1'] });
     const left = await db.pool.query(`SELECT (SELECT count(*) FROM readings WHERE device_id = 'E-D1')::int r, (SELECT count(*) FROM subjects WHERE id = 'E-S1')::int s, (SELECT count(*) FROM assignments WHERE subject_id = 'E-S1')::int a`);
     expect(left.rows[0]).toEqual({ r: 0, s: 0, a: 0 });
     const audit = await db.pool.query(`SELECT action, detail->>'reason' reason FROM audit_log WHERE subject_id = 'E-S1' ORDER BY id`);

@@ -13,29 +13,35 @@ import { buildApp } from '../../app/app.js';
 import { createTokenVerifier, type Role } from '../../platform/http/auth.js';
 import { mintDevToken } from '../../platform/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../app/services.js';
-import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
+import { freePort, OWNER_ROLE, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
+import { withDatabase } from './global-setup.js';
 import { createFeedHub } from '../../alerts/feed.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
 import { readBrokerCa } from '../../registry/ca.js';
 
 export const stack = () => inject('stack');
 
-/** A database of its own for one test file, copied from the migrated template. */
-export async function createTestDatabase(): Promise<{ url: string; pool: Pool; drop: () => Promise<void> }> {
+/**
+ * A database of its own for one test file, copied from the migrated template and owned by the
+ * owner role. `url` and `pool` connect as the runtime role, as the service runs in production;
+ * `ownerUrl` as the schema owner (migrations, retention).
+ */
+export async function createTestDatabase(): Promise<{ url: string; ownerUrl: string; pool: Pool; drop: () => Promise<void> }> {
   const name = `t_${randomBytes(6).toString('hex')}`;
-  const base = stack().DATABASE_URL.replace(/\/[^/]+$/, '');
-  const admin = new pg.Client({ connectionString: `${base}/postgres` });
+  const s = stack();
+  const admin = new pg.Client({ connectionString: s.PG_SUPERUSER_URL });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
+  await admin.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')} OWNER ${OWNER_ROLE}`);
   await admin.end();
-  const url = `${base}/${name}`;
+  const url = withDatabase(s.DATABASE_URL, name);
   const pool = createPool(url, 5);
   return {
     url,
+    ownerUrl: withDatabase(s.MIGRATION_DATABASE_URL, name),
     pool,
     drop: async () => {
       await pool.end();
-      const a = new pg.Client({ connectionString: `${base}/postgres` });
+      const a = new pg.Client({ connectionString: s.PG_SUPERUSER_URL });
       await a.connect();
       await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await a.end();
@@ -83,7 +89,11 @@ export async function startTestBroker(opts: { dynsec?: boolean; tls?: boolean } 
 
 export function testConfig(overrides: Record<string, string>): Config {
   const s = stack();
+  // a test database of the stack: the worker's maintenance runs as its owner, as in production
+  const runtimeBase = withDatabase(s.DATABASE_URL, '');
+  const db = overrides.DATABASE_URL?.startsWith(runtimeBase) ? overrides.DATABASE_URL.slice(runtimeBase.length) : null;
   return loadConfig({
+    ...(db ? { MIGRATION_DATABASE_URL: withDatabase(s.MIGRATION_DATABASE_URL, db) } : {}),
     DATABASE_URL: s.DATABASE_URL,
     REDIS_URL: s.REDIS_URL,
     MQTT_URL: s.MQTT_URL,

@@ -2,6 +2,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../platform/db.js';
 import { stackUp, type StackEnv } from '../../scripts/stack.js';
+import { OWNER_ROLE } from '../../scripts/stack/services.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -12,15 +13,22 @@ declare module 'vitest' {
 
 export const TEMPLATE_DB = 'tagwatch_template';
 
+/** The same server and role, another database. */
+export function withDatabase(url: string, db: string): string {
+  return url.replace(/\/[^/?]+(\?.*)?$/, `/${db}`);
+}
+
 /** Starts the real services once (idempotent) and migrates a template database the test files copy. */
 export default async function setup(project: TestProject) {
   const env = await stackUp(() => undefined);
-  const admin = new pg.Client({ connectionString: env.DATABASE_URL.replace(/\/[^/]+$/, '/postgres') });
+  // created by the superuser, owned and migrated by the owner role; the tests run the service as
+  // the runtime role (test/support/env.ts createTestDatabase)
+  const admin = new pg.Client({ connectionString: env.PG_SUPERUSER_URL });
   await admin.connect();
   await admin.query(`UPDATE pg_database SET datistemplate = false WHERE datname = '${TEMPLATE_DB}'`);
   await admin.query(`DROP DATABASE IF EXISTS ${TEMPLATE_DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${TEMPLATE_DB}`);
-  const c = new pg.Client({ connectionString: env.DATABASE_URL.replace(/\/[^/]+$/, `/${TEMPLATE_DB}`) });
+  await admin.query(`CREATE DATABASE ${TEMPLATE_DB} OWNER ${OWNER_ROLE}`);
+  const c = new pg.Client({ connectionString: withDatabase(env.MIGRATION_DATABASE_URL, TEMPLATE_DB) });
   await c.connect();
   await migrate(c);
   await c.end();
