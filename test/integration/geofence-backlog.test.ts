@@ -138,4 +138,57 @@ describe('a backlog longer than one chunk', () => {
     expect(ea.filter((e) => e.action === 'recurred')).toHaveLength(Math.floor(500 / 7) - 1);
     expect(eb).toEqual(ea);
   });
+
+  it('a replay longer than a chunk, crashed half-way and resumed by a sweep, decides what one replay decides', async () => {
+    const pool = db.pool;
+    const t0 = Date.now() - 86400_000;
+    const [whole, chunked] = [await seed(pool, 'RW', 0), await seed(pool, 'RK', 0)];
+    for (const d of [whole, chunked]) {
+      await bulkFixes(pool, d, t0, 400, 30_000, 9);
+      expect((await evaluateDeviceBatch(deps(pool, 1000), [d], new Map([[d, { gps: t0 }]]), false, Date.now())).failed.size).toBe(0);
+      await pool.query(`UPDATE alerts SET status = 'resolved' WHERE device_id = $1`, [d]);
+      // late readings: inside fixes between the stored ones, an hour before the watermark
+      await bulkFixes(pool, d, t0 + 280 * 30_000 + 15_000, 5, 30_000, 1);
+    }
+    const late = t0 + 280 * 30_000 + 15_000;
+    const one = await evaluateDeviceBatch(deps(pool, 1000), [whole], new Map([[whole, { gps: late }]]), false, Date.now());
+    expect(one.failed.size).toBe(0);
+    let writes = 0;
+    const dying = new Proxy(pool, {
+      get(target, prop) {
+        if (prop !== 'connect') return Reflect.get(target, prop);
+        return async () => {
+          const client = await target.connect();
+          const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
+          return new Proxy(client, {
+            get(c, p) {
+              if (p !== 'query') return Reflect.get(c, p);
+              return (...args: unknown[]) => {
+                if (typeof args[0] === 'string' && args[0].includes('INSERT INTO geofence_progress') && ++writes === 3) return Promise.reject(new Error('connection terminated'));
+                return query(...args);
+              };
+            },
+          });
+        };
+      },
+    }) as Pool;
+    const crashed = await evaluateDeviceBatch(deps(dying, 40), [chunked], new Map([[chunked, { gps: late }]]), false, Date.now());
+    expect([...crashed.failed.keys()]).toEqual([chunked]);
+    const mid = (await pool.query(`SELECT replay_from, replay_cursor FROM geofence_progress WHERE device_id = $1`, [chunked])).rows[0];
+    expect([mid.replay_from.getTime(), mid.replay_cursor.getTime()]).toEqual([late - 6 * 3600_000, t0 + 79 * 30_000]);
+    // the marks were lost with the crash: the sweep goes on with the replay under way
+    expect((await evaluateDeviceBatch(deps(pool, 40), [chunked], new Map(), true, Date.now())).failed.size).toBe(0);
+    const rows = async (s: string) => ({
+      alerts: (await pool.query(`SELECT type, started_at, ended_at, late, status FROM alerts WHERE subject_id = $1 ORDER BY started_at`, [s])).rows,
+      events: (await pool.query(`SELECT e.action, e.note FROM alert_events e JOIN alerts x ON x.id = e.alert_id WHERE x.subject_id = $1 ORDER BY e.at, e.id`, [s])).rows,
+      states: (await pool.query(`SELECT state FROM zone_states WHERE subject_id = $1`, [s])).rows,
+      progress: (await pool.query(`SELECT watermark, replay_from, replay_cursor FROM geofence_progress WHERE device_id = $1`, [`${s.slice(0, -2)}-D`])).rows,
+    });
+    const [a, b] = [await rows('RW-S'), await rows('RK-S')];
+    // the late visit is found: an alert or a recurrence of the open one
+    const iso = new Date(late).toISOString();
+    expect([...a.alerts.map((x) => x.started_at.toISOString()), ...a.events.map((e) => e.note ?? '')].filter((t) => t.includes(iso))).toHaveLength(1);
+    expect(a.progress[0].replay_cursor).toBeNull();
+    expect(b).toEqual(a);
+  });
 });
