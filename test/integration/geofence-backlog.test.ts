@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from 'pg';
 import { createTestDatabase } from '../support/env.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
-import { evaluateDeviceBatch } from '../../src/worker.part.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
+import { evaluateDeviceBatch } from '../../app/worker.part.js';
 import { paramsFrom } from '../../alcohol/params.js';
 
 /**
