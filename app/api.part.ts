@@ -28,6 +28,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     verifyToken: createTokenVerifier({ jwtSecret: rt.config.JWT_SECRET, jwksUrl: rt.config.JWT_JWKS_URL }),
     readiness: () => readiness(rt, parts()),
     info: () => ({ storage: rt.storage }),
+    reevaluateMaxFixes: rt.config.REEVALUATE_MAX_FIXES,
   });
   await app.listen({ port: rt.config.PORT, host: rt.config.HOST });
   return {

@@ -37,6 +37,8 @@ export interface AppDeps {
   emailEnabled?: boolean;
   /** requests per user per minute */
   rateLimitPerMinute?: number;
+  /** most fixes one zone re-evaluation reads (REEVALUATE_MAX_FIXES) */
+  reevaluateMaxFixes?: number;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
 }
@@ -104,7 +106,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(readingsRoutes(deps.pool));
   await app.register(auditRoutes(deps.pool));
   await app.register(subjectDataRoutes(deps.pool, deps.brokerAdmin ?? null));
-  await app.register(zonesRoutes(deps.pool));
+  await app.register(zonesRoutes(deps.pool, { reevaluateMaxFixes: deps.reevaluateMaxFixes }));
   await app.register(sobrietyRoutes(deps.pool));
   await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));

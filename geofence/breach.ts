@@ -66,6 +66,11 @@ export function isIdle(s: ZoneState): boolean {
   return s.runStart === null && s.breachStart === null;
 }
 
+/** False for a state that is the same as none (an idle exclusion zone): such states are not stored. */
+export function worthStoring(kind: ZoneRule['kind'], s: ZoneState): boolean {
+  return !(kind === 'exclusion' && isIdle(s));
+}
+
 const typeOf = (rule: ZoneRule): BreachType => (rule.kind === 'exclusion' ? 'exclusion_breach' : 'curfew_breach');
 
 /**

@@ -4,32 +4,41 @@ import { withTransaction, type Pool } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
-import type { Fix, ZoneRule } from './breach.js';
+import { initialState, type Fix, type ZoneRule } from './breach.js';
 import { evaluateFixes, prepareZones, type ZoneStates } from './evaluate.js';
 import { loadRulesOf } from './zones.repo.js';
-import { advanceGeofenceWatermarks, applyFinding, loadStatesOf, lockKeys, writeStates, type StateWrite } from './states.repo.js';
+import { applyFinding, loadStatesOf, lockKeys, writeStates, type StateWrite } from './states.repo.js';
 
 /**
- * The evaluation worker's geofence step for a batch of devices, in one transaction: loads the
- * watermarks, every device's unevaluated fixes, the zones and the breach states of the subjects
- * fitted at those fixes' times with one set-based query each, runs the pure core device by
- * device (in device-id order, each device's fixes in device-time order), and writes the states
- * that changed, the watermarks and any alerts. The result is what evaluating the devices one
- * after the other, each in its own transaction, would give.
+ * The evaluation worker's geofence step for a batch of devices. Each device's unevaluated fixes
+ * are taken in chunks of at most `chunk` (keyset by device time), one transaction per round of
+ * chunks for the batch: a round loads the watermarks, the fixes, the zones and the breach states
+ * of the subjects fitted at those fixes' times with one set-based query each, runs the pure core
+ * device by device (in device-id order, each device's fixes in device-time order), and commits
+ * the states that changed, the watermarks and any alerts. A device whose chunk was full goes on
+ * to the next round from where its watermark now stands, with the states just stored: so a long
+ * backlog is evaluated to the end, and a crash between rounds resumes after the last one
+ * committed without raising anything twice. When a round's transaction fails, its devices are
+ * tried one by one, so a device that cannot be evaluated fails alone.
  *
  * Late fixes (at or before the watermark) are replayed: from a clear state `REPLAY_MS` before
  * the earliest late fix up to the newest fix. A breach found again that overlaps an alert
  * already raised for the same (subject, type, zone) is the same breach and is not raised twice;
- * a new one proven by a fix at or before the watermark is raised with `late: true`.
+ * a new one proven by a fix at or before the watermark is raised with `late: true`. A replay
+ * longer than a chunk stores where it stands (`replay_from`, `replay_cursor`) as it commits, and
+ * the next round (or the next job, after a crash) continues it.
  */
 
 export const REPLAY_MS = 6 * 3600_000;
-const CHUNK = 20_000;
+/** most fixes of one device evaluated in one transaction */
+export const CHUNK = 20_000;
 
 export interface GeofenceDeps {
   pool: Pool;
   logger: Logger;
   metrics: Metrics;
+  /** most fixes of one device per transaction (default CHUNK; smaller in tests) */
+  chunk?: number;
 }
 
 interface FixRow extends Fix {
@@ -51,7 +60,7 @@ export interface DeviceToEvaluate {
 
 export interface GeofenceBatchResult {
   devices: Map<string, GeofenceResult>;
-  /** devices that could not be evaluated in this batch (nothing of theirs was written) */
+  /** devices that could not be evaluated to the end (the rounds committed before stay) */
   failed: Map<string, Error>;
 }
 
@@ -63,40 +72,105 @@ export async function evaluateDeviceGeofence(deps: GeofenceDeps, deviceId: strin
   return r.devices.get(deviceId)!;
 }
 
-/** Evaluates a batch of distinct devices in one transaction (see the module comment). */
+/** Evaluates a batch of distinct devices to the end of their fixes (see the module comment). */
 export async function evaluateDevicesGeofence(deps: GeofenceDeps, batch: readonly DeviceToEvaluate[]): Promise<GeofenceBatchResult> {
-  const items = [...batch].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
   const out: GeofenceBatchResult = { devices: new Map(), failed: new Map() };
+  const chunk = deps.chunk ?? CHUNK;
+  let round = [...batch].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+  while (round.length > 0) {
+    const more = await roundOrEach(deps, round, chunk, out);
+    // the dirty mark has been honoured: the next rounds continue from the stored progress
+    round = more.map((deviceId) => ({ deviceId, dirtyFrom: null }));
+  }
+  return out;
+}
+
+/** One round for the batch; if its transaction fails, one round per device. Returns the devices with more to do. */
+async function roundOrEach(deps: GeofenceDeps, items: DeviceToEvaluate[], chunk: number, out: GeofenceBatchResult): Promise<string[]> {
+  try {
+    return merge(out, await evaluateRound(deps, items, chunk));
+  } catch (err) {
+    if (items.length === 1) {
+      out.failed.set(items[0]!.deviceId, err as Error);
+      return [];
+    }
+  }
+  const more: string[] = [];
+  for (const item of items) {
+    try {
+      more.push(...merge(out, await evaluateRound(deps, [item], chunk)));
+    } catch (err) {
+      out.failed.set(item.deviceId, err as Error);
+    }
+  }
+  return more;
+}
+
+function merge(out: GeofenceBatchResult, round: Map<string, GeofenceResult & { full: boolean }>): string[] {
+  const more: string[] = [];
+  for (const [deviceId, r] of round) {
+    const sum = out.devices.get(deviceId) ?? { fixes: 0, raised: [], replayed: false };
+    out.devices.set(deviceId, { fixes: sum.fixes + r.fixes, raised: [...sum.raised, ...r.raised], replayed: sum.replayed || r.replayed });
+    if (r.full) more.push(deviceId);
+  }
+  return more;
+}
+
+interface Progress {
+  watermark: number;
+  replayFrom: number | null;
+  replayCursor: number | null;
+}
+
+interface Plan {
+  deviceId: string;
+  watermark: number | null;
+  replay: boolean;
+  /** a replay's first round: states start clear; fixes from `from` inclusive */
+  restart: boolean;
+  /** fixes after this device time (ms), or from it inclusive when `restart` */
+  from: number;
+  /** where the replay started (curfew absence counts from there) */
+  replayFrom: number;
+}
+
+/** Where a device's evaluation goes on from: a new replay, a replay under way, or after the watermark. */
+function planOf(deviceId: string, p: Progress | undefined, dirtyFrom: number | null): Plan {
+  const watermark = p?.watermark ?? null;
+  if (watermark !== null && dirtyFrom !== null && dirtyFrom <= watermark) {
+    const start = dirtyFrom - REPLAY_MS;
+    // a replay under way that has not yet reached the new start covers it
+    if (!(p!.replayCursor !== null && p!.replayCursor < start)) return { deviceId, watermark, replay: true, restart: true, from: start, replayFrom: start };
+  }
+  if (p?.replayCursor != null) return { deviceId, watermark, replay: true, restart: false, from: p.replayCursor, replayFrom: p.replayFrom! };
+  return { deviceId, watermark, replay: false, restart: false, from: watermark ?? (dirtyFrom ?? 0) - 1, replayFrom: 0 };
+}
+
+/** One transaction: at most `chunk` fixes of each device, evaluated and committed. */
+async function evaluateRound(deps: GeofenceDeps, items: readonly DeviceToEvaluate[], chunk: number): Promise<Map<string, GeofenceResult & { full: boolean }>> {
+  const out = new Map<string, GeofenceResult & { full: boolean }>();
   if (items.length === 0) return out;
   return withTransaction(deps.pool, async (client) => {
     const ids = items.map((i) => i.deviceId);
     await lockKeys(client, 'geofence-device:', ids);
-    const wm = await client.query<{ device_id: string; watermark: Date }>(`SELECT device_id, watermark FROM geofence_progress WHERE device_id = ANY($1::text[])`, [ids]);
-    const watermarks = new Map(wm.rows.map((r) => [r.device_id, r.watermark.getTime()]));
-    const plans = items.map(({ deviceId, dirtyFrom }) => {
-      const watermark = watermarks.get(deviceId) ?? null;
-      const replay = watermark !== null && dirtyFrom !== null && dirtyFrom <= watermark;
-      const from = replay ? dirtyFrom! - REPLAY_MS : (watermark ?? (dirtyFrom ?? 0) - 1);
-      return { deviceId, watermark, replay, from };
-    });
-    const fixesOf = await loadFixes(client, plans);
+    const progress = await loadProgress(client, ids);
+    const plans = items.map(({ deviceId, dirtyFrom }) => planOf(deviceId, progress.get(deviceId), dirtyFrom));
+    const fixesOf = await loadFixes(client, plans, chunk);
     const subjects = [...new Set([...fixesOf.values()].flatMap((fs) => fs.map((f) => f.subject_id)))].sort();
     await lockKeys(client, 'zone-state:', subjects);
     const rulesOf = await loadRulesOf(client, subjects);
     const stored = await loadStatesOf(client, subjects.filter((s) => rulesOf.has(s)));
+    // a replay going on from a cursor starts clear for a subject it has not met yet
+    const metInReplay = await subjectsMetInReplay(client, plans.filter((p) => p.replay && !p.restart));
     // the states as evaluation leaves them, device after device
     const current = new Map<string, ZoneStates>([...stored].map(([s, m]) => [s, new Map(m)]));
     const zoneRules = new Map<string, ZoneRule>([...rulesOf.values()].flat().map((r) => [r.id, r]));
-    const advanced = new Map<string, number>();
+    const advanced = new Map<string, ProgressWrite>();
     for (const plan of plans) {
-      const { deviceId, watermark, replay, from } = plan;
-      const fixes = fixesOf.get(deviceId);
-      if (fixes === undefined) {
-        out.failed.set(deviceId, new Error(`more than ${CHUNK} fixes to evaluate for ${deviceId}: not evaluated`));
-        continue;
-      }
-      const result: GeofenceResult = { fixes: fixes.length, raised: [], replayed: replay };
-      out.devices.set(deviceId, result);
+      const { deviceId, watermark, replay } = plan;
+      const fixes = fixesOf.get(deviceId)!;
+      const result = { fixes: fixes.length, raised: [] as AlertRow[], replayed: replay, full: fixes.length >= chunk };
+      out.set(deviceId, result);
       const bySubject = new Map<string, FixRow[]>();
       for (const f of fixes) {
         const list = bySubject.get(f.subject_id) ?? [];
@@ -106,8 +180,9 @@ export async function evaluateDevicesGeofence(deps: GeofenceDeps, batch: readonl
       for (const subjectId of [...bySubject.keys()].sort()) {
         const rules = rulesOf.get(subjectId);
         if (!rules) continue;
-        const zones = prepareZones(replay ? rules.map((r) => ({ ...r, since: Math.max(r.since, from) })) : rules);
-        const states = replay ? new Map() : (current.get(subjectId) ?? new Map());
+        const zones = prepareZones(replay ? rules.map((r) => ({ ...r, since: Math.max(r.since, plan.replayFrom) })) : rules);
+        const clear = replay && (plan.restart || !metInReplay.get(deviceId)?.has(subjectId));
+        const states = clear ? new Map() : (current.get(subjectId) ?? new Map());
         const subjectFixes = bySubject.get(subjectId)!;
         const ran = evaluateFixes(zones, states, subjectFixes);
         const receivedAt = new Map(subjectFixes.map((f) => [f.ts, f.received_at]));
@@ -121,23 +196,78 @@ export async function evaluateDevicesGeofence(deps: GeofenceDeps, batch: readonl
             if (rec !== undefined && !late) deps.metrics.alertLatency.observe((alert.raised_at.getTime() - rec) / 1000);
           }
         }
-        // what a later device of the batch would load: the stored states overwritten by these
-        current.set(subjectId, new Map([...(current.get(subjectId) ?? []), ...ran.states]));
+        // what a later device or round loads: a replay's states replace the subject's states
+        // of its live zones (a zone it left untouched is idle), others overwrite those they changed
+        const base = clear ? new Map([...(current.get(subjectId) ?? [])].filter(([z]) => !zoneRules.has(z))) : (current.get(subjectId) ?? new Map());
+        if (clear) for (const r of rules) if (!ran.states.has(r.id) && current.get(subjectId)?.has(r.id)) base.set(r.id, initialState());
+        current.set(subjectId, new Map([...base, ...ran.states]));
       }
-      if (fixes.length) advanced.set(deviceId, Math.max(watermark ?? -Infinity, fixes[fixes.length - 1]!.ts));
+      const last = fixes.length ? fixes[fixes.length - 1]!.ts : null;
+      if (last !== null || replay) {
+        advanced.set(deviceId, {
+          watermark: Math.max(watermark ?? -Infinity, last ?? -Infinity),
+          replayFrom: replay && result.full ? plan.replayFrom : null,
+          replayCursor: replay && result.full ? last : null,
+        });
+      }
     }
     const writes: StateWrite[] = [...current].map(([subjectId, states]) => ({ subjectId, states, before: stored.get(subjectId) ?? new Map() }));
     await writeStates(client, writes, zoneRules);
-    await advanceGeofenceWatermarks(client, advanced);
+    await writeProgress(client, advanced);
     return out;
   });
 }
 
+interface ProgressWrite {
+  watermark: number;
+  replayFrom: number | null;
+  replayCursor: number | null;
+}
+
+async function loadProgress(client: PoolClient, ids: string[]): Promise<Map<string, Progress>> {
+  const r = await client.query<{ device_id: string; watermark: Date; replay_from: Date | null; replay_cursor: Date | null }>(
+    `SELECT device_id, watermark, replay_from, replay_cursor FROM geofence_progress WHERE device_id = ANY($1::text[])`,
+    [ids],
+  );
+  return new Map(r.rows.map((x) => [x.device_id, { watermark: x.watermark.getTime(), replayFrom: x.replay_from?.getTime() ?? null, replayCursor: x.replay_cursor?.getTime() ?? null }]));
+}
+
+/** Moves the watermarks forward (never back) and sets or clears each device's replay under way. */
+async function writeProgress(client: PoolClient, marks: ReadonlyMap<string, ProgressWrite>): Promise<void> {
+  const ids = [...marks.keys()].sort().filter((d) => Number.isFinite(marks.get(d)!.watermark));
+  if (ids.length === 0) return;
+  const at = (t: number | null) => (t === null ? null : new Date(t));
+  await client.query(
+    `INSERT INTO geofence_progress (device_id, watermark, replay_from, replay_cursor)
+     SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
+     ON CONFLICT (device_id) DO UPDATE SET watermark = greatest(geofence_progress.watermark, excluded.watermark),
+       replay_from = excluded.replay_from, replay_cursor = excluded.replay_cursor, updated_at = now()`,
+    [ids, ids.map((d) => at(marks.get(d)!.watermark)), ids.map((d) => at(marks.get(d)!.replayFrom)), ids.map((d) => at(marks.get(d)!.replayCursor))],
+  );
+}
+
+/** For each replay going on from its cursor: the subjects whose fixes on the device it has already evaluated. */
+async function subjectsMetInReplay(client: PoolClient, plans: Plan[]): Promise<Map<string, Set<string>>> {
+  const out = new Map<string, Set<string>>();
+  if (plans.length === 0) return out;
+  const r = await client.query<{ device_id: string; subject_id: string }>(
+    `SELECT DISTINCT a.device_id, a.subject_id
+       FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS q(device_id, from_ts, to_ts)
+       JOIN assignments a ON a.device_id = q.device_id AND a.start_at <= q.to_ts AND coalesce(a.end_at, 'infinity') > q.from_ts
+      WHERE EXISTS (SELECT 1 FROM readings r WHERE r.device_id = q.device_id AND r.stream = 'gps' AND r.ts >= greatest(q.from_ts, a.start_at)
+                       AND r.ts <= q.to_ts AND r.ts < coalesce(a.end_at, 'infinity'))`,
+    [plans.map((p) => p.deviceId), plans.map((p) => new Date(p.replayFrom)), plans.map((p) => new Date(p.from))],
+  );
+  for (const x of r.rows) out.set(x.device_id, (out.get(x.device_id) ?? new Set()).add(x.subject_id));
+  return out;
+}
+
 /**
- * Each device's fixes after its `from` (inclusive in a replay), in device-time order, with the
- * subject fitted at each fix's time; a device with more than CHUNK is left out (undefined).
+ * Each device's first `chunk` fixes after its `from` (inclusive when a replay starts), in
+ * device-time order (keyset: the readings' key is (device, stream, ts)), with the subject
+ * fitted at each fix's time.
  */
-async function loadFixes(client: PoolClient, plans: Array<{ deviceId: string; from: number; replay: boolean }>): Promise<Map<string, FixRow[]>> {
+async function loadFixes(client: PoolClient, plans: Plan[], chunk: number): Promise<Map<string, FixRow[]>> {
   const r = await client.query<{ device_id: string; ts: Date; lon: number; lat: number; accuracy_m: number; received_at: Date; subject_id: string }>(
     `SELECT q.device_id, f.ts, f.lon, f.lat, f.accuracy_m, f.received_at, f.subject_id
        FROM unnest($1::text[], $2::timestamptz[], $3::boolean[]) WITH ORDINALITY AS q(device_id, from_ts, incl, n)
@@ -148,12 +278,11 @@ async function loadFixes(client: PoolClient, plans: Array<{ deviceId: string; fr
           WHERE r.device_id = q.device_id AND r.stream = 'gps' AND (r.ts > q.from_ts OR (q.incl AND r.ts = q.from_ts))
           ORDER BY r.ts LIMIT $4) AS f
       ORDER BY q.n, f.ts`,
-    [plans.map((p) => p.deviceId), plans.map((p) => new Date(p.from)), plans.map((p) => p.replay), CHUNK],
+    [plans.map((p) => p.deviceId), plans.map((p) => new Date(p.from)), plans.map((p) => p.restart), chunk],
   );
   const out = new Map<string, FixRow[]>(plans.map((p) => [p.deviceId, []]));
   for (const x of r.rows) {
     out.get(x.device_id)!.push({ ts: x.ts.getTime(), lon: x.lon, lat: x.lat, accuracy_m: x.accuracy_m, received_at: x.received_at.getTime(), subject_id: x.subject_id });
   }
-  for (const [d, fixes] of out) if (fixes.length === CHUNK) out.delete(d);
   return out;
 }

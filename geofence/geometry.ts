@@ -1,8 +1,8 @@
 import { booleanPointInPolygon } from '@turf/boolean-point-in-polygon';
 import { distance } from '@turf/distance';
-import { kinks } from '@turf/kinks';
 import { bbox as turfBbox } from '@turf/bbox';
 import { point, polygon as turfPolygon } from '@turf/helpers';
+import { ringSelfIntersection } from './self-intersection.js';
 import type { MultiPolygon, Polygon, Position } from 'geojson';
 
 /**
@@ -26,6 +26,8 @@ export interface Shape {
 }
 
 export const MAX_RADIUS_M = 50_000;
+/** most positions in one zone, all rings of all its polygons counted (closing positions included) */
+export const MAX_ZONE_VERTICES = 10_000;
 const METRES_PER_DEG_LAT = 111_320;
 
 /** Builds the shape of a validated geometry. */
@@ -108,10 +110,19 @@ export function circleBbox(lon: number, lat: number, accuracy_m: number): [numbe
   return [lon - dLon, lat - dLat, lon + dLon, lat + dLat];
 }
 
-/** Why a zone geometry is invalid, or null when it is valid (contract §3: unclosed ring, self-intersection, range). */
-export function geometryProblem(geometry: unknown, radius_m: unknown): string | null {
+/** Finds where a closed ring meets itself (ringSelfIntersection; a parameter so tests can watch it). */
+export type SelfIntersection = (ring: readonly Position[]) => [number, number] | null;
+
+/**
+ * Why a zone geometry is invalid, or null when it is valid (contract §3: unclosed ring,
+ * self-intersection, range). A polygon over MAX_ZONE_VERTICES positions is refused first,
+ * by a count alone, before any ring is examined.
+ */
+export function geometryProblem(geometry: unknown, radius_m: unknown, selfIntersection: SelfIntersection = ringSelfIntersection): string | null {
   const g = geometry as { type?: unknown; coordinates?: unknown };
   if (!g || typeof g !== 'object') return 'geometry is required';
+  const vertices = vertexCount(g);
+  if (vertices > MAX_ZONE_VERTICES) return `a zone has at most ${MAX_ZONE_VERTICES} vertices, this one has ${vertices}`;
   if (g.type === 'Point') {
     const c = g.coordinates;
     if (!isPosition(c)) return 'a Point needs coordinates [lon, lat]';
@@ -121,11 +132,11 @@ export function geometryProblem(geometry: unknown, radius_m: unknown): string | 
     if (radius_m <= 0 || radius_m > MAX_RADIUS_M) return `radius_m must be above 0 and at most ${MAX_RADIUS_M} m, got ${radius_m}`;
     return null;
   }
-  if (g.type === 'Polygon') return polygonProblem(g.coordinates, 'polygon');
+  if (g.type === 'Polygon') return polygonProblem(g.coordinates, 'polygon', selfIntersection);
   if (g.type === 'MultiPolygon') {
     if (!Array.isArray(g.coordinates) || g.coordinates.length === 0) return 'a MultiPolygon needs at least one polygon';
     for (let i = 0; i < g.coordinates.length; i++) {
-      const p = polygonProblem(g.coordinates[i], `polygon ${i}`);
+      const p = polygonProblem(g.coordinates[i], `polygon ${i}`, selfIntersection);
       if (p) return p;
     }
     return null;
@@ -133,7 +144,15 @@ export function geometryProblem(geometry: unknown, radius_m: unknown): string | 
   return `geometry type must be Polygon, MultiPolygon or Point, got ${String(g.type)}`;
 }
 
-function polygonProblem(rings: unknown, what: string): string | null {
+/** Positions of a Polygon or MultiPolygon, counted without looking inside them (0 for anything else). */
+function vertexCount(g: { type?: unknown; coordinates?: unknown }): number {
+  const ringsOf = (p: unknown) => (Array.isArray(p) ? p.reduce((n: number, ring: unknown) => n + (Array.isArray(ring) ? ring.length : 0), 0) : 0);
+  if (g.type === 'Polygon') return ringsOf(g.coordinates);
+  if (g.type === 'MultiPolygon' && Array.isArray(g.coordinates)) return g.coordinates.reduce((n: number, p: unknown) => n + ringsOf(p), 0);
+  return 0;
+}
+
+function polygonProblem(rings: unknown, what: string, selfIntersection: SelfIntersection): string | null {
   if (!Array.isArray(rings) || rings.length === 0) return `${what} needs at least one ring`;
   for (let r = 0; r < rings.length; r++) {
     const ring = rings[r] as unknown;
@@ -147,11 +166,8 @@ function polygonProblem(rings: unknown, what: string): string | null {
     const first = ring[0] as Position;
     const last = ring[ring.length - 1] as Position;
     if (first[0] !== last[0] || first[1] !== last[1]) return `${name} is not closed: its first and last positions differ`;
-    const k = kinks(turfPolygon([ring as Position[]]));
-    if (k.features.length > 0) {
-      const [x, y] = k.features[0]!.geometry.coordinates;
-      return `${name} intersects itself near [${x!.toFixed(6)}, ${y!.toFixed(6)}]`;
-    }
+    const k = selfIntersection(ring as Position[]);
+    if (k) return `${name} intersects itself near [${k[0].toFixed(6)}, ${k[1].toFixed(6)}]`;
   }
   if (rings.length > 1) {
     const outer = turfPolygon([rings[0] as Position[]]);

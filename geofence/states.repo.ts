@@ -1,7 +1,7 @@
 import type { PoolClient } from 'pg';
 import type { Queryable } from '../platform/db.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
-import { initialState, isIdle, type Finding, type ZoneRule, type ZoneState } from './breach.js';
+import { initialState, worthStoring, type Finding, type ZoneRule, type ZoneState } from './breach.js';
 import type { ZoneStates } from './evaluate.js';
 
 /**
@@ -67,7 +67,8 @@ export async function writeStates(client: Queryable, writes: readonly StateWrite
   for (const w of writes) {
     for (const [zoneId, state] of w.states) {
       const prior = w.before?.get(zoneId);
-      if (rules.get(zoneId)?.kind === 'exclusion' && isIdle(state)) {
+      const kind = rules.get(zoneId)?.kind;
+      if (kind !== undefined && !worthStoring(kind, state)) {
         if (w.before === null || prior !== undefined) drop.push([w.subjectId, zoneId]);
       } else if (w.before === null || prior === undefined || JSON.stringify(prior) !== JSON.stringify(state)) {
         upsert.push({ s: w.subjectId, z: zoneId, state });
@@ -88,17 +89,6 @@ export async function writeStates(client: Queryable, writes: readonly StateWrite
       drop.map((d) => d[1]),
     ]);
   }
-}
-
-/** Moves many devices' geofence watermarks forward (never back): `advanceWatermark` for a batch. */
-export async function advanceGeofenceWatermarks(client: Queryable, marks: ReadonlyMap<string, number>): Promise<void> {
-  if (marks.size === 0) return;
-  const ids = [...marks.keys()].sort();
-  await client.query(
-    `INSERT INTO geofence_progress (device_id, watermark) SELECT * FROM unnest($1::text[], $2::timestamptz[])
-     ON CONFLICT (device_id) DO UPDATE SET watermark = greatest(geofence_progress.watermark, excluded.watermark), updated_at = now()`,
-    [ids, ids.map((d) => new Date(marks.get(d)!))],
-  );
 }
 
 /** Stores one finding: a new alert (returned), a recurrence, or the end of a breach. */

@@ -6,17 +6,27 @@ import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
-import { subjectFixes } from '../ingest/readings.repo.js';
-import { geometryProblem, type ZoneGeometry } from './geometry.js';
+import { geometryProblem, MAX_ZONE_VERTICES, type ZoneGeometry } from './geometry.js';
 import { DAYS, scheduleProblem, type Window } from './schedule.js';
 import { deleteZone, insertZone, listZones, loadRules, toFeature } from './zones.repo.js';
-import { reevaluate } from './reevaluate.js';
+import { createReevaluation } from './reevaluate.js';
+import { countFixesUpTo, fixChunks } from './reevaluate.repo.js';
+
+/** longest period one re-evaluation covers (days) */
+export const REEVALUATE_MAX_DAYS = 31;
+/** fixes read and evaluated at a time by a re-evaluation */
+export const REEVALUATE_CHUNK = 10_000;
+/** default of REEVALUATE_MAX_FIXES: most fixes one re-evaluation reads */
+export const REEVALUATE_MAX_FIXES = 500_000;
 
 const ZoneFeature = Type.Object(
   {
     type: Type.Literal('Feature'),
     id: Type.Optional(Type.Unknown()),
-    geometry: Type.Object({ type: Type.String(), coordinates: Type.Unknown() }, { additionalProperties: false }),
+    geometry: Type.Object(
+      { type: Type.String(), coordinates: Type.Unknown({ description: `GeoJSON coordinates; at most ${MAX_ZONE_VERTICES} positions in a zone` }) },
+      { additionalProperties: false },
+    ),
     properties: Type.Object(
       {
         kind: Type.Union([Type.Literal('exclusion'), Type.Literal('inclusion')]),
@@ -46,11 +56,21 @@ const SubjectParams = Type.Object({ id: RefId });
 const ROLES = ['admin', 'offender_manager'] as const;
 
 /** Zones of a subject and the re-evaluation report (contract §3, §6). */
-export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
+export function zonesRoutes(pool: Pool, opts: { reevaluateMaxFixes?: number } = {}): FastifyPluginAsyncTypebox {
+  const maxFixes = opts.reevaluateMaxFixes ?? REEVALUATE_MAX_FIXES;
   return async (app) => {
     app.post(
       '/v1/subjects/:id/zones',
-      { config: { roles: ROLES }, schema: { tags: ['zones'], summary: 'Create a zone (GeoJSON Feature)', params: SubjectParams, body: ZoneFeature } },
+      {
+        config: { roles: ROLES },
+        schema: {
+          tags: ['zones'],
+          summary: `Create a zone (GeoJSON Feature, at most ${MAX_ZONE_VERTICES} vertices)`,
+          operationId: 'createZone',
+          params: SubjectParams,
+          body: ZoneFeature,
+        },
+      },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
@@ -112,7 +132,8 @@ export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         config: { roles: ['admin', 'supervisor', 'offender_manager'] },
         schema: {
           tags: ['zones'],
-          summary: 'Report the breaches the current zones find in a past period (no live alerts)',
+          summary: `Report the breaches the current zones find in a past period (no live alerts): at most ${REEVALUATE_MAX_DAYS} days and REEVALUATE_MAX_FIXES fixes`,
+          operationId: 'reevaluateZones',
           params: SubjectParams,
           body: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }),
         },
@@ -121,12 +142,20 @@ export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         const from = new Date(request.body.from);
         const to = new Date(request.body.to);
         if (!(from < to)) return problem(reply, 400, 'Bad Request', '`from` must be before `to`');
-        if (to.getTime() - from.getTime() > 92 * 86400_000) return problem(reply, 400, 'Bad Request', 'a re-evaluation covers at most 92 days');
+        if (to.getTime() - from.getTime() > REEVALUATE_MAX_DAYS * 86400_000) {
+          return problem(reply, 400, 'Bad Request', `a re-evaluation covers at most ${REEVALUATE_MAX_DAYS} days: ask for several shorter periods`);
+        }
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-        const [rules, fixes] = await Promise.all([loadRules(pool, subject.id), subjectFixes(pool, subject.id, from, to, 2_000_000)]);
+        if ((await countFixesUpTo(pool, subject.id, from, to, maxFixes + 1)) > maxFixes) {
+          return problem(reply, 422, 'Unprocessable Content', `the period holds more than ${maxFixes} fixes, the most one re-evaluation reads: ask for a shorter period`);
+        }
+        const rules = await loadRules(pool, subject.id);
         await audit(pool, request, { action: 'zone.reevaluate', subjectId: subject.id, detail: { from: request.body.from, to: request.body.to } });
-        return reevaluate(rules, fixes.map((f) => ({ ts: f.ts.getTime(), lon: f.lon, lat: f.lat, accuracy_m: f.accuracy_m })), from.getTime(), to.getTime());
+        // streamed: one chunk of fixes in memory at a time, the breach states carried between chunks
+        const run = createReevaluation(rules, from.getTime(), to.getTime());
+        for await (const fixes of fixChunks(pool, subject.id, from, to, REEVALUATE_CHUNK)) run.add(fixes);
+        return run.finish();
       },
     );
   };

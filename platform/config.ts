@@ -51,6 +51,7 @@ export const ConfigSchema = Type.Object({
   SMTP_URL: Type.Optional(Url(['smtp', 'smtps'], 'SMTP server for alert email, e.g. smtp://user:pass@mail.example:587 (STARTTLS when offered; ?tls=required insists) or smtps://…:465; unset: no email')),
   EMAIL_FROM: Type.String({ minLength: 3, maxLength: 200, default: 'tagwatch <alerts@tagwatch.invalid>', description: 'From address of alert email' }),
   CONSOLE_URL: Type.Optional(Url(['https', 'http'], 'base URL of the web console, for links in alert email')),
+  REEVALUATE_MAX_FIXES: Type.Integer({ minimum: 1, maximum: 5_000_000, default: 500_000, description: 'most fixes one zone re-evaluation (POST /v1/subjects/{id}/reevaluate) reads; a period holding more is refused with 422' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL pool size' }),
 });
 

@@ -143,6 +143,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     emailEnabled: config.SMTP_URL !== undefined,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
+    reevaluateMaxFixes: config.REEVALUATE_MAX_FIXES,
   });
   return {
     rt,
