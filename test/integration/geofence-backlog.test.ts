@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import { createTestDatabase } from '../support/env.js';
 import { createLogger } from '../../platform/logger.js';
 import { createMetrics } from '../../platform/metrics.js';
-import { evaluateDeviceBatch } from '../../app/worker.part.js';
+import { evaluateDeviceBatch } from '../../evaluation/device-batch.js';
 import { paramsFrom } from '../../alcohol/params.js';
 
 /**
