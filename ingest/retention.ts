@@ -29,12 +29,18 @@ export const RETENTION_RULES: readonly RetentionRule[] = [
   // deleted zones, once no remaining alert shows them
   { table: 'zones', sql: `DELETE FROM zones z WHERE z.deleted_at < $1 AND NOT EXISTS (SELECT 1 FROM alerts a WHERE a.zone_id = z.id)` },
   { table: 'assignments', sql: `DELETE FROM assignments WHERE end_at < $1` },
+  // crime batches with their crimes, runs and matches; one-subject checks
+  { table: 'crime_batches', sql: `DELETE FROM crime_batches WHERE uploaded_at < $1` },
+  { table: 'crime_checks', sql: `DELETE FROM crime_checks WHERE at < $1` },
 ];
 
 /** Tables whose rows go with a parent row above (foreign keys ON DELETE CASCADE). */
 export const CASCADED_TABLES: Readonly<Record<string, string>> = {
   alert_events: 'alerts',
   zone_states: 'zones',
+  crimes: 'crime_batches',
+  crime_runs: 'crime_batches',
+  crime_matches: 'crime_runs',
 };
 
 /** Tables kept as they are: current state while the subject or device exists, or no personal data. */
