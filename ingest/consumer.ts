@@ -56,7 +56,6 @@ export function createIngestConsumer(opts: ConsumerOptions) {
   const now = opts.now ?? Date.now;
   const filter = `$share/${opts.shareGroup}/${TELEMETRY_FILTER}`;
   const sessions: MqttSession[] = [];
-  let connectedCount = 0;
   let held = 0;
   /** payload bytes (plus a per-message overhead) of the messages held */
   let heldBytes = 0;
@@ -114,7 +113,6 @@ export function createIngestConsumer(opts: ConsumerOptions) {
           sessionExpiry: SESSION_EXPIRY_S,
           onMessage: (m) => onMessage(m.topic, m.payload, m.ack),
           onState: (up) => {
-            connectedCount += up ? 1 : -1;
             if (!up) opts.logger.warn({ client: i }, 'mqtt ingest connection lost; reconnecting');
           },
           onError: (err, fatal) => (fatal ? opts.logger.error : opts.logger.warn).call(opts.logger, { err: err.message, client: i }, 'mqtt ingest connection error'),
@@ -148,9 +146,6 @@ export function createIngestConsumer(opts: ConsumerOptions) {
     /** every connection up */
     get connected() {
       return sessions.length > 0 && sessions.every((s) => s.up);
-    },
-    get connectedCount() {
-      return connectedCount;
     },
     /** readings parsed and not yet committed */
     get held() {
