@@ -46,6 +46,8 @@ export async function createTestDatabase(): Promise<{ url: string; pool: Pool; d
 export interface TestBroker {
   url: string;
   port: number;
+  /** its configuration and data directory */
+  dir: string;
   /** with dynsec: the service's credentials (admin and ingest), as config overrides */
   credentials: Record<string, string>;
   stop: () => void;
@@ -67,6 +69,7 @@ export async function startTestBroker(opts: { dynsec?: boolean } = {}): Promise<
   return {
     url: h.url,
     port,
+    dir,
     credentials,
     stop: () => {
       stopMosquitto(dir);
