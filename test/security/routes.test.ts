@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Writable } from 'node:stream';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
-import { ROLES, routeTable, createTokenVerifier } from '../../src/http/auth.js';
+import { ROLES, routeTable, createTokenVerifier, authOptions } from '../../src/http/auth.js';
 import { createLogger } from '../../src/logger.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -136,7 +136,7 @@ function appDeps() {
     pool: svc.rt.pool,
     logger: svc.rt.logger,
     metrics: svc.rt.metrics,
-    verifyToken: createTokenVerifier({ jwtSecret: svc.rt.config.JWT_SECRET }),
+    verifyToken: createTokenVerifier(authOptions(svc.rt.config)),
     readiness: async () => ({}),
   };
 }
@@ -147,8 +147,8 @@ describe('tokens and logs', () => {
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
     const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const verify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks` });
-    const good = await new SignJWT({ role: 'supervisor' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('sup-9').setExpirationTime('5m').sign(privateKey);
+    const verify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, audience: 'tagwatch', issuer: 'test-idp' });
+    const good = await new SignJWT({ role: 'supervisor' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('sup-9').setAudience('tagwatch').setIssuer('test-idp').setExpirationTime('5m').sign(privateKey);
     expect(await verify(good)).toEqual({ id: 'sup-9', role: 'supervisor' });
     const hs = (await authHeader('admin')).authorization.slice(7);
     await expect(verify(hs)).rejects.toThrow();

@@ -10,7 +10,7 @@ import { createPool, type Pool } from '../../src/db.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { buildApp } from '../../src/http/app.js';
-import { createTokenVerifier, type Role } from '../../src/http/auth.js';
+import { authOptions, createTokenVerifier, type Role } from '../../src/http/auth.js';
 import { mintDevToken } from '../../src/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
@@ -123,7 +123,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
-    verifyToken: createTokenVerifier({ jwtSecret: config.JWT_SECRET }),
+    verifyToken: createTokenVerifier(authOptions(config)),
     feed,
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
