@@ -4,6 +4,7 @@ import type { Pool } from '../src/db.js';
 import { audit } from '../src/audit.repo.js';
 import { userOf } from '../src/http/auth.js';
 import { problem } from '../src/http/problem.js';
+import { supervisorReadsOneSubject } from '../src/http/reason.js';
 import { getSubjectFor } from '../src/registry/subjects.repo.js';
 import { subjectFixes } from './readings.repo.js';
 
@@ -16,7 +17,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
     app.get(
       '/v1/subjects/:id/track',
       {
-        config: { roles: ['offender_manager', 'supervisor'] },
+        config: { roles: ['offender_manager', 'supervisor'], reasonRequired: supervisorReadsOneSubject },
         schema: {
           tags: ['readings'],
           summary: 'GeoJSON FeatureCollection of the fixes in [from, to), in device-time order',

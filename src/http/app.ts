@@ -8,7 +8,8 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Pool } from '../db.js';
 import { registerAuth, type User } from './auth.js';
-import { problem } from './problem.js';
+import { problem, Problem } from './problem.js';
+import { registerReasons } from './reason.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { auditRoutes } from '../audit.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
@@ -73,6 +74,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // security headers; the docs page needs its own scripts and styles
   await app.register(helmet, { contentSecurityPolicy: false });
   registerAuth(app, deps.verifyToken);
+  registerReasons(app);
+  if (!app.getSchema('Problem')) app.addSchema(Problem);
   // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
   app.addHook('preValidation', async (request, reply) => {
     if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {

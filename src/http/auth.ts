@@ -97,6 +97,8 @@ export interface RouteEntry {
   url: string;
   roles: readonly Role[];
   public: boolean;
+  /** the route declares when a reason is required (config.reasonRequired) */
+  reason: boolean;
 }
 
 const tables = new WeakMap<FastifyInstance, RouteEntry[]>();
@@ -111,11 +113,11 @@ export function registerAuth(app: FastifyInstance, verify: (token: string) => Pr
   tables.set(app, table);
   app.decorateRequest('user', null);
   app.addHook('onRoute', (route) => {
-    const cfg = route.config as { roles?: readonly Role[]; public?: boolean } | undefined;
+    const cfg = route.config as { roles?: readonly Role[]; public?: boolean; reasonRequired?: unknown } | undefined;
     if (route.url.startsWith('/docs')) return; // swagger-ui's own routes: public documentation
     if (!cfg?.public && !cfg?.roles?.length) throw new Error(`route ${route.method} ${route.url} declares no roles`);
     for (const method of ([] as string[]).concat(route.method)) {
-      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public });
+      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public, reason: typeof cfg?.reasonRequired === 'function' });
     }
   });
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
