@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
@@ -199,6 +199,7 @@ export async function startMosquitto(dir: string, port: number, dynsec?: { admin
   writeFileSync(conf, text);
   const dynsecFile = join(dir, 'dynamic-security.json');
   if (dynsec && !existsSync(dynsecFile)) run('mosquitto_ctrl', ['dynsec', 'init', dynsecFile, dynsec.adminUser, dynsec.adminPassword]);
+  if (existsSync(dynsecFile)) chmodSync(dynsecFile, 0o600); // password hashes: whatever mode it had before
   chownTo('mosquitto', dir);
   if (!isRunning(join(dir, 'mosquitto.pid'))) run('mosquitto', ['-c', conf, '-d']);
   await waitForPort(port);
@@ -231,4 +232,10 @@ function stopByPidFile(pidFile: string): void {
   } catch {
     /* gone */
   }
+}
+
+/** Writes a file of secrets readable by its owner only (0600), also when it existed with another mode. */
+export function writeSecretFile(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 }); // the mode applies only when the file is created
+  chmodSync(file, 0o600);
 }
