@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from './db.js';
 import { audit } from './audit.repo.js';
 import { problem } from './http/problem.js';
+import { requireReason } from './http/reason.js';
 import { DateTimeIn, RefId } from './http/schemas.js';
 
 /** The audit log for admins (contract §6), newest first, and erasure of a subject on instruction. */
@@ -54,6 +55,7 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
+        if (requireReason(request, reply, request.body.reason) === null) return reply; // the audit row's reason column too
         const client = await pool.connect();
         try {
           await client.query('BEGIN');
