@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../src/db.js';
+import type { Pool } from '../platform/db.js';
 import { DateTime } from 'luxon';
-import { audit, auditSubjects } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
-import { problem } from '../src/http/problem.js';
-import { supervisorReadsOneSubject } from '../src/http/reason.js';
-import { DateTimeIn, RefId } from '../src/http/schemas.js';
+import { audit, auditSubjects } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { problem } from '../platform/http/problem.js';
+import { supervisorReadsOneSubject } from '../platform/http/reason.js';
+import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
 import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';

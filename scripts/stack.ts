@@ -13,7 +13,7 @@ import {
   stopRedis,
   writeSecretFile,
 } from './stack/services.js';
-import { connectBrokerAdmin } from '../src/broker/dynsec.js';
+import { connectBrokerAdmin } from '../registry/dynsec.js';
 
 /**
  * `npm run stack:up` / `stack:down` (contract §7): PostgreSQL, Redis and Mosquitto on loopback

@@ -5,8 +5,8 @@ import { SignJWT } from 'jose';
 import { authHeader, createTestDatabase, stack, startTestService, testConfig, type TestService } from '../support/env.js';
 import { ensureParams, saveDays } from '../../alcohol/alcohol.repo.js';
 import { DEFAULT_PARAMS } from '../../alcohol/params.js';
-import { createTokenVerifier, type Role } from '../../src/http/auth.js';
-import { createLogger } from '../../src/logger.js';
+import { createTokenVerifier, type Role } from '../../platform/http/auth.js';
+import { createLogger } from '../../platform/logger.js';
 
 /** Findings 4, 15 and 17 of the security review: analysts' subject route, access reasons, audit of lists, 401 text. */
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -141,7 +141,7 @@ describe('finding 17: smaller ones', () => {
   it('answers 401 with one fixed message, whatever is wrong with the token, and logs why at debug without the token', async () => {
     const lines: string[] = [];
     const logger = createLogger('debug', new Writable({ write: (chunk, _e, cb) => (lines.push(chunk.toString()), cb()) }));
-    const { buildApp } = await import('../../src/http/app.js');
+    const { buildApp } = await import('../../app/app.js');
     const app = await buildApp({ pool: svc.rt.pool, logger, metrics: svc.rt.metrics, verifyToken: createTokenVerifier({ jwtSecret: stack().JWT_SECRET, audience: 'tagwatch' }), readiness: async () => ({}) });
     const secret = new TextEncoder().encode(stack().JWT_SECRET);
     const expired = await new SignJWT({ role: 'admin', aud: 'tagwatch' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(Math.floor(Date.now() / 1000) - 600).sign(secret);

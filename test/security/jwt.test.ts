@@ -2,8 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT, type JWTPayload } from 'jose';
-import { createTokenVerifier, ROLES } from '../../src/http/auth.js';
-import { mintDevToken } from '../../src/http/dev-tokens.js';
+import { createTokenVerifier, ROLES } from '../../platform/http/auth.js';
+import { mintDevToken } from '../../platform/http/dev-tokens.js';
 
 /** Contract 1.1 §6: exp required, aud contains JWT_AUDIENCE, iss equals JWT_ISSUER, 30 s skew. */
 const SECRET = 's'.repeat(40);

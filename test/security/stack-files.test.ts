@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stackUp, STACK_DIR } from '../../scripts/stack.js';
 import { startTestBroker } from '../support/env.js';
-import { connectBrokerAdmin } from '../../src/broker/dynsec.js';
+import { connectBrokerAdmin } from '../../registry/dynsec.js';
 import { randomBytes } from 'node:crypto';
 
 const mode = (file: string) => (statSync(file).mode & 0o777).toString(8);
