@@ -178,3 +178,15 @@ export async function pseudonymKey(db: Queryable): Promise<string> {
   const r = await db.query<{ key: string }>(`SELECT key FROM pseudonym_key`);
   return r.rows[0]!.key;
 }
+
+/**
+ * The subject behind an analyst's pseudonymous reference, or null. The reference is a keyed
+ * hash, not reversible: it is computed for every subject with day results (the only subjects
+ * GET /v1/sobriety lists), about a microsecond each.
+ */
+export async function subjectOfRef(db: Queryable, key: string, analystId: string, ref: string): Promise<{ id: string; timezone: string } | null> {
+  const r = await db.query<{ id: string; timezone: string }>(
+    `SELECT s.id, s.timezone FROM subjects s WHERE EXISTS (SELECT 1 FROM alcohol_days d WHERE d.subject_id = s.id)`,
+  );
+  return r.rows.find((s) => pseudonymFor(key, analystId, s.id) === ref) ?? null;
+}

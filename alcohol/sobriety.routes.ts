@@ -4,12 +4,13 @@ import { DateTime } from 'luxon';
 import type { Pool } from '../platform/db.js';
 import { audit } from '../registry/audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
-import { problem } from '../platform/http/problem.js';
+import { problem, problemResponses } from '../platform/http/problem.js';
+import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { RefId } from '../platform/http/schemas.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
 import { localDays } from './days.js';
 import { rateOfDays, soberRate } from './rate.js';
-import { cohortTotals, fittedIntervals, loadDays, pseudonymFor, pseudonymKey } from './alcohol.repo.js';
+import { cohortTotals, fittedIntervals, loadDays, pseudonymFor, pseudonymKey, subjectOfRef } from './alcohol.repo.js';
 
 const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD, a local day in the subject’s time zone' });
 const Period = Type.Object({ from: DateOnly, to: DateOnly }, { additionalProperties: false });
@@ -22,36 +23,81 @@ function periodProblem(from: string, to: string): string | null {
   return null;
 }
 
-/** Sober-day figures for managers and analysts (contract §4, §6): never a name or a location. */
+/** Days and rates of one subject over [from, to) local days: the body both subject routes answer (without who). */
+async function subjectSobriety(pool: Pool, subject: { id: string; timezone: string }, from: string, to: string) {
+  const calendar = localDays(from, to, subject.timezone);
+  const fitted = calendar.length ? await fittedIntervals(pool, subject.id, new Date(calendar[0]![1]), new Date(calendar[calendar.length - 1]![2])) : [];
+  const stored = new Map((await loadDays(pool, subject.id, from, to)).map((d) => [d.date, d]));
+  // a fitted day with no stored result had no reading at all: not monitored
+  const days = calendar
+    .filter(([, s, e]) => fitted.some(([f0, f1]) => f1 > s && f0 < e))
+    .map(([date]) => ({ date, status: stored.get(date)?.status ?? ('not_monitored' as const), params_version: stored.get(date)?.params_version ?? null }));
+  return { from, to, days, ...rateOfDays(days), params_versions: [...new Set(days.flatMap((d) => (d.params_version ? [d.params_version] : [])))] };
+}
+
+const Ref = Type.String({ pattern: '^[A-Za-z0-9_-]{16}$', description: 'a pseudonymous subject reference from the rows of GET /v1/sobriety' });
+const Day = Type.Object({ date: Type.String(), status: Type.String(), params_version: Type.Union([Type.String(), Type.Null()]) });
+const RefBody = Type.Object({
+  subject: Ref,
+  from: Type.String(),
+  to: Type.String(),
+  days: Type.Array(Day),
+  sober_days: Type.Integer(),
+  monitored_days: Type.Integer(),
+  rate: Type.Union([Type.Number(), Type.Null()]),
+  ci95: Type.Union([Type.Tuple([Type.Number(), Type.Number()]), Type.Null()]),
+  params_versions: Type.Array(Type.String()),
+});
+
+/**
+ * Sober-day figures (contract 1.1 §4, §6): managers and supervisors by subject id; analysts only
+ * as aggregates and by pseudonymous reference, never a subject id, a name or a location.
+ */
 export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get(
       '/v1/subjects/:id/sobriety',
       {
-        config: { roles: ['offender_manager', 'supervisor', 'analyst'] },
+        // not for analysts: naming a subject id would link it to their pseudonym (§6)
+        config: { roles: ['offender_manager', 'supervisor'], reasonRequired: supervisorReadsOneSubject },
         schema: { tags: ['alcohol'], summary: 'Day statuses and the sober-day rate of a subject over [from, to)', params: Type.Object({ id: RefId }), querystring: Period },
       },
       async (request, reply) => {
         const { from, to } = request.query;
         const why = periodProblem(from, to);
         if (why) return problem(reply, 400, 'Bad Request', why);
-        const user = userOf(request);
-        const subject =
-          user.role === 'analyst'
-            ? ((await pool.query<{ id: string; timezone: string }>(`SELECT id, timezone FROM subjects WHERE id = $1`, [request.params.id])).rows[0] ?? null)
-            : await getSubjectFor(pool, user, request.params.id);
+        const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-        const calendar = localDays(from, to, subject.timezone);
-        const fitted = calendar.length ? await fittedIntervals(pool, subject.id, new Date(calendar[0]![1]), new Date(calendar[calendar.length - 1]![2])) : [];
-        const stored = new Map((await loadDays(pool, subject.id, from, to)).map((d) => [d.date, d]));
-        // a fitted day with no stored result had no reading at all: not monitored
-        const days = calendar
-          .filter(([, s, e]) => fitted.some(([f0, f1]) => f1 > s && f0 < e))
-          .map(([date]) => ({ date, status: stored.get(date)?.status ?? ('not_monitored' as const), params_version: stored.get(date)?.params_version ?? null }));
+        const body = await subjectSobriety(pool, subject, from, to);
         await audit(pool, request, { action: 'sobriety.read', subjectId: subject.id, detail: { from, to } });
-        const rate = rateOfDays(days);
-        const ref = user.role === 'analyst' ? { subject: pseudonymFor(await pseudonymKey(pool), user.id, subject.id) } : { subject_id: subject.id };
-        return { ...ref, from, to, days, ...rate, params_versions: [...new Set(days.flatMap((d) => (d.params_version ? [d.params_version] : [])))] };
+        return { subject_id: subject.id, ...body };
+      },
+    );
+
+    app.get(
+      '/v1/sobriety/subjects/:ref',
+      {
+        config: { roles: ['analyst'] },
+        schema: {
+          tags: ['alcohol'],
+          operationId: 'getPseudonymousSobriety',
+          summary: 'One pseudonymous subject’s day statuses and sober-day rate over [from, to), by the reference of the caller’s GET /v1/sobriety rows',
+          params: Type.Object({ ref: Ref }),
+          querystring: Period,
+          response: { 200: RefBody, ...problemResponses },
+        },
+      },
+      async (request, reply) => {
+        const { from, to } = request.query;
+        const why = periodProblem(from, to);
+        if (why) return problem(reply, 400, 'Bad Request', why);
+        const user = userOf(request);
+        const subject = await subjectOfRef(pool, await pseudonymKey(pool), user.id, request.params.ref);
+        if (!subject) return problem(reply, 404, 'Not Found', `no subject has the reference ${request.params.ref} for you`);
+        const body = await subjectSobriety(pool, subject, from, to);
+        // the log keeps the real subject (admins only read it), so the access can be checked
+        await audit(pool, request, { action: 'sobriety.read', subjectId: subject.id, detail: { ref: request.params.ref, from, to } });
+        return { subject: request.params.ref, ...body };
       },
     );
 

@@ -1,9 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../platform/db.js';
-import { audit } from '../registry/audit.repo.js';
+import { DateTime } from 'luxon';
+import { audit, auditSubjects } from '../registry/audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
+import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
 import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
@@ -21,6 +23,16 @@ export interface AlertRoutesDeps {
 const AlertId = Type.Object({ id: Type.String({ maxLength: 64 }) });
 const NoteBody = Type.Object({ note: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false });
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The `before` cursor of GET /v1/alerts (`{raised_at RFC 3339}_{alert uuid}`), or null when malformed. */
+export function parseAlertCursor(before: string): { raised_at: string; id: string } | null {
+  const cut = before.lastIndexOf('_');
+  const raisedAt = before.slice(0, cut);
+  const id = before.slice(cut + 1);
+  if (cut < 1 || !UUID.test(id) || !DateTime.fromISO(raisedAt, { setZone: true }).isValid) return null;
+  return { raised_at: raisedAt, id };
+}
 
 /** Alerts, their lifecycle, the live stream, fatigue figures and webhooks (contract §5, §6). */
 export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
@@ -29,7 +41,8 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
     app.get(
       '/v1/alerts',
       {
-        config: { roles: MANAGERS },
+        // a supervisor naming one subject reads that person's alerts: a reason is required
+        config: { roles: MANAGERS, reasonRequired: (request) => supervisorReadsOneSubject(request) && !!(request.query as { subject_id?: string }).subject_id },
         schema: {
           tags: ['alerts'],
           summary: 'Alerts of the caller’s caseload, newest first; page with `before` = the previous page’s next_before',
@@ -45,11 +58,18 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
           ),
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const q = request.query;
-        const [raised_at, id] = q.before ? q.before.split('_') : [];
-        const items = await listAlertsFor(pool, userOf(request), { ...q, before: raised_at && id ? { raised_at, id } : null });
-        await audit(pool, request, { action: 'alerts.read', subjectId: q.subject_id ?? null, detail: { count: items.length } });
+        const before = q.before ? parseAlertCursor(q.before) : null;
+        if (q.before && !before) return problem(reply, 400, 'Bad Request', '`before` is not a cursor of this list: give the next_before of the previous page');
+        const items = await listAlertsFor(pool, userOf(request), { ...q, before });
+        const shown = new Map<string, { alert_ids: string[] }>();
+        for (const a of items as Array<{ id: string; subject_id: string }>) {
+          const entry = shown.get(a.subject_id) ?? { alert_ids: [] };
+          entry.alert_ids.push(a.id);
+          shown.set(a.subject_id, entry);
+        }
+        await auditSubjects(pool, request, 'alerts.read', shown, { count: items.length, filter: { status: q.status ?? null, type: q.type ?? null, subject_id: q.subject_id ?? null } });
         const last = items[items.length - 1] as { raised_at: Date; id: string } | undefined;
         return { items, next_before: items.length === q.limit && last ? `${last.raised_at.toISOString()}_${last.id}` : null };
       },

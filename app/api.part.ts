@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { readiness, type Part, type Runtime } from '../platform/runtime.js';
 import { buildApp } from './app.js';
-import { createTokenVerifier } from '../platform/http/auth.js';
+import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
 import { readBrokerCa } from '../registry/ca.js';
@@ -25,7 +25,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
-    verifyToken: createTokenVerifier({ jwtSecret: rt.config.JWT_SECRET, jwksUrl: rt.config.JWT_JWKS_URL }),
+    verifyToken: createTokenVerifier(authOptions(rt.config)),
     readiness: () => readiness(rt, parts()),
     info: () => ({ storage: rt.storage }),
     reevaluateMaxFixes: rt.config.REEVALUATE_MAX_FIXES,

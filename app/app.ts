@@ -8,7 +8,8 @@ import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Pool } from '../platform/db.js';
 import { registerAuth, type User } from '../platform/http/auth.js';
-import { problem } from '../platform/http/problem.js';
+import { problem, Problem } from '../platform/http/problem.js';
+import { registerReasons } from '../platform/http/reason.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { auditRoutes } from '../registry/audit.routes.js';
 import { subjectDataRoutes } from '../registry/subject-data.routes.js';
@@ -76,6 +77,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // security headers; the docs page needs its own scripts and styles
   await app.register(helmet, { contentSecurityPolicy: false });
   registerAuth(app, deps.verifyToken);
+  registerReasons(app);
+  if (!app.getSchema('Problem')) app.addSchema(Problem);
   // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
   app.addHook('preValidation', async (request, reply) => {
     if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {

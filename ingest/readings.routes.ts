@@ -4,6 +4,7 @@ import type { Pool } from '../platform/db.js';
 import { audit } from '../registry/audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
+import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
 import { subjectFixes } from './readings.repo.js';
 
@@ -16,7 +17,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
     app.get(
       '/v1/subjects/:id/track',
       {
-        config: { roles: ['offender_manager', 'supervisor'] },
+        config: { roles: ['offender_manager', 'supervisor'], reasonRequired: supervisorReadsOneSubject },
         schema: {
           tags: ['readings'],
           summary: 'GeoJSON FeatureCollection of the fixes in [from, to), in device-time order',

@@ -22,7 +22,11 @@ export const ConfigSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP port' }),
   HOST: Type.String({ default: '127.0.0.1', description: 'HTTP listen address' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HS256 secret (development only), at least 32 characters' })),
-  JWT_JWKS_URL: Type.Optional(Url(['https', 'http'], 'JWKS URL of the identity provider (production)')),
+  JWT_JWKS_URL: Type.Optional(Url(['https', 'http'], 'JWKS URL of the identity provider (production), https (http only to a loopback address, for tests)')),
+  JWT_ISSUER: Type.Optional(Type.String({ pattern: '^\\S{1,500}$', description: "a token's `iss` must equal this; required with JWT_JWKS_URL" })),
+  JWT_AUDIENCE: Type.String({ pattern: '^\\S{1,500}$', default: 'tagwatch', description: "a token's `aud` must contain this" }),
+  JWT_USER_CLAIM: Type.String({ pattern: '^[A-Za-z0-9_.:/-]{1,100}$', default: 'sub', description: 'name of the claim holding the user id' }),
+  JWT_ROLE_CLAIM: Type.String({ pattern: '^[A-Za-z0-9_.:/-]{1,100}$', default: 'role', description: 'name of the claim holding the role' }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'pino log level' },
@@ -57,6 +61,19 @@ export const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 
+/** Why a JWKS URL is refused: keys must come over https (http only to a loopback address, for tests), or null. */
+export function jwksUrlProblem(url: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return 'not a URL';
+  }
+  if (u.protocol === 'https:') return null;
+  const loopback = ['localhost', '[::1]'].includes(u.hostname) || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(u.hostname);
+  return u.protocol === 'http:' && loopback ? null : 'it must be https (http only to a loopback address)';
+}
+
 /** Thrown for a bad configuration; its message is the one line start-up prints. */
 export class ConfigError extends Error {}
 
@@ -82,6 +99,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const config = withDefaults as Config;
   if (!config.JWT_SECRET && !config.JWT_JWKS_URL) {
     throw new ConfigError('config: JWT_SECRET or JWT_JWKS_URL is missing: set one (JWT_SECRET in development only)');
+  }
+  if (config.JWT_JWKS_URL) {
+    const why = jwksUrlProblem(config.JWT_JWKS_URL);
+    if (why) throw new ConfigError(`config: JWT_JWKS_URL is malformed (${why})`);
+    if (!config.JWT_ISSUER) throw new ConfigError("config: JWT_ISSUER is missing: set it to the identity provider's issuer (required with JWT_JWKS_URL)");
   }
   return config;
 }

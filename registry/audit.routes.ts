@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../platform/db.js';
 import { audit } from './audit.repo.js';
+
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 
 /** The audit log for admins (contract §6), newest first. */
@@ -29,7 +30,7 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       async (request) => {
         const q = request.query;
         const r = await pool.query(
-          `SELECT id::text, actor, role, action, subject_id, at, ip, detail FROM audit_log
+          `SELECT id::text, actor, role, action, subject_id, reason, at, ip, detail FROM audit_log
             WHERE ($1::text IS NULL OR subject_id = $1) AND ($2::text IS NULL OR actor = $2)
               AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
               AND ($5::bigint IS NULL OR id < $5)
@@ -40,5 +41,6 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         return { items: r.rows, next_before: r.rows.length === q.limit ? (r.rows[r.rows.length - 1] as { id: string }).id : null };
       },
     );
+
   };
 }

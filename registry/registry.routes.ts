@@ -3,9 +3,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { IANAZone } from 'luxon';
 import type { Pool } from '../platform/db.js';
 import { NotADeviceError, type BrokerAdmin } from './dynsec.js';
-import { audit } from './audit.repo.js';
+import { audit, auditSubjects } from './audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
+import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { DateTimeIn, DateTimeOut, DeviceIdSchema, RefId } from '../platform/http/schemas.js';
 import { getDevice, insertDevice, newDevicePassword, setDeviceActive } from './devices.repo.js';
 import { assignDevice, endAssignment, getSubjectFor, insertSubject, listAssignments, listSubjectsFor } from './subjects.repo.js';
@@ -140,7 +141,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
     app.get(
       '/v1/subjects/:id',
       {
-        config: { roles: ['admin', 'supervisor', 'offender_manager'] },
+        config: { roles: ['admin', 'supervisor', 'offender_manager'], reasonRequired: supervisorReadsOneSubject },
         schema: { tags: ['subjects'], params: SubjectParams, response: { 200: Subject } },
       },
       async (request, reply) => {
@@ -167,7 +168,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       },
       async (request) => {
         const items = await listSubjectsFor(pool, userOf(request), request.query.limit, request.query.after ?? null);
-        await audit(pool, request, { action: 'subject.list', detail: { count: items.length } });
+        await auditSubjects(pool, request, 'subject.list', new Map(items.map((s) => [s.id, {}])), { count: items.length });
         return { items, next_after: items.length === request.query.limit ? items[items.length - 1]!.id : null };
       },
     );
@@ -194,13 +195,15 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
     app.get(
       '/v1/subjects/:id/assignments',
       {
-        config: { roles: ['admin', 'supervisor', 'offender_manager'] },
+        config: { roles: ['admin', 'supervisor', 'offender_manager'], reasonRequired: supervisorReadsOneSubject },
         schema: { tags: ['assignments'], params: SubjectParams, response: { 200: Type.Object({ items: Type.Array(Assignment) }) } },
       },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-        return { items: await listAssignments(pool, subject.id) };
+        const items = await listAssignments(pool, subject.id);
+        await audit(pool, request, { action: 'assignment.list', subjectId: subject.id, detail: { count: items.length } });
+        return { items };
       },
     );
 

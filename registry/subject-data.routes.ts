@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { Pool } from '../platform/db.js';
 import { audit } from './audit.repo.js';
 import { problem } from '../platform/http/problem.js';
+import { requireReason } from '../platform/http/reason.js';
 import { RefId } from '../platform/http/schemas.js';
 import type { BrokerAdmin } from './dynsec.js';
 import { eraseSubject } from './erasure.repo.js';
@@ -41,6 +42,7 @@ export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): Fasti
         },
       },
       async (request, reply) => {
+        if (requireReason(request, reply, request.body.reason) === null) return reply; // the audit row's reason column too
         const client = await pool.connect();
         let result;
         try {

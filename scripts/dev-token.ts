@@ -1,10 +1,11 @@
 import { ROLES, type Role } from '../platform/http/auth.js';
-import { mintDevToken } from '../platform/http/dev-tokens.js';
+import { devTokenOptions, mintDevToken } from '../platform/http/dev-tokens.js';
 import { readStackEnv } from './stack.js';
 
 /**
  * `tsx scripts/dev-token.ts <role> [sub]`: prints a development bearer token (HS256 with
- * JWT_SECRET from the environment or .stack/env, valid 12 hours). Development only.
+ * JWT_SECRET from the environment or .stack/env, valid 12 hours, with the `aud` and `iss` of
+ * JWT_AUDIENCE and JWT_ISSUER when set, else `aud` tagwatch). Development only.
  */
 const DEFAULT_SUB: Record<Role, string> = { admin: 'admin-1', supervisor: 'supervisor-1', offender_manager: 'om-1', analyst: 'analyst-1', crime_analyst: 'crime-analyst-1' };
 
@@ -18,4 +19,4 @@ if (!secret) {
   console.error('dev-token: JWT_SECRET is not set and .stack/env has none (run npm run stack:up)');
   process.exit(78);
 }
-console.log(await mintDevToken(secret, sub ?? DEFAULT_SUB[role as Role], role as Role));
+console.log(await mintDevToken(secret, sub ?? DEFAULT_SUB[role as Role], role as Role, devTokenOptions(process.env)));

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -14,6 +14,7 @@ import {
   stopMosquitto,
   stopPostgres,
   stopRedis,
+  writeSecretFile,
 } from './stack/services.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
 
@@ -87,7 +88,7 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
     JWT_SECRET: previous?.JWT_SECRET ?? randomBytes(32).toString('base64url'),
     STACK_DIR,
   };
-  writeFileSync(join(STACK_DIR, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+  writeSecretFile(join(STACK_DIR, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
   return env;
 }
 

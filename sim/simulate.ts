@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import mqtt, { type MqttClient } from 'mqtt';
-import { mintDevToken } from '../platform/http/dev-tokens.js';
+import { devTokenOptions, mintDevToken } from '../platform/http/dev-tokens.js';
 import { ROOT, readStackEnv } from '../scripts/stack.js';
 import { messagesBetween, planFleet, silentAt, type SimDevice } from './model.js';
 import { inBatches, loadCredentials, registerFleet, saveCredentials } from './register.js';
@@ -68,7 +68,7 @@ interface Tag {
 export async function runSimulation(o: SimOptions): Promise<Simulation> {
   const log = o.log ?? ((line: string) => console.log(line));
   if (!o.token && !o.jwtSecret) throw new Error('simulate: give --token or set JWT_SECRET to mint an admin token');
-  const token = o.token ?? (await mintDevToken(o.jwtSecret!, 'simulator', 'admin'));
+  const token = o.token ?? (await mintDevToken(o.jwtSecret!, 'simulator', 'admin', devTokenOptions(process.env)));
   const fleet = planFleet({ seed: o.seed, devices: o.devices, prefix: o.prefix });
   const creds = loadCredentials(o.credentialsFile);
   const startedAt = Date.now();

@@ -76,7 +76,7 @@ export async function buildBenchApp(pool: pg.Pool, secret: string): Promise<Fast
     pool,
     logger: createLogger('silent'),
     metrics: createMetrics(),
-    verifyToken: createTokenVerifier({ jwtSecret: secret }),
+    verifyToken: createTokenVerifier({ jwtSecret: secret, audience: 'tagwatch' }),
     readiness: async () => ({}),
     feed: null,
   });

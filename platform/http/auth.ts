@@ -1,12 +1,13 @@
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { problem } from './problem.js';
+import { jwksUrlProblem, type Config } from '../config.js';
 
 export const ROLES = ['admin', 'supervisor', 'offender_manager', 'analyst', 'crime_analyst'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface User {
-  /** user id (the token's `sub`) */
+  /** user id (the token's user claim, `sub` by default) */
   id: string;
   role: Role;
 }
@@ -26,22 +27,65 @@ declare module 'fastify' {
 export interface AuthOptions {
   jwtSecret?: string;
   jwksUrl?: string;
+  /** a token's `aud` must contain this (JWT_AUDIENCE) */
+  audience: string;
+  /** a token's `iss` must equal this when set (JWT_ISSUER; required with a JWKS) */
+  issuer?: string;
+  /** claim names of the user id and the role (JWT_USER_CLAIM, JWT_ROLE_CLAIM) */
+  userClaim?: string;
+  roleClaim?: string;
 }
 
-/** Verifies a bearer token: HS256 with the development secret, or RS/ES keys from the JWKS URL. */
-export function createTokenVerifier(opts: AuthOptions): (token: string) => Promise<User> {
-  const jwks: JWTVerifyGetKey | null = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : null;
-  const secret = opts.jwtSecret ? new TextEncoder().encode(opts.jwtSecret) : null;
-  return async (token) => {
-    const { payload } = jwks
-      ? await jwtVerify(token, jwks, { algorithms: ['RS256', 'ES256', 'PS256', 'EdDSA'] })
-      : await jwtVerify(token, secret!, { algorithms: ['HS256'] });
-    const role = payload.role;
-    if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('token has no sub');
-    if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new Error('token has no valid role');
-    return { id: payload.sub, role: role as Role };
+/** Seconds of clock difference tolerated between the identity provider and us (exp, nbf, iat). */
+export const CLOCK_TOLERANCE_S = 30;
+
+/** The verifier's options from the configuration. */
+export function authOptions(config: Config): AuthOptions {
+  return {
+    jwtSecret: config.JWT_SECRET,
+    jwksUrl: config.JWT_JWKS_URL,
+    audience: config.JWT_AUDIENCE,
+    issuer: config.JWT_ISSUER,
+    userClaim: config.JWT_USER_CLAIM,
+    roleClaim: config.JWT_ROLE_CLAIM,
   };
 }
+
+/**
+ * Verifies a bearer token (contract 1.1 §6): HS256 with the development secret, or RS/ES/PS/EdDSA
+ * keys from the JWKS URL; `exp` required, `aud` containing the audience, `iss` equal to the
+ * issuer when set, 30 s clock tolerance. Throws (with jose's reason) on any failure.
+ */
+export function createTokenVerifier(opts: AuthOptions): (token: string) => Promise<User> {
+  if (opts.jwksUrl) {
+    const why = jwksUrlProblem(opts.jwksUrl);
+    if (why) throw new Error(`JWT_JWKS_URL: ${why}`);
+    if (!opts.issuer) throw new Error('JWT_ISSUER is required with JWT_JWKS_URL');
+  } else if (!opts.jwtSecret) throw new Error('JWT_SECRET or JWT_JWKS_URL is required');
+  const jwks: JWTVerifyGetKey | null = opts.jwksUrl ? createRemoteJWKSet(new URL(opts.jwksUrl)) : null;
+  const secret = opts.jwtSecret ? new TextEncoder().encode(opts.jwtSecret) : null;
+  const userClaim = opts.userClaim ?? 'sub';
+  const roleClaim = opts.roleClaim ?? 'role';
+  const checks = {
+    audience: opts.audience,
+    ...(opts.issuer ? { issuer: opts.issuer } : {}),
+    requiredClaims: ['exp'],
+    clockTolerance: CLOCK_TOLERANCE_S,
+  };
+  return async (token) => {
+    const { payload } = jwks
+      ? await jwtVerify(token, jwks, { ...checks, algorithms: ['RS256', 'ES256', 'PS256', 'EdDSA'] })
+      : await jwtVerify(token, secret!, { ...checks, algorithms: ['HS256'] });
+    const id = payload[userClaim];
+    const role = payload[roleClaim];
+    if (typeof id !== 'string' || id === '' || id.length > 128) throw new Error(`token has no valid ${userClaim} claim`);
+    if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new Error(`token has no valid ${roleClaim} claim`);
+    return { id, role: role as Role };
+  };
+}
+
+/** The one answer to a token that fails verification: the reason goes to the debug log only. */
+export const INVALID_TOKEN = 'the bearer token is invalid or expired';
 
 /**
  * The one access-control mechanism: every route declares `config.roles` (or `config.public`);
@@ -53,6 +97,8 @@ export interface RouteEntry {
   url: string;
   roles: readonly Role[];
   public: boolean;
+  /** the route declares when a reason is required (config.reasonRequired) */
+  reason: boolean;
 }
 
 const tables = new WeakMap<FastifyInstance, RouteEntry[]>();
@@ -67,11 +113,11 @@ export function registerAuth(app: FastifyInstance, verify: (token: string) => Pr
   tables.set(app, table);
   app.decorateRequest('user', null);
   app.addHook('onRoute', (route) => {
-    const cfg = route.config as { roles?: readonly Role[]; public?: boolean } | undefined;
+    const cfg = route.config as { roles?: readonly Role[]; public?: boolean; reasonRequired?: unknown } | undefined;
     if (route.url.startsWith('/docs')) return; // swagger-ui's own routes: public documentation
     if (!cfg?.public && !cfg?.roles?.length) throw new Error(`route ${route.method} ${route.url} declares no roles`);
     for (const method of ([] as string[]).concat(route.method)) {
-      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public });
+      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public, reason: typeof cfg?.reasonRequired === 'function' });
     }
   });
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
@@ -83,7 +129,9 @@ export function registerAuth(app: FastifyInstance, verify: (token: string) => Pr
     try {
       request.user = await verify(match[1]!);
     } catch (err) {
-      return problem(reply, 401, 'Unauthorized', `invalid token: ${(err as Error).message}`);
+      // jose's message names the failed check (never the token); the client learns nothing
+      request.log.debug({ reason: (err as Error).message, code: (err as { code?: string }).code }, 'bearer token refused');
+      return problem(reply, 401, 'Unauthorized', INVALID_TOKEN);
     }
     if (!cfg?.roles?.includes(request.user.role)) {
       return problem(reply, 403, 'Forbidden', `role ${request.user.role} may not ${request.method} ${request.routeOptions.url}`);

@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import net from 'node:net';
@@ -274,6 +274,7 @@ export async function startMosquitto(
   writeFileSync(conf, text);
   const dynsecFile = join(dir, 'dynamic-security.json');
   if (dynsec && !existsSync(dynsecFile)) run('mosquitto_ctrl', ['dynsec', 'init', dynsecFile, dynsec.adminUser, dynsec.adminPassword]);
+  if (existsSync(dynsecFile)) chmodSync(dynsecFile, 0o600); // password hashes: whatever mode it had before
   chownTo('mosquitto', dir);
   // the broker (which drops to user mosquitto) reads its key; the CA key stays with its maker
   if (files) chownTo('mosquitto', files.keyFile);
@@ -315,4 +316,10 @@ function stopByPidFile(pidFile: string): void {
   } catch {
     /* gone */
   }
+}
+
+/** Writes a file of secrets readable by its owner only (0600), also when it existed with another mode. */
+export function writeSecretFile(file: string, text: string): void {
+  writeFileSync(file, text, { mode: 0o600 }); // the mode applies only when the file is created
+  chmodSync(file, 0o600);
 }

@@ -95,11 +95,15 @@ describe('alcohol end to end: a real recording through MQTT', () => {
     expect(body.days.some((d: { status: string }) => d.status === 'drinking')).toBe(true);
     expect(body.monitored_days).toBe(body.days.filter((d: { status: string }) => d.status !== 'not_monitored').length);
     expect(body.params_versions).toHaveLength(1);
-    const an = await api(`/v1/subjects/A-S1/sobriety?from=${from}&to=${to}`, ['analyst', 'an-1']);
+    // an analyst may not name the subject (contract 1.1 §6), only its reference from the cohort rows
+    expect((await api(`/v1/subjects/A-S1/sobriety?from=${from}&to=${to}`, ['analyst', 'an-1'])).statusCode).toBe(403);
+    const ref = (await api(`/v1/sobriety?from=${from}&to=${to}`, ['analyst', 'an-1'])).json().rows[0].subject;
+    const an = await api(`/v1/sobriety/subjects/${ref}?from=${from}&to=${to}`, ['analyst', 'an-1']);
     expect(an.statusCode).toBe(200);
     expect(an.json().subject_id).toBeUndefined();
     expect(an.json().subject).toMatch(/^[A-Za-z0-9_-]{16}$/);
-    expect(JSON.stringify(an.json())).not.toContain('Person');
+    expect(an.json().days).toEqual(body.days);
+    expect(JSON.stringify(an.json())).not.toMatch(/Person|A-S1/);
     expect((await api(`/v1/subjects/A-S1/sobriety?from=${from}&to=${to}`, ['offender_manager', 'om-9'])).statusCode).toBe(404);
   });
 

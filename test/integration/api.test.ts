@@ -33,9 +33,9 @@ describe('authentication', () => {
   it.each([
     ['expired', async () => new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(secret())],
     ['unsigned (alg none)', async () => new UnsecuredJWT({ role: 'admin' }).setSubject('a').encode()],
-    ['wrongly signed', async () => new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(new TextEncoder().encode('y'.repeat(40)))],
-    ['without a role', async () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secret())],
-    ['with an unknown role', async () => new SignJWT({ role: 'root' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').sign(secret())],
+    ['wrongly signed', async () => new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setAudience('tagwatch').setExpirationTime('5m').sign(new TextEncoder().encode('y'.repeat(40)))],
+    ['without a role', async () => new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setAudience('tagwatch').setExpirationTime('5m').sign(secret())],
+    ['with an unknown role', async () => new SignJWT({ role: 'root' }).setProtectedHeader({ alg: 'HS256' }).setSubject('a').setAudience('tagwatch').setExpirationTime('5m').sign(secret())],
   ])('refuses a token that is %s', async (_name, make) => {
     const r = await get('/v1/subjects', { authorization: `Bearer ${await make()}` });
     expect(r.statusCode).toBe(401);

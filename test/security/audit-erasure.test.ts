@@ -52,9 +52,10 @@ describe('audit log, erasure and retention', () => {
     expect(r.json()).toEqual({ erased: 'E-S1', readings: 61, rejections: 0, alerts: 0, zones: 0, devices_deactivated: ['E-D1'] });
     const left = await db.pool.query(`SELECT (SELECT count(*) FROM readings WHERE device_id = 'E-D1')::int r, (SELECT count(*) FROM subjects WHERE id = 'E-S1')::int s, (SELECT count(*) FROM assignments WHERE subject_id = 'E-S1')::int a`);
     expect(left.rows[0]).toEqual({ r: 0, s: 0, a: 0 });
-    const audit = await db.pool.query(`SELECT action, detail->>'reason' reason FROM audit_log WHERE subject_id = 'E-S1' ORDER BY id`);
-    expect(audit.rows.map((x) => x.action)).toEqual(['subject.create', 'assignment.create', 'track.read', 'audit.read', 'subject.erase']);
-    expect(audit.rows[4].reason).toBe('court order 2026/123');
+    const audit = await db.pool.query(`SELECT action, detail->>'reason' reason, reason AS column_reason FROM audit_log WHERE subject_id = 'E-S1' ORDER BY id`);
+    // the twelve subject lists above showed E-S1: one row each
+    expect(audit.rows.map((x) => x.action)).toEqual(['subject.create', 'assignment.create', 'track.read', 'audit.read', ...Array(12).fill('subject.list'), 'subject.erase']);
+    expect(audit.rows[16]).toMatchObject({ reason: 'court order 2026/123', column_reason: 'court order 2026/123' });
     expect((await svc.app.inject({ method: 'DELETE', url: '/v1/subjects/E-S1', headers: admin, payload: { reason: 'again' } })).statusCode).toBe(404);
   });
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Writable } from 'node:stream';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
-import { ROLES, routeTable, createTokenVerifier } from '../../platform/http/auth.js';
+import { ROLES, routeTable, createTokenVerifier, authOptions } from '../../platform/http/auth.js';
 import { createLogger } from '../../platform/logger.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -25,6 +25,7 @@ afterAll(async () => {
 /** A concrete URL for a route pattern: sample values for its path parameters. */
 function concrete(url: string): string {
   return url
+    .replace(':ref', 'AAAAAAAAAAAAAAAA')
     .replace(':zid', '00000000-0000-4000-8000-000000000000')
     .replace(':aid', '1')
     .replace(':id', url.startsWith('/v1/alerts') || url.startsWith('/v1/webhooks') ? '00000000-0000-4000-8000-000000000000' : url.startsWith('/v1/devices') ? 'DEV-X' : 'R-S1');
@@ -46,7 +47,10 @@ describe('every route x every role, generated from the route table', () => {
 
   it('answers 403 to every role a route does not allow, and never 401/403 to one it allows', async () => {
     const table = routeTable(svc.app).filter((x) => !x.public && !x.url.endsWith('/stream'));
-    const tokens = Object.fromEntries(await Promise.all(ROLES.map(async (role) => [role, await authHeader(role, role === 'offender_manager' ? 'om-1' : `${role}-1`)])));
+    // with a reason, so routes that require one for some roles are exercised past that check
+    const tokens = Object.fromEntries(
+      await Promise.all(ROLES.map(async (role) => [role, { ...(await authHeader(role, role === 'offender_manager' ? 'om-1' : `${role}-1`)), 'x-tagwatch-reason': 'route matrix' }])),
+    );
     const failures: string[] = [];
     for (const r of table) {
       for (const role of ROLES) {
@@ -57,6 +61,25 @@ describe('every route x every role, generated from the route table', () => {
       }
     }
     expect(failures).toEqual([]);
+  });
+
+  it('asks a supervisor for a reason on every route reading one subject, and on those only', async () => {
+    const sup = await authHeader('supervisor', 'sup-matrix');
+    const asked: string[] = [];
+    for (const r of routeTable(svc.app).filter((x) => x.method === 'GET' && x.roles.includes('supervisor') && !x.url.endsWith('/stream'))) {
+      const query: Record<string, string> = {
+        '/v1/alerts': '?subject_id=R-S1',
+        '/v1/subjects/:id/track': '?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
+        '/v1/subjects/:id/sobriety': '?from=2026-01-01&to=2026-02-01',
+        '/v1/sobriety': '?from=2026-01-01&to=2026-02-01',
+        '/v1/alerts/stats': '?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
+      };
+      const url = concrete(r.url) + (query[r.url] ?? '');
+      const res = await svc.app.inject({ method: 'GET', url, headers: sup });
+      if (res.statusCode === 400 && /X-Tagwatch-Reason/.test(res.json().detail)) asked.push(r.url);
+    }
+    expect(asked.sort()).toEqual(['/v1/alerts', '/v1/subjects/:id', '/v1/subjects/:id/assignments', '/v1/subjects/:id/sobriety', '/v1/subjects/:id/track']);
+    expect(routeTable(svc.app).filter((x) => x.reason).map((x) => x.url).sort()).toEqual(asked.sort());
   });
 });
 
@@ -136,7 +159,7 @@ function appDeps() {
     pool: svc.rt.pool,
     logger: svc.rt.logger,
     metrics: svc.rt.metrics,
-    verifyToken: createTokenVerifier({ jwtSecret: svc.rt.config.JWT_SECRET }),
+    verifyToken: createTokenVerifier(authOptions(svc.rt.config)),
     readiness: async () => ({}),
   };
 }
@@ -147,8 +170,8 @@ describe('tokens and logs', () => {
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' };
     const server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ keys: [jwk] })));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const verify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks` });
-    const good = await new SignJWT({ role: 'supervisor' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('sup-9').setExpirationTime('5m').sign(privateKey);
+    const verify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, audience: 'tagwatch', issuer: 'test-idp' });
+    const good = await new SignJWT({ role: 'supervisor' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('sup-9').setAudience('tagwatch').setIssuer('test-idp').setExpirationTime('5m').sign(privateKey);
     expect(await verify(good)).toEqual({ id: 'sup-9', role: 'supervisor' });
     const hs = (await authHeader('admin')).authorization.slice(7);
     await expect(verify(hs)).rejects.toThrow();

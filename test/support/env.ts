@@ -10,7 +10,7 @@ import { createPool, type Pool } from '../../platform/db.js';
 import { createLogger } from '../../platform/logger.js';
 import { createMetrics } from '../../platform/metrics.js';
 import { buildApp } from '../../app/app.js';
-import { createTokenVerifier, type Role } from '../../platform/http/auth.js';
+import { authOptions, createTokenVerifier, type Role } from '../../platform/http/auth.js';
 import { mintDevToken } from '../../platform/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../app/services.js';
 import { freePort, OWNER_ROLE, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
@@ -53,6 +53,8 @@ export async function createTestDatabase(): Promise<{ url: string; ownerUrl: str
 export interface TestBroker {
   url: string;
   port: number;
+  /** its configuration and data directory */
+  dir: string;
   /** with dynsec: the service's credentials (admin and ingest), as config overrides */
   credentials: Record<string, string>;
   /** with `tls`: the broker's mqtts:// URL and the CA file that signed its certificate */
@@ -78,6 +80,7 @@ export async function startTestBroker(opts: { dynsec?: boolean; tls?: boolean } 
   return {
     url: h.url,
     port,
+    dir,
     credentials,
     ...(h.tls ? { tls: { url: h.tls.url, caFile: h.tls.caFile } } : {}),
     stop: () => {
@@ -136,7 +139,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
-    verifyToken: createTokenVerifier({ jwtSecret: config.JWT_SECRET }),
+    verifyToken: createTokenVerifier(authOptions(config)),
     feed,
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,

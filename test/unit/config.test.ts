@@ -16,6 +16,14 @@ describe('loadConfig', () => {
     expect(c.RETENTION_DAYS).toBe(2190);
     expect(c.SMTP_URL).toBeUndefined(); // email is off by default
   });
+  it('defaults the JWT audience and claim names (contract 1.1 §6), and allows a JWKS over http on loopback only', () => {
+    const c = loadConfig(base);
+    expect([c.JWT_AUDIENCE, c.JWT_USER_CLAIM, c.JWT_ROLE_CLAIM, c.JWT_ISSUER]).toEqual(['tagwatch', 'sub', 'role', undefined]);
+    for (const host of ['127.0.0.1:8443', 'localhost', '[::1]:9000']) {
+      const j = loadConfig({ ...base, JWT_SECRET: undefined, JWT_JWKS_URL: `http://${host}/jwks`, JWT_ISSUER: 'test-idp' });
+      expect(j.JWT_JWKS_URL).toBe(`http://${host}/jwks`);
+    }
+  });
   it.each([
     [{ ...base, DATABASE_URL: undefined }, /^config: DATABASE_URL is missing/],
     [{ ...base, REDIS_URL: 'localhost:6379' }, /^config: REDIS_URL is malformed/],
@@ -25,6 +33,10 @@ describe('loadConfig', () => {
     [{ ...base, JWT_SECRET: 'short' }, /^config: JWT_SECRET is malformed/],
     [{ ...base, SMTP_URL: 'mail.example:587' }, /^config: SMTP_URL is malformed/],
     [{ ...base, JWT_SECRET: undefined }, /^config: JWT_SECRET or JWT_JWKS_URL is missing/],
+    [{ ...base, JWT_SECRET: undefined, JWT_JWKS_URL: 'https://idp.example/jwks' }, /^config: JWT_ISSUER is missing/],
+    [{ ...base, JWT_JWKS_URL: 'http://idp.example/jwks', JWT_ISSUER: 'https://idp.example/' }, /^config: JWT_JWKS_URL .*https/],
+    [{ ...base, JWT_AUDIENCE: '' + ' '.repeat(3) }, /^config: JWT_AUDIENCE is malformed/],
+    [{ ...base, JWT_ROLE_CLAIM: 'a b' }, /^config: JWT_ROLE_CLAIM is malformed/],
   ])('stops with one line naming the setting: %#', (env, message) => {
     expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(message);
     try {
