@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -9,6 +8,7 @@ import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { FeedReader, visibleTo, type FeedEvent } from './feed.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
+import { addressProblem, hostOf, systemResolver, type Resolver } from './webhook-address.js';
 import { postJson } from './webhook-http.js';
 import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, giveUp, loadDeliveries } from './webhook-store.js';
 
@@ -63,18 +63,12 @@ export function backoffMs(attemptsMade: number): number {
   return Math.min(3600_000, 1000 * 2 ** Math.max(0, attemptsMade - 1));
 }
 
-function isPrivate(ip: string): boolean {
-  if (net.isIPv4(ip)) {
-    const [a, b] = ip.split('.').map(Number) as [number, number];
-    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || a >= 224;
-  }
-  const v = ip.toLowerCase();
-  if (v.startsWith('::ffff:')) return isPrivate(v.slice(7));
-  return v === '::1' || v === '::' || v.startsWith('fc') || v.startsWith('fd') || v.startsWith('fe80');
-}
-
-/** Why a webhook URL is refused, or null: http(s) only, and public addresses only unless allowed. */
-export async function urlProblem(raw: string, allowPrivate: boolean): Promise<string | null> {
+/**
+ * Why a webhook URL is refused, or null: http(s) only, no credentials, and only public addresses
+ * (alerts/webhook-address.ts) unless allowed. The same check runs again on every connection of
+ * every delivery attempt, since a name can resolve differently later.
+ */
+export async function urlProblem(raw: string, allowPrivate: boolean, resolve: Resolver = systemResolver): Promise<string | null> {
   let u: URL;
   try {
     u = new URL(raw);
@@ -84,17 +78,20 @@ export async function urlProblem(raw: string, allowPrivate: boolean): Promise<st
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return `url must be http or https, not ${u.protocol.replace(':', '')}`;
   if (u.username || u.password) return 'url must not carry credentials';
   if (allowPrivate) return null;
-  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const host = hostOf(u);
   let addresses: string[];
   try {
-    addresses = net.isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    addresses = net.isIP(host) ? [host] : await resolve(host);
   } catch {
     return `url host ${host} does not resolve`;
   }
-  const bad = addresses.find(isPrivate);
-  return bad ? `url points at a non-public address (${bad}); set WEBHOOK_ALLOW_PRIVATE to allow it` : null;
+  if (addresses.length === 0) return `url host ${host} does not resolve`;
+  for (const a of addresses) {
+    const why = addressProblem(a);
+    if (why) return `url points at a ${why}`;
+  }
+  return null;
 }
-
 
 export interface DeliveryJob {
   deliveryId: string;

@@ -19,6 +19,7 @@ import {
   DEFAULT_DELIVERY,
   dispatchFeed,
   requeuePending,
+  urlProblem,
   WEBHOOK_QUEUE,
   type DeliveryJob,
   type DeliverySettings,
@@ -282,5 +283,65 @@ describe('webhook retries and the circuit breaker', () => {
     const delivered = receiver.received.filter((r) => r.validSignature).map((r) => r.delivery);
     expect(new Set(delivered)).toEqual(new Set(events));
     expect((await t.attempts(id)).length).toBe(receiver.received.length);
+  });
+});
+
+/** A loopback receiver that counts every connection and request it gets, and answers 200. */
+async function countingReceiver() {
+  let connections = 0;
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    req.resume().on('end', () => res.writeHead(200).end());
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    counts: () => ({ connections, requests }),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe('webhook SSRF: the address connected to is checked on every attempt', () => {
+  it('a name that resolves to a public address at registration and to 127.0.0.1 at delivery gets no POST; the attempt is logged as refused', async () => {
+    const receiver = await countingReceiver();
+    cleanups.push(() => receiver.close());
+    // DNS rebinding: the first answer is public, every later one loopback
+    const asked: string[] = [];
+    const resolve = async (host: string) => {
+      asked.push(host);
+      return asked.length === 1 ? ['93.184.215.14'] : ['127.0.0.1'];
+    };
+    const url = `http://localhost:${receiver.port}/hook`;
+    expect(await urlProblem(url, false, resolve)).toBeNull(); // registration saw a public address
+    const t = await setup({ allowPrivate: false, resolve });
+    const id = await t.addWebhook(url);
+    await t.raise(1);
+    const [attempt] = await waitFor(async () => {
+      const a = await t.attempts(id);
+      return a.length >= 1 && a;
+    }, 'the refused attempt logged');
+    expect(attempt).toMatchObject({ status_code: null });
+    expect(attempt!.error).toMatch(/refused: webhook host localhost resolves to a non-public address \(127\.0\.0\.1, loopback\)/);
+    expect(asked.slice(1).every((h) => h === 'localhost')).toBe(true);
+    expect(receiver.counts()).toEqual({ connections: 0, requests: 0 });
+  });
+
+  it('a literal non-public address in the URL is refused at delivery too (a row registered before the check, or by hand)', async () => {
+    const receiver = await countingReceiver();
+    cleanups.push(() => receiver.close());
+    const t = await setup({ allowPrivate: false });
+    const id = await t.addWebhook(`http://[::ffff:127.0.0.1]:${receiver.port}/hook`);
+    const id2 = await t.addWebhook(`http://127.0.0.1:${receiver.port}/hook`);
+    await t.raise(1);
+    for (const w of [id, id2]) {
+      const [attempt] = await waitFor(async () => {
+        const a = await t.attempts(w);
+        return a.length >= 1 && a;
+      }, 'the refused attempt logged');
+      expect(attempt!.error).toMatch(/^refused: .*non-public address/);
+    }
+    expect(receiver.counts()).toEqual({ connections: 0, requests: 0 });
   });
 });
