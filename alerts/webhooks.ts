@@ -9,7 +9,8 @@ import type { Metrics } from '../src/metrics.js';
 import { FeedReader, visibleTo, type FeedEvent } from './feed.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
 import { addressProblem, hostOf, systemResolver, type Resolver } from './webhook-address.js';
-import { postJson } from './webhook-http.js';
+import { createPoster } from './webhook-http.js';
+import { decryptSecret, parseSecretsKey } from './secrets.js';
 import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, giveUp, loadDeliveries } from './webhook-store.js';
 
 /**
@@ -40,19 +41,37 @@ export interface DeliverySettings {
   timeoutMs: number;
   /** consecutive failures that open a webhook's circuit breaker */
   breakerFailures: number;
+  /** connect to private/reserved addresses too (WEBHOOK_ALLOW_PRIVATE: tests, closed networks) */
+  allowPrivate: boolean;
+  /** host name resolver for every connection (tests inject one; default: the system's) */
+  resolve?: Resolver;
+  /** SECRETS_KEY: opens the webhook secrets (null: no webhook can be signed) */
+  secretsKey: Buffer | null;
 }
 
-export function deliverySettings(c: Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_RECEIVER_CONCURRENCY' | 'WEBHOOK_CONNECT_TIMEOUT_MS' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_BREAKER_FAILURES'>): DeliverySettings {
+export function deliverySettings(
+  c: Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_RECEIVER_CONCURRENCY' | 'WEBHOOK_CONNECT_TIMEOUT_MS' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_BREAKER_FAILURES' | 'WEBHOOK_ALLOW_PRIVATE' | 'SECRETS_KEY'>,
+): DeliverySettings {
   return {
     concurrency: c.WEBHOOK_CONCURRENCY,
     perReceiver: c.WEBHOOK_RECEIVER_CONCURRENCY,
     connectTimeoutMs: c.WEBHOOK_CONNECT_TIMEOUT_MS,
     timeoutMs: c.WEBHOOK_TIMEOUT_MS,
     breakerFailures: c.WEBHOOK_BREAKER_FAILURES,
+    allowPrivate: c.WEBHOOK_ALLOW_PRIVATE,
+    secretsKey: c.SECRETS_KEY ? parseSecretsKey(c.SECRETS_KEY) : null,
   };
 }
 
-export const DEFAULT_DELIVERY: DeliverySettings = { concurrency: 200, perReceiver: 4, connectTimeoutMs: 2000, timeoutMs: ATTEMPT_TIMEOUT_MS, breakerFailures: 5 };
+export const DEFAULT_DELIVERY: DeliverySettings = {
+  concurrency: 200,
+  perReceiver: 4,
+  connectTimeoutMs: 2000,
+  timeoutMs: ATTEMPT_TIMEOUT_MS,
+  breakerFailures: 5,
+  allowPrivate: false,
+  secretsKey: null,
+};
 
 export function sign(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -138,7 +157,7 @@ export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?
     state.reader = null; // kept only once this round commits
     events = (await reader.read(client, 500, now)).events;
     if (events.length) {
-      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active`);
+      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active AND expires_at > now()`);
       const rows: Array<{ webhook_id: string; event_id: string }> = [];
       for (const e of events) for (const h of webhooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
       if (rows.length) {
@@ -195,7 +214,7 @@ export async function requeuePending(pool: Pool, queue: Queue<DeliveryJob>): Pro
   for (;;) {
     const r = await pool.query<{ id: string; webhook_id: string }>(
       `SELECT d.id::text, d.webhook_id::text FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-        WHERE d.status = 'pending' AND w.active AND d.id > $1 ORDER BY d.id LIMIT 5000`,
+        WHERE d.status = 'pending' AND w.active AND w.expires_at > now() AND d.id > $1 ORDER BY d.id LIMIT 5000`,
       [after],
     );
     if (r.rows.length === 0) return missing;
@@ -232,6 +251,11 @@ export function createWebhookWorker(
   const bodies = createBodyCache(pool);
   const log = createAttemptLog(pool);
   const limits = { connectTimeoutMs: settings.connectTimeoutMs, timeoutMs: settings.timeoutMs };
+  const poster = createPoster({ allowPrivate: settings.allowPrivate, ...(settings.resolve ? { resolve: settings.resolve } : {}) });
+  const secretOf = (row: { webhookId: string; secretEnc: string }) => {
+    if (!settings.secretsKey) throw new Error('SECRETS_KEY is not set: webhook secrets cannot be opened');
+    return decryptSecret(settings.secretsKey, row.webhookId, row.secretEnc);
+  };
 
   const defer = async (job: Job<DeliveryJob>, token: string | undefined, at: number): Promise<never> => {
     await job.moveToDelayed(at, token);
@@ -261,9 +285,9 @@ export function createWebhookWorker(
       const event = await bodies.get(row.eventId, Date.now());
       if (!event) return 'gone';
       const startedMs = Date.now();
-      const r = await postJson(
+      const r = await poster.post(
         row.url,
-        { 'content-type': 'application/json', 'x-tagwatch-signature': sign(event.body, row.secret), 'x-tagwatch-delivery': row.eventId, 'x-tagwatch-event': event.action },
+        { 'content-type': 'application/json', 'x-tagwatch-signature': sign(event.body, secretOf(row)), 'x-tagwatch-delivery': row.eventId, 'x-tagwatch-event': event.action },
         event.body,
         limits,
       );
@@ -271,7 +295,7 @@ export function createWebhookWorker(
       sent = r.error === null;
       gate.done(webhookId, admission.probe, sent, endedMs);
       const expired = !sent && endedMs - row.createdMs >= RETRY_FOR_MS;
-      await log.record({ deliveryId: row.id, startedMs, endedMs, statusCode: r.status, error: r.error, outcome: sent ? 'delivered' : expired ? 'failed' : 'pending' });
+      await log.record({ deliveryId: row.id, startedMs, endedMs, statusCode: r.status, error: r.error, outcome: sent ? 'delivered' : expired ? 'failed' : 'pending', bodySent: r.sent });
       metrics?.deliveryAttempts.inc({ channel: 'webhook', outcome: sent ? 'delivered' : expired ? 'failed' : 'retry' });
       metrics?.deliveryAttemptSeconds.observe({ channel: 'webhook' }, (endedMs - startedMs) / 1000);
       if (sent) return 'delivered';
@@ -294,5 +318,13 @@ export function createWebhookWorker(
     },
     openUntil: (id, now) => gate.openUntil(id, now),
   };
-  return { worker, gate, hooks, close: () => worker.close() };
+  return {
+    worker,
+    gate,
+    hooks,
+    close: async () => {
+      await worker.close();
+      poster.close();
+    },
+  };
 }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import type { Queryable } from '../../src/db.js';
 import { createLogger } from '../../src/logger.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import type { GateSettings } from '../../alerts/webhook-gate.js';
+import { encryptSecret } from '../../alerts/secrets.js';
 import {
   backoffMs,
   createDispatchState,
@@ -32,6 +33,7 @@ import {
  */
 
 const SECRET = 'a-webhook-secret-of-32-characters';
+const KEY = randomBytes(32);
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -75,7 +77,8 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
   const start = () => {
     const c = redis.duplicate();
     connections.push(c);
-    return createWebhookWorker(db.pool, c, prefix, createLogger('silent'), { ...DEFAULT_DELIVERY, ...settings }, gate);
+    // loopback receivers: private addresses allowed unless a test says otherwise
+    return createWebhookWorker(db.pool, c, prefix, createLogger('silent'), { ...DEFAULT_DELIVERY, allowPrivate: true, secretsKey: KEY, ...settings }, gate);
   };
   let delivery = start();
   let running = true;
@@ -109,8 +112,9 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
     },
     requeue: () => requeuePending(db.pool, queue),
     async addWebhook(url: string): Promise<string> {
-      const r = await db.pool.query<{ id: string }>(`INSERT INTO webhooks (owner_id, owner_role, url, secret) VALUES ('sup-1', 'supervisor', $1, $2) RETURNING id`, [url, SECRET]);
-      return r.rows[0]!.id;
+      const id = randomUUID();
+      await db.pool.query(`INSERT INTO webhooks (id, owner_id, owner_role, url, secret_enc) VALUES ($1, 'sup-1', 'supervisor', $2, $3)`, [id, url, encryptSecret(KEY, id, SECRET)]);
+      return id;
     },
     /** raises `n` strap tampers (one per new subject) and dispatches them; returns their feed ids */
     /** raises one strap tamper for a new subject through `db` (a pool, or a client in a transaction) */
@@ -326,6 +330,8 @@ describe('webhook SSRF: the address connected to is checked on every attempt', (
     expect(attempt!.error).toMatch(/refused: webhook host localhost resolves to a non-public address \(127\.0\.0\.1, loopback\)/);
     expect(asked.slice(1).every((h) => h === 'localhost')).toBe(true);
     expect(receiver.counts()).toEqual({ connections: 0, requests: 0 });
+    // nothing left the service, so no delivery of personal data is audited
+    expect((await t.db.pool.query(`SELECT count(*)::int n FROM audit_log WHERE action = 'webhook.deliver'`)).rows[0].n).toBe(0);
   });
 
   it('a literal non-public address in the URL is refused at delivery too (a row registered before the check, or by hand)', async () => {

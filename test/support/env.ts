@@ -82,6 +82,7 @@ export function testConfig(overrides: Record<string, string>): Config {
     REDIS_URL: s.REDIS_URL,
     MQTT_URL: s.MQTT_URL,
     JWT_SECRET: s.JWT_SECRET,
+    SECRETS_KEY: s.SECRETS_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
     INGEST_INSTANCE: `t${randomBytes(5).toString('hex')}`,
