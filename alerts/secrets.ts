@@ -58,10 +58,7 @@ export async function prepareWebhookSecrets(pool: Pool, key: Buffer | null, logg
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    const plain = await client.query<{ id: string; secret: string }>(`SELECT id::text, secret FROM webhooks WHERE secret IS NOT NULL FOR UPDATE`);
-    for (const r of plain.rows) {
-      await client.query(`UPDATE webhooks SET secret_enc = $2, secret = NULL WHERE id = $1`, [r.id, encryptSecret(key, r.id, r.secret)]);
-    }
+    // the key must open what is stored already (a changed key would make every secret unreadable)
     const sample = await client.query<{ id: string; secret_enc: string }>(`SELECT id::text, secret_enc FROM webhooks WHERE active AND secret_enc IS NOT NULL ORDER BY created_at DESC LIMIT 1`);
     for (const r of sample.rows) {
       try {
@@ -69,6 +66,10 @@ export async function prepareWebhookSecrets(pool: Pool, key: Buffer | null, logg
       } catch {
         throw new SecretsKeyMissing('config: SECRETS_KEY does not open the stored webhook secrets (was it changed?)');
       }
+    }
+    const plain = await client.query<{ id: string; secret: string }>(`SELECT id::text, secret FROM webhooks WHERE secret IS NOT NULL FOR UPDATE`);
+    for (const r of plain.rows) {
+      await client.query(`UPDATE webhooks SET secret_enc = $2, secret = NULL WHERE id = $1`, [r.id, encryptSecret(key, r.id, r.secret)]);
     }
     await client.query('COMMIT');
     if (plain.rows.length) logger?.info({ webhooks: plain.rows.length }, 'webhook secrets stored in plain text were encrypted with SECRETS_KEY');

@@ -15,6 +15,7 @@ import { mintDevToken } from '../../src/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createFeedHub } from '../../alerts/feed.js';
+import { subscriptionSettings } from '../../alerts/webhooks.routes.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../src/broker/dynsec.js';
 
 export const stack = () => inject('stack');
@@ -125,6 +126,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     feed,
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
+    subscriptions: subscriptionSettings(config),
     emailEnabled: config.SMTP_URL !== undefined,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
