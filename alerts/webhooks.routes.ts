@@ -34,7 +34,10 @@ export const ProblemBody = Type.Object(
   { additionalProperties: true, description: 'RFC 9457 problem details' },
 );
 /** A route's answers for the OpenAPI document: its success body as JSON, its 4xx/5xx as problems. */
-export const problems = (...codes: number[]) => ({ '2xx': Type.Unknown({ description: 'success' }), ...Object.fromEntries(codes.map((c) => [c, ProblemBody])) });
+export const problems = (...codes: number[]) => ({
+  '2xx': Type.Unknown({ description: 'success' }),
+  ...Object.fromEntries(codes.map((c) => [c, { description: 'problem details', content: { 'application/problem+json': { schema: ProblemBody } } }])),
+});
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const WebhookId = Type.Object({ id: Type.String({ maxLength: 64 }) });

@@ -227,3 +227,25 @@ describe('alert-email subscriptions', () => {
     }
   });
 });
+
+describe('OpenAPI', () => {
+  it('documents the subscription routes with an operationId, a summary and problem answers', async () => {
+    const doc = (await svc.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const ops: Array<[string, string, string]> = [
+      ['/v1/webhooks', 'post', '409'],
+      ['/v1/webhooks', 'get', '403'],
+      ['/v1/webhooks/{id}/renew', 'post', '404'],
+      ['/v1/webhooks/{id}', 'delete', '404'],
+      ['/v1/me/notifications/renew', 'post', '404'],
+      ['/v1/notification-subscriptions', 'get', '403'],
+      ['/v1/notification-subscriptions/{id}', 'delete', '404'],
+    ];
+    for (const [path, method, code] of ops) {
+      const op = doc.paths[path]?.[method];
+      expect(op, `${method} ${path}`).toBeDefined();
+      expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
+      expect(op.summary).toBeTruthy();
+      expect(op.responses[code].content['application/problem+json'].schema.properties).toHaveProperty('status');
+    }
+  });
+});
