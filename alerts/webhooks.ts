@@ -281,7 +281,11 @@ export function createWebhookWorker(
     let sent: boolean | null = null;
     try {
       row ??= await rows(job.data.deliveryId);
-      if (!row || row.status !== 'pending' || !row.active) return 'gone';
+      if (!row || row.status !== 'pending') return 'gone';
+      if (!row.active) {
+        await giveUp(pool, row.id); // deleted, revoked or expired: nothing more is sent for it
+        return 'gone';
+      }
       const event = await bodies.get(row.eventId, Date.now());
       if (!event) return 'gone';
       const startedMs = Date.now();

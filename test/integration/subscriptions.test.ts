@@ -125,6 +125,29 @@ describe('webhook subscriptions expire and are renewed by their owner', () => {
   });
 });
 
+describe('a webhook that expires with deliveries pending', () => {
+  it('gives them up at their next retry without sending them', async () => {
+    const failing = await startReceiver(SECRET);
+    try {
+      failing.setStatus(503);
+      const id = (await call('offender_manager', 'om-pend', 'POST', '/v1/webhooks', { url: failing.url, secret: SECRET })).json().id as string;
+      await raise('om-pend');
+      await waitFor(() => failing.received.length >= 1, 'the first (failed) attempt');
+      await db.pool.query(`UPDATE webhooks SET expires_at = now() WHERE id = $1`, [id]); // expires before the retry (backoff 1 s)
+      const sentBefore = failing.received.length;
+      await waitFor(async () => {
+        const r = await db.pool.query(`SELECT status FROM webhook_deliveries WHERE webhook_id = $1`, [id]);
+        return r.rows[0]?.status === 'failed';
+      }, 'the pending delivery given up', 15_000);
+      expect(failing.received.length).toBe(sentBefore);
+      const attempts = await db.pool.query(`SELECT count(*)::int n FROM webhook_attempts t JOIN webhook_deliveries d ON d.id = t.delivery_id WHERE d.webhook_id = $1`, [id]);
+      expect(attempts.rows[0].n).toBe(sentBefore);
+    } finally {
+      await failing.close();
+    }
+  });
+});
+
 describe('webhooks per user', () => {
   it('refuses a webhook beyond WEBHOOKS_PER_USER with 409 and a clear message; deleting one makes room', async () => {
     const ids: string[] = [];
