@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { Pool } from '../src/db.js';
-import type { Logger } from '../src/logger.js';
+import type { Pool } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
 
 /**
  * Webhook secrets at rest (finding 11 of issue 9): AES-256-GCM (node:crypto) with the 32-byte

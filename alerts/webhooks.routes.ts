@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../src/db.js';
-import { audit } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
-import { problem } from '../src/http/problem.js';
-import type { Config } from '../src/config.js';
+import type { Pool } from '../platform/db.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { problem } from '../platform/http/problem.js';
+import type { Config } from '../platform/config.js';
 import { encryptSecret, parseSecretsKey } from './secrets.js';
 import type { Resolver } from './webhook-address.js';
 import { urlProblem } from './webhooks.js';

@@ -6,7 +6,7 @@ import { startReceiver } from '../support/sse.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { dispatchEmails, EMAIL_QUEUE, type EmailJob } from '../../alerts/email.js';
 import { decryptSecret, parseSecretsKey, prepareWebhookSecrets } from '../../alerts/secrets.js';
-import { createRedis } from '../../src/queues.js';
+import { createRedis } from '../../signals/queues.js';
 
 /**
  * Subscriptions do not outlive their owner (finding 11 of issue 9): webhooks and alert-email

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { decryptSecret, encryptSecret, parseSecretsKey } from '../../alerts/secrets.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../platform/config.js';
 
 const base = { DATABASE_URL: 'postgres://u@127.0.0.1:5432/db', REDIS_URL: 'redis://127.0.0.1:6379', MQTT_URL: 'mqtt://127.0.0.1:1883', JWT_SECRET: 'x'.repeat(32) };
 
