@@ -11,12 +11,10 @@ import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
 import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';
 import { ALERT_TYPES } from './rules.js';
-import { urlProblem } from './webhooks.js';
 
 export interface AlertRoutesDeps {
   pool: Pool;
   feed: FeedHub | null;
-  allowPrivateWebhooks: boolean;
   heartbeatMs?: number;
 }
 
@@ -34,7 +32,7 @@ export function parseAlertCursor(before: string): { raised_at: string; id: strin
   return { raised_at: raisedAt, id };
 }
 
-/** Alerts, their lifecycle, the live stream, fatigue figures and webhooks (contract §5, §6). */
+/** Alerts, their lifecycle, the live stream and fatigue figures (contract §5, §6). */
 export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
   const { pool } = deps;
   return async (app) => {
@@ -186,42 +184,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         return { from: from.toISOString(), to: to.toISOString(), ...(await fatigueStats(pool, from, to)) };
       },
     );
-
-    app.post(
-      '/v1/webhooks',
-      {
-        config: { roles: MANAGERS },
-        schema: {
-          tags: ['webhooks'],
-          summary: 'Register a webhook for the caller’s caseload (a supervisor: every subject, and escalations)',
-          body: Type.Object({ url: Type.String({ maxLength: 2000 }), secret: Type.String({ minLength: 16, maxLength: 256 }) }, { additionalProperties: false }),
-        },
-      },
-      async (request, reply) => {
-        const why = await urlProblem(request.body.url, deps.allowPrivateWebhooks);
-        if (why) return problem(reply, 400, 'Bad Request', why);
-        const user = userOf(request);
-        const r = await pool.query<{ id: string; created_at: Date }>(
-          `INSERT INTO webhooks (owner_id, owner_role, url, secret) VALUES ($1, $2, $3, $4) RETURNING id, created_at`,
-          [user.id, user.role, request.body.url, request.body.secret],
-        );
-        await audit(pool, request, { action: 'webhook.create', detail: { webhook_id: r.rows[0]!.id, url: request.body.url } });
-        return reply.code(201).send({ id: r.rows[0]!.id, url: request.body.url, created_at: r.rows[0]!.created_at });
-      },
-    );
-
-    app.get('/v1/webhooks', { config: { roles: MANAGERS }, schema: { tags: ['webhooks'] } }, async (request) => {
-      const r = await pool.query(`SELECT id, url, active, created_at FROM webhooks WHERE owner_id = $1 AND active ORDER BY created_at`, [userOf(request).id]);
-      return { items: r.rows };
-    });
-
-    app.delete('/v1/webhooks/:id', { config: { roles: MANAGERS }, schema: { tags: ['webhooks'], params: AlertId } }, async (request, reply) => {
-      if (!/^[0-9a-f-]{36}$/i.test(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
-      const r = await pool.query(`UPDATE webhooks SET active = false WHERE id = $1 AND owner_id = $2 AND active`, [request.params.id, userOf(request).id]);
-      if (!r.rowCount) return problem(reply, 404, 'Not Found', 'webhook not found');
-      await audit(pool, request, { action: 'webhook.delete', detail: { webhook_id: request.params.id } });
-      return reply.code(204).send();
-    });
+    // webhooks: alerts/webhooks.routes.ts
   };
 }
 

@@ -80,7 +80,7 @@ export async function dispatchEmails(pool: Pool, queue: Queue<EmailJob>, now: nu
     const reader = state.reader && state.reader.safeId >= cursor ? state.reader : new FeedReader(cursor);
     const { events } = await reader.read(client, 500, now);
     if (events.length) {
-      const contacts = await client.query<{ user_id: string; role: string; email: string }>(`SELECT user_id, role, email FROM notification_contacts`);
+      const contacts = await client.query<{ user_id: string; role: string; email: string }>(`SELECT user_id, role, email FROM notification_contacts WHERE expires_at > $1`, [new Date(now)]);
       const rows: Array<{ user_id: string; email: string; event_id: string }> = [];
       for (const e of events) {
         if (now - new Date(e.at).getTime() > EMAIL_MAX_AGE_MS) continue;
@@ -155,12 +155,19 @@ export function composeEmail(event: FeedEvent, consoleUrl?: string) {
 
 /** One send; throws to be retried. */
 export async function sendEmail(pool: Pool, transport: Transporter, settings: EmailSettings, deliveryId: string, now: number, metrics?: Metrics): Promise<'delivered' | 'gone'> {
-  const d = await pool.query<{ status: string; created_at: Date; email: string; event_id: string }>(
-    `SELECT status, created_at, email, event_id::text FROM email_deliveries WHERE id = $1`,
-    [deliveryId],
+  const d = await pool.query<{ status: string; created_at: Date; email: string; event_id: string; subscribed: boolean }>(
+    `SELECT d.status, d.created_at, d.email, d.event_id::text,
+            EXISTS (SELECT 1 FROM notification_contacts c WHERE c.user_id = d.user_id AND c.email = d.email AND c.expires_at > $2) AS subscribed
+       FROM email_deliveries d WHERE d.id = $1`,
+    [deliveryId, new Date(now)],
   );
   const row = d.rows[0];
   if (!row || row.status !== 'pending') return 'gone';
+  if (!row.subscribed) {
+    // expired, revoked or changed since the row was made: nothing is sent
+    await pool.query(`UPDATE email_deliveries SET status = 'failed', last_error = 'subscription expired, revoked or changed' WHERE id = $1 AND status = 'pending'`, [deliveryId]);
+    return 'gone';
+  }
   const [event] = await feedAfter(pool, String(BigInt(row.event_id) - 1n), 1, null);
   if (!event || event.id !== row.event_id) return 'gone';
   const { subject, text } = composeEmail(event, settings.consoleUrl);

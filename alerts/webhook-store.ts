@@ -19,7 +19,9 @@ export interface DeliveryRow {
   eventId: string;
   webhookId: string;
   url: string;
-  secret: string;
+  /** the secret encrypted with SECRETS_KEY (alerts/secrets.ts) */
+  secretEnc: string;
+  /** active, not revoked and not expired */
   active: boolean;
 }
 
@@ -36,6 +38,8 @@ export interface AttemptRecord {
   statusCode: number | null;
   error: string | null;
   outcome: 'delivered' | 'pending' | 'failed';
+  /** whether the body reached a connection: the delivery of personal data is audited */
+  bodySent: boolean;
 }
 
 /** Collects keys asked for in one tick and loads them with one call. */
@@ -68,7 +72,7 @@ export function createBatchLoader<V>(load: (keys: string[]) => Promise<Map<strin
 export async function loadDeliveries(db: Queryable, ids: string[]): Promise<Map<string, DeliveryRow>> {
   const r = await db.query<DeliveryRow>(
     `SELECT d.id::text, d.status, d.attempts, (extract(epoch FROM d.created_at) * 1000)::float8 AS "createdMs", d.event_id::text AS "eventId",
-            d.webhook_id::text AS "webhookId", w.url, w.secret, w.active
+            d.webhook_id::text AS "webhookId", w.url, w.secret_enc AS "secretEnc", (w.active AND w.expires_at > now()) AS active
        FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
       WHERE d.id = ANY($1::bigint[])`,
     [ids],
@@ -116,13 +120,30 @@ export function createBodyCache(pool: Pool, ttlMs = 10 * 60_000, maxEntries = 20
   };
 }
 
-/** Logs attempts and moves their deliveries on, in one statement per group. */
+/**
+ * Logs attempts and moves their deliveries on, in one statement per group. The attempts whose
+ * body reached a connection are written to the audit log in the same statement: one row per
+ * (webhook, subject) of the group, actor the webhook's owner (the data went to their receiver),
+ * detail naming the webhook, its URL and the feed events sent (`by: system:webhook`).
+ */
 export async function writeAttempts(db: Queryable, recs: AttemptRecord[]): Promise<void> {
   const col = <T>(f: (r: AttemptRecord) => T) => recs.map(f);
   await db.query(
     `WITH logged AS (
        INSERT INTO webhook_attempts (delivery_id, at, status_code, error, duration_ms)
        SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::int[], $4::text[], $5::int[])
+     ), audited AS (
+       INSERT INTO audit_log (actor, role, action, subject_id, detail)
+       SELECT w.owner_id, w.owner_role, 'webhook.deliver', a.subject_id,
+              jsonb_build_object('by', 'system:webhook', 'webhook_id', w.id, 'url', w.url,
+                                 'event_ids', jsonb_agg(d.event_id::text ORDER BY d.event_id), 'alert_ids', jsonb_agg(DISTINCT a.id))
+         FROM unnest($1::bigint[], $8::boolean[]) AS s(id, sent)
+         JOIN webhook_deliveries d ON d.id = s.id
+         JOIN webhooks w ON w.id = d.webhook_id
+         JOIN alert_events e ON e.id = d.event_id
+         JOIN alerts a ON a.id = e.alert_id
+        WHERE s.sent
+        GROUP BY w.id, w.owner_id, w.owner_role, w.url, a.subject_id
      )
      UPDATE webhook_deliveries d
         SET attempts = d.attempts + 1,
@@ -139,6 +160,7 @@ export async function writeAttempts(db: Queryable, recs: AttemptRecord[]): Promi
       col((r) => Math.round(r.endedMs - r.startedMs)),
       col((r) => r.outcome),
       col((r) => new Date(r.endedMs)),
+      col((r) => r.bodySent),
     ],
   );
 }

@@ -1,5 +1,4 @@
 import { createHmac } from 'node:crypto';
-import { lookup } from 'node:dns/promises';
 import net from 'node:net';
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -9,7 +8,9 @@ import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { FeedReader, visibleTo, type FeedEvent } from './feed.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
-import { postJson } from './webhook-http.js';
+import { addressProblem, hostOf, systemResolver, type Resolver } from './webhook-address.js';
+import { createPoster } from './webhook-http.js';
+import { decryptSecret, parseSecretsKey } from './secrets.js';
 import { createAttemptLog, createBatchLoader, createBodyCache, eventBody, giveUp, loadDeliveries } from './webhook-store.js';
 
 /**
@@ -40,19 +41,37 @@ export interface DeliverySettings {
   timeoutMs: number;
   /** consecutive failures that open a webhook's circuit breaker */
   breakerFailures: number;
+  /** connect to private/reserved addresses too (WEBHOOK_ALLOW_PRIVATE: tests, closed networks) */
+  allowPrivate: boolean;
+  /** host name resolver for every connection (tests inject one; default: the system's) */
+  resolve?: Resolver;
+  /** SECRETS_KEY: opens the webhook secrets (null: no webhook can be signed) */
+  secretsKey: Buffer | null;
 }
 
-export function deliverySettings(c: Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_RECEIVER_CONCURRENCY' | 'WEBHOOK_CONNECT_TIMEOUT_MS' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_BREAKER_FAILURES'>): DeliverySettings {
+export function deliverySettings(
+  c: Pick<Config, 'WEBHOOK_CONCURRENCY' | 'WEBHOOK_RECEIVER_CONCURRENCY' | 'WEBHOOK_CONNECT_TIMEOUT_MS' | 'WEBHOOK_TIMEOUT_MS' | 'WEBHOOK_BREAKER_FAILURES' | 'WEBHOOK_ALLOW_PRIVATE' | 'SECRETS_KEY'>,
+): DeliverySettings {
   return {
     concurrency: c.WEBHOOK_CONCURRENCY,
     perReceiver: c.WEBHOOK_RECEIVER_CONCURRENCY,
     connectTimeoutMs: c.WEBHOOK_CONNECT_TIMEOUT_MS,
     timeoutMs: c.WEBHOOK_TIMEOUT_MS,
     breakerFailures: c.WEBHOOK_BREAKER_FAILURES,
+    allowPrivate: c.WEBHOOK_ALLOW_PRIVATE,
+    secretsKey: c.SECRETS_KEY ? parseSecretsKey(c.SECRETS_KEY) : null,
   };
 }
 
-export const DEFAULT_DELIVERY: DeliverySettings = { concurrency: 200, perReceiver: 4, connectTimeoutMs: 2000, timeoutMs: ATTEMPT_TIMEOUT_MS, breakerFailures: 5 };
+export const DEFAULT_DELIVERY: DeliverySettings = {
+  concurrency: 200,
+  perReceiver: 4,
+  connectTimeoutMs: 2000,
+  timeoutMs: ATTEMPT_TIMEOUT_MS,
+  breakerFailures: 5,
+  allowPrivate: false,
+  secretsKey: null,
+};
 
 export function sign(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -63,18 +82,12 @@ export function backoffMs(attemptsMade: number): number {
   return Math.min(3600_000, 1000 * 2 ** Math.max(0, attemptsMade - 1));
 }
 
-function isPrivate(ip: string): boolean {
-  if (net.isIPv4(ip)) {
-    const [a, b] = ip.split('.').map(Number) as [number, number];
-    return a === 10 || a === 127 || a === 0 || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || (a === 100 && b >= 64 && b <= 127) || a >= 224;
-  }
-  const v = ip.toLowerCase();
-  if (v.startsWith('::ffff:')) return isPrivate(v.slice(7));
-  return v === '::1' || v === '::' || v.startsWith('fc') || v.startsWith('fd') || v.startsWith('fe80');
-}
-
-/** Why a webhook URL is refused, or null: http(s) only, and public addresses only unless allowed. */
-export async function urlProblem(raw: string, allowPrivate: boolean): Promise<string | null> {
+/**
+ * Why a webhook URL is refused, or null: http(s) only, no credentials, and only public addresses
+ * (alerts/webhook-address.ts) unless allowed. The same check runs again on every connection of
+ * every delivery attempt, since a name can resolve differently later.
+ */
+export async function urlProblem(raw: string, allowPrivate: boolean, resolve: Resolver = systemResolver): Promise<string | null> {
   let u: URL;
   try {
     u = new URL(raw);
@@ -84,17 +97,20 @@ export async function urlProblem(raw: string, allowPrivate: boolean): Promise<st
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return `url must be http or https, not ${u.protocol.replace(':', '')}`;
   if (u.username || u.password) return 'url must not carry credentials';
   if (allowPrivate) return null;
-  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const host = hostOf(u);
   let addresses: string[];
   try {
-    addresses = net.isIP(host) ? [host] : (await lookup(host, { all: true })).map((a) => a.address);
+    addresses = net.isIP(host) ? [host] : await resolve(host);
   } catch {
     return `url host ${host} does not resolve`;
   }
-  const bad = addresses.find(isPrivate);
-  return bad ? `url points at a non-public address (${bad}); set WEBHOOK_ALLOW_PRIVATE to allow it` : null;
+  if (addresses.length === 0) return `url host ${host} does not resolve`;
+  for (const a of addresses) {
+    const why = addressProblem(a);
+    if (why) return `url points at a ${why}`;
+  }
+  return null;
 }
-
 
 export interface DeliveryJob {
   deliveryId: string;
@@ -141,7 +157,7 @@ export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?
     state.reader = null; // kept only once this round commits
     events = (await reader.read(client, 500, now)).events;
     if (events.length) {
-      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active`);
+      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active AND expires_at > now()`);
       const rows: Array<{ webhook_id: string; event_id: string }> = [];
       for (const e of events) for (const h of webhooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
       if (rows.length) {
@@ -198,7 +214,7 @@ export async function requeuePending(pool: Pool, queue: Queue<DeliveryJob>): Pro
   for (;;) {
     const r = await pool.query<{ id: string; webhook_id: string }>(
       `SELECT d.id::text, d.webhook_id::text FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
-        WHERE d.status = 'pending' AND w.active AND d.id > $1 ORDER BY d.id LIMIT 5000`,
+        WHERE d.status = 'pending' AND w.active AND w.expires_at > now() AND d.id > $1 ORDER BY d.id LIMIT 5000`,
       [after],
     );
     if (r.rows.length === 0) return missing;
@@ -235,6 +251,11 @@ export function createWebhookWorker(
   const bodies = createBodyCache(pool);
   const log = createAttemptLog(pool);
   const limits = { connectTimeoutMs: settings.connectTimeoutMs, timeoutMs: settings.timeoutMs };
+  const poster = createPoster({ allowPrivate: settings.allowPrivate, ...(settings.resolve ? { resolve: settings.resolve } : {}) });
+  const secretOf = (row: { webhookId: string; secretEnc: string }) => {
+    if (!settings.secretsKey) throw new Error('SECRETS_KEY is not set: webhook secrets cannot be opened');
+    return decryptSecret(settings.secretsKey, row.webhookId, row.secretEnc);
+  };
 
   const defer = async (job: Job<DeliveryJob>, token: string | undefined, at: number): Promise<never> => {
     await job.moveToDelayed(at, token);
@@ -260,13 +281,17 @@ export function createWebhookWorker(
     let sent: boolean | null = null;
     try {
       row ??= await rows(job.data.deliveryId);
-      if (!row || row.status !== 'pending' || !row.active) return 'gone';
+      if (!row || row.status !== 'pending') return 'gone';
+      if (!row.active) {
+        await giveUp(pool, row.id); // deleted, revoked or expired: nothing more is sent for it
+        return 'gone';
+      }
       const event = await bodies.get(row.eventId, Date.now());
       if (!event) return 'gone';
       const startedMs = Date.now();
-      const r = await postJson(
+      const r = await poster.post(
         row.url,
-        { 'content-type': 'application/json', 'x-tagwatch-signature': sign(event.body, row.secret), 'x-tagwatch-delivery': row.eventId, 'x-tagwatch-event': event.action },
+        { 'content-type': 'application/json', 'x-tagwatch-signature': sign(event.body, secretOf(row)), 'x-tagwatch-delivery': row.eventId, 'x-tagwatch-event': event.action },
         event.body,
         limits,
       );
@@ -274,7 +299,7 @@ export function createWebhookWorker(
       sent = r.error === null;
       gate.done(webhookId, admission.probe, sent, endedMs);
       const expired = !sent && endedMs - row.createdMs >= RETRY_FOR_MS;
-      await log.record({ deliveryId: row.id, startedMs, endedMs, statusCode: r.status, error: r.error, outcome: sent ? 'delivered' : expired ? 'failed' : 'pending' });
+      await log.record({ deliveryId: row.id, startedMs, endedMs, statusCode: r.status, error: r.error, outcome: sent ? 'delivered' : expired ? 'failed' : 'pending', bodySent: r.sent });
       metrics?.deliveryAttempts.inc({ channel: 'webhook', outcome: sent ? 'delivered' : expired ? 'failed' : 'retry' });
       metrics?.deliveryAttemptSeconds.observe({ channel: 'webhook' }, (endedMs - startedMs) / 1000);
       if (sent) return 'delivered';
@@ -297,5 +322,13 @@ export function createWebhookWorker(
     },
     openUntil: (id, now) => gate.openUntil(id, now),
   };
-  return { worker, gate, hooks, close: () => worker.close() };
+  return {
+    worker,
+    gate,
+    hooks,
+    close: async () => {
+      await worker.close();
+      poster.close();
+    },
+  };
 }

@@ -5,8 +5,12 @@ import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
 import { readBrokerCa } from '../registry/ca.js';
+import { prepareWebhookSecrets } from '../alerts/secrets.js';
+import { subscriptionSettings } from '../alerts/webhooks.routes.js';
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
+  const subscriptions = subscriptionSettings(rt.config);
+  await prepareWebhookSecrets(rt.pool, subscriptions.secretsKey, rt.logger); // refuses to start without SECRETS_KEY once webhooks exist
   const feed = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
   await feed.start();
   const brokerAdmin =
@@ -22,6 +26,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     feed,
     brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
+    subscriptions,
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,

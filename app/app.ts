@@ -18,6 +18,8 @@ import { zonesRoutes } from '../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../alcohol/sobriety.routes.js';
 import { alertsRoutes } from '../alerts/alerts.routes.js';
 import { emailRoutes } from '../alerts/email.routes.js';
+import { DEFAULT_SUBSCRIPTIONS, webhookRoutes, type SubscriptionSettings } from '../alerts/webhooks.routes.js';
+import type { Resolver } from '../alerts/webhook-address.js';
 import { registerFatigueMetrics } from '../alerts/fatigue.metrics.js';
 import type { FeedHub } from '../alerts/feed.js';
 import type { BrokerAdmin } from '../registry/dynsec.js';
@@ -34,6 +36,10 @@ export interface AppDeps {
   /** provisions devices at the broker (dynamic security), when configured */
   brokerAdmin?: BrokerAdmin | null;
   allowPrivateWebhooks?: boolean;
+  /** subscription lifetime, webhook cap and the key of webhook secrets (defaults: 90 days, 10, none) */
+  subscriptions?: SubscriptionSettings;
+  /** host name resolver for webhook URL checks (tests inject one) */
+  resolveHost?: Resolver;
   /** whether the service sends alert email (SMTP configured) */
   emailEnabled?: boolean;
   /** requests per user per minute */
@@ -111,8 +117,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(subjectDataRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(zonesRoutes(deps.pool, { reevaluateMaxFixes: deps.reevaluateMaxFixes }));
   await app.register(sobrietyRoutes(deps.pool));
-  await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
-  await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));
+  await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null }));
+  const subscriptions = deps.subscriptions ?? DEFAULT_SUBSCRIPTIONS;
+  await app.register(webhookRoutes(deps.pool, deps.allowPrivateWebhooks ?? false, subscriptions, deps.resolveHost));
+  await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));
   return app as unknown as FastifyInstance;
 }
 

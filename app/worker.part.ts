@@ -9,6 +9,7 @@ import { tickHealth } from '../health/health.job.js';
 import { runEvaluationJob } from '../evaluation/evaluate.job.js';
 import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
 import { createFeedDrainer } from '../alerts/drain.js';
+import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -23,6 +24,8 @@ export const EVALUATION_CONCURRENCY = 4;
  */
 export async function startWorker(rt: Runtime): Promise<Part> {
   const prefix = rt.config.QUEUE_PREFIX;
+  const webhookSettings = deliverySettings(rt.config);
+  await prepareWebhookSecrets(rt.pool, webhookSettings.secretsKey, rt.logger); // refuses to start without SECRETS_KEY once webhooks exist
   const maintenance = new Queue(MAINTENANCE_QUEUE, { connection: rt.redis, prefix });
   await maintenance.upsertJobScheduler('retention', { every: 3_600_000 }, { name: 'retention' });
   await maintenance.upsertJobScheduler('curfew-tick', { every: 60_000 }, { name: 'curfew-tick' });
@@ -31,7 +34,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
-  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config), {}, rt.metrics);
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
   const dispatchState = createDispatchState();
   const dispatcher = createFeedDrainer(rt, 'webhook dispatch', () => dispatchFeed(rt.pool, webhookQueue, webhookWorker.hooks, dispatchState));
   const email = startEmail(rt);

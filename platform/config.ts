@@ -51,6 +51,11 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_CONNECT_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60000, default: 2000, description: 'time to open a connection to a webhook receiver' }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 500, maximum: 120000, default: 5000, description: 'time for a whole webhook attempt (connect, send, answer)' }),
   WEBHOOK_BREAKER_FAILURES: Type.Integer({ minimum: 1, maximum: 1000, default: 5, description: "consecutive failed attempts that open a webhook's circuit breaker" }),
+  SECRETS_KEY: Type.Optional(
+    Type.String({ pattern: '^([0-9a-fA-F]{64}|[A-Za-z0-9+/_-]{43}=?)$', description: 'key encrypting webhook secrets at rest (AES-256-GCM): 32 bytes as 64 hex digits or base64; required once any webhook exists' }),
+  ),
+  SUBSCRIPTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 90, description: 'days a webhook or alert-email subscription lasts before its owner must renew it' }),
+  WEBHOOKS_PER_USER: Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: 'most webhooks one user may have registered at once' }),
   ESCALATE_AFTER_MINUTES: Type.Integer({ minimum: 1, maximum: 1440, default: 15, description: 'a high alert not acknowledged this long is escalated to supervisors' }),
   SMTP_URL: Type.Optional(Url(['smtp', 'smtps'], 'SMTP server for alert email, e.g. smtp://user:pass@mail.example:587 (STARTTLS when offered; ?tls=required insists) or smtps://…:465; unset: no email')),
   EMAIL_FROM: Type.String({ minLength: 3, maxLength: 200, default: 'tagwatch <alerts@tagwatch.invalid>', description: 'From address of alert email' }),

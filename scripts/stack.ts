@@ -50,6 +50,8 @@ export interface StackEnv {
   MQTT_ADMIN_USERNAME: string;
   MQTT_ADMIN_PASSWORD: string;
   JWT_SECRET: string;
+  /** key of the webhook secrets at rest (alerts/secrets.ts), made once per stack like JWT_SECRET */
+  SECRETS_KEY: string;
   STACK_DIR: string;
 }
 
@@ -86,6 +88,9 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
     MQTT_ADMIN_PASSWORD: admin.adminPassword,
     // development-only HS256 secret, made once per stack
     JWT_SECRET: previous?.JWT_SECRET ?? randomBytes(32).toString('base64url'),
+    // development key for webhook secrets at rest; kept across restarts (changing it makes the
+    // stored secrets unreadable)
+    SECRETS_KEY: previous?.SECRETS_KEY ?? randomBytes(32).toString('base64url'),
     STACK_DIR,
   };
   writeSecretFile(join(STACK_DIR, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');

@@ -83,6 +83,7 @@ export async function createEnvironment(stack: StackEnv, cleanups: Cleanup[], ex
     REDIS_URL: stack.REDIS_URL,
     MQTT_URL: broker.url,
     JWT_SECRET: stack.JWT_SECRET,
+    SECRETS_KEY: stack.SECRETS_KEY, // webhooks are registered: their secrets are encrypted with it
     QUEUE_PREFIX: prefix,
     INGEST_INSTANCE: prefix,
     MQTT_SHARE_GROUP: prefix,

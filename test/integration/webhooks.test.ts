@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import type { Queryable } from '../../platform/db.js';
 import { createLogger } from '../../platform/logger.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import type { GateSettings } from '../../alerts/webhook-gate.js';
+import { encryptSecret } from '../../alerts/secrets.js';
 import {
   backoffMs,
   createDispatchState,
@@ -19,6 +20,7 @@ import {
   DEFAULT_DELIVERY,
   dispatchFeed,
   requeuePending,
+  urlProblem,
   WEBHOOK_QUEUE,
   type DeliveryJob,
   type DeliverySettings,
@@ -31,6 +33,7 @@ import {
  */
 
 const SECRET = 'a-webhook-secret-of-32-characters';
+const KEY = randomBytes(32);
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -74,7 +77,8 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
   const start = () => {
     const c = redis.duplicate();
     connections.push(c);
-    return createWebhookWorker(db.pool, c, prefix, createLogger('silent'), { ...DEFAULT_DELIVERY, ...settings }, gate);
+    // loopback receivers: private addresses allowed unless a test says otherwise
+    return createWebhookWorker(db.pool, c, prefix, createLogger('silent'), { ...DEFAULT_DELIVERY, allowPrivate: true, secretsKey: KEY, ...settings }, gate);
   };
   let delivery = start();
   let running = true;
@@ -108,8 +112,9 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
     },
     requeue: () => requeuePending(db.pool, queue),
     async addWebhook(url: string): Promise<string> {
-      const r = await db.pool.query<{ id: string }>(`INSERT INTO webhooks (owner_id, owner_role, url, secret) VALUES ('sup-1', 'supervisor', $1, $2) RETURNING id`, [url, SECRET]);
-      return r.rows[0]!.id;
+      const id = randomUUID();
+      await db.pool.query(`INSERT INTO webhooks (id, owner_id, owner_role, url, secret_enc) VALUES ($1, 'sup-1', 'supervisor', $2, $3)`, [id, url, encryptSecret(KEY, id, SECRET)]);
+      return id;
     },
     /** raises `n` strap tampers (one per new subject) and dispatches them; returns their feed ids */
     /** raises one strap tamper for a new subject through `db` (a pool, or a client in a transaction) */
@@ -282,5 +287,67 @@ describe('webhook retries and the circuit breaker', () => {
     const delivered = receiver.received.filter((r) => r.validSignature).map((r) => r.delivery);
     expect(new Set(delivered)).toEqual(new Set(events));
     expect((await t.attempts(id)).length).toBe(receiver.received.length);
+  });
+});
+
+/** A loopback receiver that counts every connection and request it gets, and answers 200. */
+async function countingReceiver() {
+  let connections = 0;
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    req.resume().on('end', () => res.writeHead(200).end());
+  });
+  server.on('connection', () => connections++);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    port: (server.address() as { port: number }).port,
+    counts: () => ({ connections, requests }),
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+describe('webhook SSRF: the address connected to is checked on every attempt', () => {
+  it('a name that resolves to a public address at registration and to 127.0.0.1 at delivery gets no POST; the attempt is logged as refused', async () => {
+    const receiver = await countingReceiver();
+    cleanups.push(() => receiver.close());
+    // DNS rebinding: the first answer is public, every later one loopback
+    const asked: string[] = [];
+    const resolve = async (host: string) => {
+      asked.push(host);
+      return asked.length === 1 ? ['93.184.215.14'] : ['127.0.0.1'];
+    };
+    const url = `http://localhost:${receiver.port}/hook`;
+    expect(await urlProblem(url, false, resolve)).toBeNull(); // registration saw a public address
+    const t = await setup({ allowPrivate: false, resolve });
+    const id = await t.addWebhook(url);
+    await t.raise(1);
+    const [attempt] = await waitFor(async () => {
+      const a = await t.attempts(id);
+      return a.length >= 1 && a;
+    }, 'the refused attempt logged');
+    expect(attempt).toMatchObject({ status_code: null });
+    expect(attempt!.error).toMatch(/refused: webhook host localhost resolves to a non-public address \(127\.0\.0\.1, loopback\)/);
+    expect(asked.slice(1).every((h) => h === 'localhost')).toBe(true);
+    expect(receiver.counts()).toEqual({ connections: 0, requests: 0 });
+    // nothing left the service, so no delivery of personal data is audited
+    expect((await t.db.pool.query(`SELECT count(*)::int n FROM audit_log WHERE action = 'webhook.deliver'`)).rows[0].n).toBe(0);
+  });
+
+  it('a literal non-public address in the URL is refused at delivery too (a row registered before the check, or by hand)', async () => {
+    const receiver = await countingReceiver();
+    cleanups.push(() => receiver.close());
+    const t = await setup({ allowPrivate: false });
+    const id = await t.addWebhook(`http://[::ffff:127.0.0.1]:${receiver.port}/hook`);
+    const id2 = await t.addWebhook(`http://127.0.0.1:${receiver.port}/hook`);
+    await t.raise(1);
+    for (const w of [id, id2]) {
+      const [attempt] = await waitFor(async () => {
+        const a = await t.attempts(w);
+        return a.length >= 1 && a;
+      }, 'the refused attempt logged');
+      expect(attempt!.error).toMatch(/^refused: .*non-public address/);
+    }
+    expect(receiver.counts()).toEqual({ connections: 0, requests: 0 });
   });
 });

@@ -83,6 +83,20 @@ describe('every route x every role, generated from the route table', () => {
   });
 });
 
+describe('subscription routes (issue 9, finding 11) are in the matrix with their roles', () => {
+  it('lists who may call each', () => {
+    const roles = (method: string, url: string) => routeTable(svc.app).find((r) => r.method === method && r.url === url)?.roles.slice().sort();
+    const managers = ['offender_manager', 'supervisor'];
+    expect(roles('POST', '/v1/webhooks')).toEqual(managers);
+    expect(roles('GET', '/v1/webhooks')).toEqual(['admin', ...managers]);
+    expect(roles('POST', '/v1/webhooks/:id/renew')).toEqual(managers);
+    expect(roles('DELETE', '/v1/webhooks/:id')).toEqual(['admin', ...managers]);
+    expect(roles('POST', '/v1/me/notifications/renew')).toEqual(managers);
+    expect(roles('GET', '/v1/notification-subscriptions')).toEqual(['admin']);
+    expect(roles('DELETE', '/v1/notification-subscriptions/:id')).toEqual(['admin']);
+  });
+});
+
 describe('hostile input', () => {
   const injections = ["' OR '1'='1", "'; DROP TABLE subjects; --", '"); DELETE FROM readings; --', '\\x00\u0000', '$(rm -rf /)', '<script>alert(1)</script>'];
 

@@ -16,6 +16,7 @@ import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type 
 import { freePort, OWNER_ROLE, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { withDatabase } from './global-setup.js';
 import { createFeedHub } from '../../alerts/feed.js';
+import { subscriptionSettings } from '../../alerts/webhooks.routes.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
 import { readBrokerCa } from '../../registry/ca.js';
 
@@ -101,6 +102,7 @@ export function testConfig(overrides: Record<string, string>): Config {
     REDIS_URL: s.REDIS_URL,
     MQTT_URL: s.MQTT_URL,
     JWT_SECRET: s.JWT_SECRET,
+    SECRETS_KEY: s.SECRETS_KEY,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     QUEUE_PREFIX: `t${randomBytes(5).toString('hex')}`,
     INGEST_INSTANCE: `t${randomBytes(5).toString('hex')}`,
@@ -143,6 +145,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     feed,
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
+    subscriptions: subscriptionSettings(config),
     emailEnabled: config.SMTP_URL !== undefined,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),

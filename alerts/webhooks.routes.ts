@@ -1,0 +1,165 @@
+import { randomUUID } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { Pool } from '../platform/db.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { problem } from '../platform/http/problem.js';
+import type { Config } from '../platform/config.js';
+import { encryptSecret, parseSecretsKey } from './secrets.js';
+import type { Resolver } from './webhook-address.js';
+import { urlProblem } from './webhooks.js';
+
+/** What subscriptions (webhooks, alert email) are held to: finding 11 of issue 9. */
+export interface SubscriptionSettings {
+  /** SUBSCRIPTION_DAYS: a subscription lasts this long from registration or its last renewal */
+  days: number;
+  /** WEBHOOKS_PER_USER: most webhooks (not deleted or revoked) one user may hold */
+  webhooksPerUser: number;
+  /** SECRETS_KEY, parsed; null: webhooks cannot be registered (503) */
+  secretsKey: Buffer | null;
+}
+
+export const subscriptionSettings = (c: Pick<Config, 'SUBSCRIPTION_DAYS' | 'WEBHOOKS_PER_USER' | 'SECRETS_KEY'>): SubscriptionSettings => ({
+  days: c.SUBSCRIPTION_DAYS,
+  webhooksPerUser: c.WEBHOOKS_PER_USER,
+  secretsKey: c.SECRETS_KEY ? parseSecretsKey(c.SECRETS_KEY) : null,
+});
+
+export const DEFAULT_SUBSCRIPTIONS: SubscriptionSettings = { days: 90, webhooksPerUser: 10, secretsKey: null };
+
+/** RFC 9457 problem body, for the OpenAPI document's 4xx answers. */
+export const ProblemBody = Type.Object(
+  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.Optional(Type.String()), instance: Type.Optional(Type.String()) },
+  { additionalProperties: true, description: 'RFC 9457 problem details' },
+);
+/** A route's answers for the OpenAPI document: its success body as JSON, its 4xx/5xx as problems. */
+export const problems = (...codes: number[]) => ({
+  '2xx': Type.Unknown({ description: 'success' }),
+  ...Object.fromEntries(codes.map((c) => [c, { description: 'problem details', content: { 'application/problem+json': { schema: ProblemBody } } }])),
+});
+
+const MANAGERS = ['offender_manager', 'supervisor'] as const;
+const WebhookId = Type.Object({ id: Type.String({ maxLength: 64 }) });
+const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+
+/** A webhook as listed: never its secret. */
+const COLS = `id, owner_id, owner_role, url, created_at, expires_at, renewed_at, revoked_at, revoked_by,
+  CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN NOT active THEN 'deleted' WHEN expires_at <= now() THEN 'expired' ELSE 'active' END AS status`;
+
+/**
+ * Webhooks (contract §5, §6): registered by a manager or supervisor for what their role lets
+ * them see, for SUBSCRIPTION_DAYS, renewable by their owner (which also brings the role the
+ * webhook acts with up to date); an expired webhook delivers nothing. Owners list and delete
+ * their own; admins list all and revoke any. Secrets are encrypted before they are stored.
+ */
+export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: SubscriptionSettings, resolve?: Resolver): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.post(
+      '/v1/webhooks',
+      {
+        config: { roles: MANAGERS },
+        schema: {
+          tags: ['webhooks'],
+          operationId: 'createWebhook',
+          summary: 'Register a webhook for the caller’s caseload (a supervisor: every subject, and escalations); it expires after SUBSCRIPTION_DAYS unless renewed',
+          body: Type.Object({ url: Type.String({ maxLength: 2000 }), secret: Type.String({ minLength: 16, maxLength: 256 }) }, { additionalProperties: false }),
+          response: problems(400, 401, 403, 409, 503),
+        },
+      },
+      async (request, reply) => {
+        const why = await urlProblem(request.body.url, allowPrivate, resolve);
+        if (why) return problem(reply, 400, 'Bad Request', why);
+        if (!settings.secretsKey) return problem(reply, 503, 'Service Unavailable', 'webhooks are off: the service has no SECRETS_KEY to store their secrets with');
+        const user = userOf(request);
+        const id = randomUUID();
+        const client = await pool.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(`SELECT pg_advisory_xact_lock(hashtext('webhooks:' || $1))`, [user.id]); // one registration per user at a time
+          const held = await client.query<{ n: number }>(`SELECT count(*)::int n FROM webhooks WHERE owner_id = $1 AND active`, [user.id]);
+          if (held.rows[0]!.n >= settings.webhooksPerUser) {
+            await client.query('ROLLBACK');
+            return problem(reply, 409, 'Conflict', `at most ${settings.webhooksPerUser} webhooks per user (WEBHOOKS_PER_USER); you have ${held.rows[0]!.n}: delete one first`);
+          }
+          const r = await client.query<{ created_at: Date; expires_at: Date }>(
+            `INSERT INTO webhooks (id, owner_id, owner_role, url, secret_enc, expires_at) VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
+             RETURNING created_at, expires_at`,
+            [id, user.id, user.role, request.body.url, encryptSecret(settings.secretsKey, id, request.body.secret), settings.days],
+          );
+          await audit(client, request, { action: 'webhook.create', detail: { webhook_id: id, url: request.body.url } });
+          await client.query('COMMIT');
+          return reply.code(201).send({ id, url: request.body.url, created_at: r.rows[0]!.created_at, expires_at: r.rows[0]!.expires_at });
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw err;
+        } finally {
+          client.release();
+        }
+      },
+    );
+
+    app.get(
+      '/v1/webhooks',
+      {
+        config: { roles: [...MANAGERS, 'admin'] },
+        schema: { tags: ['webhooks'], operationId: 'listWebhooks', summary: 'The caller’s webhooks (not deleted); for an admin every webhook with its owner and status', response: problems(401, 403) },
+      },
+      async (request) => {
+        const user = userOf(request);
+        if (user.role === 'admin') {
+          const r = await pool.query(`SELECT ${COLS} FROM webhooks ORDER BY created_at`);
+          await audit(pool, request, { action: 'webhooks.read', detail: { count: r.rows.length } });
+          return { items: r.rows };
+        }
+        const r = await pool.query(`SELECT ${COLS} FROM webhooks WHERE owner_id = $1 AND active ORDER BY created_at`, [user.id]);
+        return { items: r.rows };
+      },
+    );
+
+    app.post(
+      '/v1/webhooks/:id/renew',
+      {
+        config: { roles: MANAGERS },
+        schema: {
+          tags: ['webhooks'],
+          operationId: 'renewWebhook',
+          summary: 'Renew the caller’s webhook for SUBSCRIPTION_DAYS from now (also when expired); it then acts with the caller’s current role',
+          params: WebhookId,
+          response: problems(401, 403, 404),
+        },
+      },
+      async (request, reply) => {
+        const user = userOf(request);
+        if (!isUuid(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
+        const r = await pool.query<{ expires_at: Date }>(
+          `UPDATE webhooks SET expires_at = now() + make_interval(days => $3), renewed_at = now(), owner_role = $4
+            WHERE id = $1 AND owner_id = $2 AND active RETURNING expires_at`,
+          [request.params.id, user.id, settings.days, user.role],
+        );
+        if (!r.rowCount) return problem(reply, 404, 'Not Found', 'webhook not found');
+        await audit(pool, request, { action: 'webhook.renew', detail: { webhook_id: request.params.id } });
+        return { id: request.params.id, expires_at: r.rows[0]!.expires_at };
+      },
+    );
+
+    app.delete(
+      '/v1/webhooks/:id',
+      {
+        config: { roles: [...MANAGERS, 'admin'] },
+        schema: { tags: ['webhooks'], operationId: 'deleteWebhook', summary: 'Delete the caller’s webhook; an admin revokes anyone’s', params: WebhookId, response: problems(401, 403, 404) },
+      },
+      async (request, reply) => {
+        const user = userOf(request);
+        if (!isUuid(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
+        const admin = user.role === 'admin';
+        const r = admin
+          ? await pool.query<{ owner_id: string }>(`UPDATE webhooks SET active = false, revoked_at = now(), revoked_by = $2 WHERE id = $1 AND active RETURNING owner_id`, [request.params.id, user.id])
+          : await pool.query<{ owner_id: string }>(`UPDATE webhooks SET active = false WHERE id = $1 AND owner_id = $2 AND active RETURNING owner_id`, [request.params.id, user.id]);
+        if (!r.rowCount) return problem(reply, 404, 'Not Found', 'webhook not found');
+        await audit(pool, request, { action: admin ? 'webhook.revoke' : 'webhook.delete', detail: { webhook_id: request.params.id, owner_id: r.rows[0]!.owner_id } });
+        return reply.code(204).send();
+      },
+    );
+  };
+}
