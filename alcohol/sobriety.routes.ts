@@ -7,9 +7,8 @@ import { userOf } from '../src/http/auth.js';
 import { problem } from '../src/http/problem.js';
 import { RefId } from '../src/http/schemas.js';
 import { getSubjectFor } from '../src/registry/subjects.repo.js';
-import { localDays } from './days.js';
-import { rateOfDays, soberRate } from './rate.js';
-import { cohortTotals, fittedIntervals, loadDays, pseudonymFor, pseudonymKey } from './alcohol.repo.js';
+import { pseudonymFor, pseudonymKey } from './alcohol.repo.js';
+import { cohortSobriety, subjectSobriety } from './sobriety.js';
 
 const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD, a local day in the subject’s time zone' });
 const Period = Type.Object({ from: DateOnly, to: DateOnly }, { additionalProperties: false });
@@ -41,17 +40,10 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
             ? ((await pool.query<{ id: string; timezone: string }>(`SELECT id, timezone FROM subjects WHERE id = $1`, [request.params.id])).rows[0] ?? null)
             : await getSubjectFor(pool, user, request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-        const calendar = localDays(from, to, subject.timezone);
-        const fitted = calendar.length ? await fittedIntervals(pool, subject.id, new Date(calendar[0]![1]), new Date(calendar[calendar.length - 1]![2])) : [];
-        const stored = new Map((await loadDays(pool, subject.id, from, to)).map((d) => [d.date, d]));
-        // a fitted day with no stored result had no reading at all: not monitored
-        const days = calendar
-          .filter(([, s, e]) => fitted.some(([f0, f1]) => f1 > s && f0 < e))
-          .map(([date]) => ({ date, status: stored.get(date)?.status ?? ('not_monitored' as const), params_version: stored.get(date)?.params_version ?? null }));
+        const figures = await subjectSobriety(pool, subject, from, to);
         await audit(pool, request, { action: 'sobriety.read', subjectId: subject.id, detail: { from, to } });
-        const rate = rateOfDays(days);
         const ref = user.role === 'analyst' ? { subject: pseudonymFor(await pseudonymKey(pool), user.id, subject.id) } : { subject_id: subject.id };
-        return { ...ref, from, to, days, ...rate, params_versions: [...new Set(days.flatMap((d) => (d.params_version ? [d.params_version] : [])))] };
+        return { ...ref, from, to, ...figures };
       },
     );
 
@@ -73,16 +65,10 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         const why = periodProblem(from, to);
         if (why) return problem(reply, 400, 'Bad Request', why);
         const user = userOf(request);
-        const [rows, key] = await Promise.all([cohortTotals(pool, cohort ?? null, from, to), pseudonymKey(pool)]);
-        let sober = 0;
-        let monitored = 0;
-        const subjects = rows.map((r) => {
-          sober += r.sober_days;
-          monitored += r.monitored_days;
-          return { subject: pseudonymFor(key, user.id, r.subject_id), cohort: r.cohort, ...soberRate(r.sober_days, r.monitored_days) };
-        });
-        await audit(pool, request, { action: 'sobriety.export', detail: { cohort: cohort ?? 'all', from, to, subjects: subjects.length } });
-        return { cohort: cohort ?? 'all', from, to, subjects: subjects.length, ...soberRate(sober, monitored), rows: subjects };
+        const key = await pseudonymKey(pool);
+        const figures = await cohortSobriety(pool, cohort ?? null, from, to, (id) => pseudonymFor(key, user.id, id));
+        await audit(pool, request, { action: 'sobriety.export', detail: { cohort: cohort ?? 'all', from, to, subjects: figures.subjects } });
+        return { cohort: cohort ?? 'all', from, to, ...figures };
       },
     );
   };

@@ -1,14 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../src/db.js';
+import { withTransaction, type Pool, type Queryable } from '../src/db.js';
 import { audit } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
+import { userOf, type Role, type User } from '../src/http/auth.js';
 import { problem } from '../src/http/problem.js';
 import { DateTimeIn, RefId } from '../src/http/schemas.js';
 import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
 import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';
-import { ALERT_TYPES } from './rules.js';
+import { ALERT_TYPES, isReviewed } from './rules.js';
 import { urlProblem } from './webhooks.js';
 
 export interface AlertRoutesDeps {
@@ -16,6 +16,14 @@ export interface AlertRoutesDeps {
   feed: FeedHub | null;
   allowPrivateWebhooks: boolean;
   heartbeatMs?: number;
+  /** the role that reviews drinking events and alcohol tampers (ALCOHOL_REVIEW_ROLE) */
+  reviewRole?: Role;
+  /**
+   * Records a `not_confirmed` review (and its effect on the figures) inside the resolving
+   * transaction: resolving a reviewed alert as a false alarm counts as that review only when the
+   * person resolving holds the review role (contract 1.1 §4). Null: resolving never reviews.
+   */
+  reviewFalseAlarm?: ((db: Queryable, user: User, alertId: string, note: string | null) => Promise<unknown>) | null;
 }
 
 const AlertId = Type.Object({ id: Type.String({ maxLength: 64 }) });
@@ -84,9 +92,22 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const r = await transition(pool, userOf(request), request.params.id, 'resolved', request.body?.note ?? null, request.body?.false_alarm ?? false);
+        const user = userOf(request);
+        const note = request.body?.note ?? null;
+        const falseAlarm = request.body?.false_alarm ?? false;
+        const reviews = falseAlarm && user.role === deps.reviewRole && deps.reviewFalseAlarm ? deps.reviewFalseAlarm : null;
+        const r = await withTransaction(pool, async (client) => {
+          const t = await transition(client, user, request.params.id, 'resolved', note, falseAlarm);
+          if (!t.ok) return t;
+          const reviewed = reviews !== null && isReviewed(t.alert.type as string);
+          await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: request.params.id } });
+          if (reviewed) {
+            await reviews(client, user, request.params.id, note);
+            await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: request.params.id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
+          }
+          return reviewed ? { ok: true as const, alert: (await getAlertFor(client, user, request.params.id))! } : t;
+        });
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
-        await audit(pool, request, { action: 'alert.resolve', subjectId: r.alert.subject_id as string, detail: { alert_id: request.params.id } });
         return r.alert;
       },
     );

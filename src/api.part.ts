@@ -18,6 +18,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     feed,
     brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
+    alcoholReviewRole: rt.config.ALCOHOL_REVIEW_ROLE,
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,

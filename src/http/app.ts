@@ -7,13 +7,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Pool } from '../db.js';
-import { registerAuth, type User } from './auth.js';
+import { registerAuth, type Role, type User } from './auth.js';
 import { problem } from './problem.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { auditRoutes } from '../audit.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
 import { zonesRoutes } from '../../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../../alcohol/sobriety.routes.js';
+import { reviewRoutes } from '../../alcohol/review.routes.js';
+import { reviewInTransaction } from '../../alcohol/review.js';
 import { alertsRoutes } from '../../alerts/alerts.routes.js';
 import { emailRoutes } from '../../alerts/email.routes.js';
 import { registerFatigueMetrics } from '../../alerts/fatigue.metrics.js';
@@ -34,6 +36,8 @@ export interface AppDeps {
   allowPrivateWebhooks?: boolean;
   /** whether the service sends alert email (SMTP configured) */
   emailEnabled?: boolean;
+  /** the role that reviews drinking events and alcohol tampers (ALCOHOL_REVIEW_ROLE; default supervisor) */
+  alcoholReviewRole?: Role;
   /** requests per user per minute */
   rateLimitPerMinute?: number;
   /** facts shown by /readyz, e.g. the storage path */
@@ -104,7 +108,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes(deps.pool));
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));
-  await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
+  const reviewRole = deps.alcoholReviewRole ?? 'supervisor';
+  await app.register(reviewRoutes(deps.pool, reviewRole));
+  await app.register(
+    alertsRoutes({
+      pool: deps.pool,
+      feed: deps.feed ?? null,
+      allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false,
+      reviewRole,
+      reviewFalseAlarm: (db, user, alertId, note) => reviewInTransaction(db, user, alertId, 'not_confirmed', note),
+    }),
+  );
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));
   return app as unknown as FastifyInstance;
 }

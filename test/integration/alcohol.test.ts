@@ -132,7 +132,7 @@ describe('alcohol end to end: a real recording through MQTT', () => {
 
   it('exposes the analysts’ SQL views without names', async () => {
     const v = await db.pool.query(`SELECT * FROM sober_days LIMIT 1`);
-    expect(Object.keys(v.rows[0])).toEqual(['subject_ref', 'cohort', 'date', 'status', 'covered_minutes', 'params_version']);
+    expect(Object.keys(v.rows[0])).toEqual(['subject_ref', 'cohort', 'date', 'status', 'covered_minutes', 'params_version', 'reviewed_status', 'pending_events']);
     const r = await db.pool.query(`SELECT cohort, sober_days, monitored_days FROM sober_day_rates WHERE cohort = 'flex'`);
     expect(r.rows.length).toBeGreaterThanOrEqual(1);
   });

@@ -124,6 +124,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     feed,
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
+    alcoholReviewRole: config.ALCOHOL_REVIEW_ROLE,
     emailEnabled: config.SMTP_URL !== undefined,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
