@@ -65,11 +65,11 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
       const eligible = (x: { start: number }) => x.start >= loadFrom + 86400_000;
       for (const e of c.events.filter(eligible)) {
         const type: AlertType = e.kind === 'drinking' ? 'drinking_event' : 'alcohol_interference';
-        const a = await alert(client, subject_id, deviceId, type, e, readings, watermark, provenAtEvent(e, readings, deps.params));
+        const a = await alert(client, subject_id, deviceId, type, e, readings, watermark, provenAtEvent(e, readings, deps.params), version);
         if (a) raised.push(a);
       }
       for (const t of c.tampers.filter(eligible)) {
-        const a = await alert(client, subject_id, deviceId, 'alcohol_tamper', t, readings, watermark, provenAtTamper(t, readings, deps.params));
+        const a = await alert(client, subject_id, deviceId, 'alcohol_tamper', t, readings, watermark, provenAtTamper(t, readings, deps.params), version);
         if (a) raised.push(a);
       }
     }
@@ -90,6 +90,7 @@ async function alert(
   readings: Array<AlcoholReadingIn & { received_at?: number }>,
   watermark: number | null,
   provenAt: number,
+  paramsVersion: string,
 ): Promise<AlertRow | null> {
   const sorted = [...readings].sort((a, b) => a.ts - b.ts);
   if ((await overlappingAlerts(client, subjectId, type, null, new Date(x.start), new Date(x.end))) > 0) {
@@ -105,7 +106,8 @@ async function alert(
     zoneId: null,
     startedAt: new Date(x.start),
     late: isLate(provenAt, readings.find((r) => r.ts === provenAt)?.received_at, watermark),
-    evidence: [{ summary: { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString() } }, ...evidence],
+    // the curve, the rule that fired and the parameter version: what a review and an evidence pack show
+    evidence: [{ summary: { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString(), params_version: paramsVersion } }, ...evidence],
   });
   if (r.outcome !== 'raised') return null;
   if (!x.ongoing) await endCondition(client, subjectId, type, null, new Date(x.start), new Date(x.end));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
-import { DEFAULT_PARAMS } from '../../alcohol/params.js';
+import { DEFAULT_PARAMS, paramsVersion } from '../../alcohol/params.js';
 import { evaluateDeviceAlcohol } from '../../alcohol/evaluate.job.js';
 import { cohortTotalsFromDays, rollupDrift } from '../../alcohol/alcohol.repo.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
@@ -82,6 +82,10 @@ describe('alcohol review', () => {
       ['drinking_event', '2026-11-06T18:00:00.000Z', 'pending'],
       ['drinking_event', '2026-11-06T21:00:00.000Z', 'pending'],
     ]);
+    // what a reviewer (and an evidence pack) needs: the curve, the rule that fired, the parameter version
+    const evidence = (await db.pool.query(`SELECT evidence FROM alerts WHERE id = $1`, [a[1]!.id])).rows[0].evidence;
+    expect(evidence[0].summary).toMatchObject({ kind: 'obstruction', baseline_ir: 1.1, baseline_temp_c: 32, start: '2026-11-03T10:00:00.000Z', end: '2026-11-03T12:30:00.000Z', params_version: paramsVersion(DEFAULT_PARAMS) });
+    expect(evidence.slice(1).map((r: { ir: number }) => r.ir)).toEqual([0.3, 0.3, 0.3, 0.3, 0.3, 0.3]);
     const body = await sobriety();
     expect(body.days.map((d: { status: string }) => d.status)).toEqual(['sober', 'drinking', 'tamper', 'drinking', 'sober', 'drinking', 'sober']);
     expect(body.days.map((d: { reviewed_status: string }) => d.reviewed_status)).toEqual(body.days.map((d: { status: string }) => d.status));
