@@ -6,7 +6,7 @@ import { userOf, type Role, type User } from '../src/http/auth.js';
 import { problem } from '../src/http/problem.js';
 import { DateTimeIn, RefId } from '../src/http/schemas.js';
 import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
-import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
+import { getAlertFor, listAlertsFor, transition, type Transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';
 import { ALERT_TYPES, isReviewed } from './rules.js';
 import { urlProblem } from './webhooks.js';
@@ -29,6 +29,13 @@ export interface AlertRoutesDeps {
 const AlertId = Type.Object({ id: Type.String({ maxLength: 64 }) });
 const NoteBody = Type.Object({ note: Type.Optional(Type.String({ maxLength: 2000 })) }, { additionalProperties: false });
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
+
+/** A refused transition thrown to roll back what the transaction did before it. */
+class Refused extends Error {
+  constructor(readonly result: Extract<Transition, { ok: false }>) {
+    super(result.detail);
+  }
+}
 
 /** Alerts, their lifecycle, the live stream, fatigue figures and webhooks (contract §5, §6). */
 export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
@@ -96,16 +103,24 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         const note = request.body?.note ?? null;
         const falseAlarm = request.body?.false_alarm ?? false;
         const reviews = falseAlarm && user.role === deps.reviewRole && deps.reviewFalseAlarm ? deps.reviewFalseAlarm : null;
+        const id = request.params.id;
         const r = await withTransaction(pool, async (client) => {
-          const t = await transition(client, user, request.params.id, 'resolved', note, falseAlarm);
-          if (!t.ok) return t;
-          const reviewed = reviews !== null && isReviewed(t.alert.type as string);
-          await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: request.params.id } });
-          if (reviewed) {
-            await reviews(client, user, request.params.id, note);
-            await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: request.params.id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
+          // the review first: it takes the subject's alcohol lock before touching the alert row, in
+          // the order the evaluate job takes them (lock, then alert rows), so the two never deadlock
+          const before = reviews ? await getAlertFor(client, user, id) : null;
+          const reviewed = before !== null && isReviewed(before.type as string) && before.status !== 'resolved';
+          if (reviewed) await reviews!(client, user, id, note);
+          const t = await transition(client, user, id, 'resolved', note, falseAlarm);
+          if (!t.ok) {
+            if (reviewed) throw new Refused(t); // undo the review with the refused resolve
+            return t;
           }
-          return reviewed ? { ok: true as const, alert: (await getAlertFor(client, user, request.params.id))! } : t;
+          await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: id } });
+          if (reviewed) await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
+          return t;
+        }).catch((err: unknown) => {
+          if (err instanceof Refused) return err.result;
+          throw err;
         });
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
         return r.alert;

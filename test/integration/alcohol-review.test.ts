@@ -208,6 +208,10 @@ describe('alcohol review', () => {
     const body = await sobriety();
     expect(body.days[1]).toMatchObject({ date: '2026-11-02', status: 'drinking', reviewed_status: 'sober' });
     expect(body.reviewed_sober_days).toBe(5);
+    // resolving an alert already resolved is refused and reviews nothing
+    const twice = await managerSvc.app.inject({ method: 'POST', url: `/v1/alerts/${d6b.id}/resolve`, headers: await authHeader(...om1), payload: { note: 'again', false_alarm: true } });
+    expect(twice.statusCode).toBe(409);
+    expect((await sobriety()).pending_events).toBe(1);
     const ok = await review(d6b.id, 'confirmed', 'mouthwash does not last three hours', om1, managerSvc);
     expect(ok.statusCode).toBe(200);
     expect((await sobriety()).pending_events).toBe(0);
