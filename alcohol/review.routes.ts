@@ -33,7 +33,7 @@ export function reviewRoutes(pool: Pool, reviewRole: Role): FastifyPluginAsyncTy
             },
             { additionalProperties: false },
           ),
-          response: { 400: ProblemOut, 401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 409: ProblemOut },
+          response: { 200: Type.Object({}, { additionalProperties: true, description: 'the alert as the reviewer may see it, with its `review` and history' }), 400: ProblemOut, 401: ProblemOut, 403: ProblemOut, 404: ProblemOut, 409: ProblemOut },
         },
       },
       async (request, reply) => {

@@ -108,6 +108,11 @@ describe('alcohol review', () => {
     expect((await review(first!.id, 'confirmed', '')).statusCode).toBe(400);
     expect((await alerts()).map((x) => x.review_status)).toEqual(['pending', 'pending', 'pending', 'pending', 'pending', null]);
     await db.pool.query(`DELETE FROM alerts WHERE id = $1`, [battery.alert.id]);
+    const doc = (await svc.app.inject({ method: 'GET', url: '/docs/json' })).json();
+    const op = doc.paths['/v1/alerts/{id}/review'].post;
+    expect(op).toMatchObject({ operationId: 'reviewAlert', tags: ['alerts'] });
+    expect(Object.keys(op.responses).sort()).toEqual(['200', '400', '401', '403', '404', '409']);
+    expect(op.responses['409'].content['application/json'].schema.properties).toHaveProperty('detail');
   });
 
   it('gives automatic and reviewed figures side by side: one day confirmed, one not confirmed, one pending, a not-confirmed tamper on 20 h', async () => {
