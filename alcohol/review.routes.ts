@@ -1,9 +1,9 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { withTransaction, type Pool } from '../src/db.js';
-import { audit } from '../src/audit.repo.js';
-import { userOf, type Role } from '../src/http/auth.js';
-import { problem, Problem } from '../src/http/problem.js';
+import { withTransaction, type Pool } from '../platform/db.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf, type Role } from '../platform/http/auth.js';
+import { problem, Problem } from '../platform/http/problem.js';
 import { getAlertFor } from '../alerts/lifecycle.repo.js';
 import { reviewInTransaction } from './review.js';
 

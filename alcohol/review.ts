@@ -1,6 +1,6 @@
 import { DateTime } from 'luxon';
-import type { Queryable } from '../src/db.js';
-import type { User } from '../src/http/auth.js';
+import type { Queryable } from '../platform/db.js';
+import type { User } from '../platform/http/auth.js';
 import { recordReview, reviewableAlert, type ReviewResult } from '../alerts/review.repo.js';
 import type { ReviewDecision } from '../alerts/rules.js';
 import { localDays, reviewDay } from './days.js';

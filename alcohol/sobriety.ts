@@ -1,4 +1,4 @@
-import type { Queryable } from '../src/db.js';
+import type { Queryable } from '../platform/db.js';
 import { localDays, type DayStatus } from './days.js';
 import { ratesOfDays, reviewedRate, soberRate } from './rate.js';
 import { cohortTotals, fittedIntervals, loadDays } from './alcohol.repo.js';

@@ -1,5 +1,5 @@
-import type { Queryable } from '../src/db.js';
-import type { User } from '../src/http/auth.js';
+import type { Queryable } from '../platform/db.js';
+import type { User } from '../platform/http/auth.js';
 import { getAlertFor } from './lifecycle.repo.js';
 import { isReviewed, REVIEWED_TYPES, type ReviewDecision } from './rules.js';
 

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { runner } from 'node-pg-migrate';
-import { migrate, MIGRATIONS_DIR } from '../../src/db.js';
+import { migrate, MIGRATIONS_DIR } from '../../platform/db.js';
 import { rollupDrift } from '../../alcohol/alcohol.repo.js';
 import { reviewInTransaction } from '../../alcohol/review.js';
 import { stack } from '../support/env.js';

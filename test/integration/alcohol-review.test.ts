@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
 import { DEFAULT_PARAMS, paramsVersion } from '../../alcohol/params.js';
 import { evaluateDeviceAlcohol } from '../../alcohol/evaluate.job.js';
 import { cohortTotalsFromDays, rollupDrift } from '../../alcohol/alcohol.repo.js';
