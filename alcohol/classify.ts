@@ -1,6 +1,6 @@
 import { findEvents, type AlcoholEvent } from './events.js';
 import { findObstructions, type Obstruction } from './tamper.js';
-import { classifyDays, localDays, type DayResult, type Interval } from './days.js';
+import { classifyDays, localDays, type DayResult, type EventReview, type Interval } from './days.js';
 import type { AlcoholParams } from './params.js';
 
 export interface AlcoholReadingIn {
@@ -23,7 +23,9 @@ export interface Classification {
 /**
  * Classifies one subject's alcohol readings (any order: sorted here by device time; repeated
  * identities must already be removed) over the local days [fromDate, toDate) in `timezone`.
- * Pure and deterministic: the same readings and parameters give the same result.
+ * `reviews` are the review decisions on the subject's alerted events (contract 1.1 §4): they
+ * give the days' reviewed figures, never the automatic ones. Pure and deterministic: the same
+ * readings, parameters and reviews give the same result.
  */
 export function classifySubject(
   readings: AlcoholReadingIn[],
@@ -32,6 +34,7 @@ export function classifySubject(
   toDate: string,
   timezone: string,
   p: AlcoholParams,
+  reviews: EventReview[] = [],
 ): Classification {
   const sorted = [...readings].sort((a, b) => a.ts - b.ts);
   const n = sorted.length;
@@ -48,6 +51,6 @@ export function classifySubject(
   }
   const events = findEvents(ts, tac, p);
   const tampers = findObstructions(ts, ir, temp, p);
-  const days = classifyDays(ts, localDays(fromDate, toDate, timezone), fitted, events, tampers, p);
+  const days = classifyDays(ts, localDays(fromDate, toDate, timezone), fitted, events, tampers, p, reviews);
   return { events, tampers, days };
 }

@@ -9,14 +9,16 @@ import { classifySubject, type AlcoholReadingIn } from './classify.js';
 import type { AlcoholEvent } from './events.js';
 import type { Obstruction } from './tamper.js';
 import type { AlcoholParams } from './params.js';
-import { ensureParams, fittedIntervals, saveDays, subjectAlcoholReadings } from './alcohol.repo.js';
+import { ensureParams, fittedIntervals, loadEventReviews, saveDays, subjectAlcoholReadings } from './alcohol.repo.js';
 
 /**
  * The evaluation worker's alcohol step for one device: re-classifies the days of each subject
  * the device was fitted to from the day before its earliest new reading (late readings change
- * past days; a day result is replaced, never duplicated), and raises `drinking_event`,
- * `alcohol_interference` and `alcohol_tamper` once each, with their evidence readings. An
- * alert is late when the reading that proved it is at or before the device's alcohol watermark.
+ * past days; a day result is replaced, never duplicated; the reviews stored on the alerts give
+ * the reviewed figures, so a re-evaluation never undoes a review), and raises `drinking_event`,
+ * `alcohol_interference` and `alcohol_tamper` once each, with their evidence readings: each
+ * drinking event and tamper its own alert, pending review. An alert is late when the reading
+ * that proved it is at or before the device's alcohol watermark.
  */
 
 const HISTORY_MS = 3 * 86400_000; // readings before the re-classified days: baseline and runs under way
@@ -50,18 +52,24 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
       const lastDay = DateTime.fromMillis(now, { zone: timezone }).plus({ days: 1 }).startOf('day');
       const readings = await subjectAlcoholReadings(client, subject_id, new Date(loadFrom), new Date(lastDay.toMillis()));
       const fitted = await fittedIntervals(client, subject_id, new Date(loadFrom), new Date(lastDay.toMillis()));
-      const c = classifySubject(readings, fitted, firstDay.toISODate()!, lastDay.toISODate()!, timezone, deps.params);
-      await saveDays(client, subject_id, c.days, version);
-      for (const r of readings) newest = Math.max(newest, r.ts);
+      // reviews are read under the subject's lock (a review takes it too): re-evaluating keeps them
+      const reviews = await loadEventReviews(client, subject_id, new Date(loadFrom), new Date(lastDay.toMillis()));
+      const c = classifySubject(readings, fitted, firstDay.toISODate()!, lastDay.toISODate()!, timezone, deps.params, reviews);
+      let receivedTo = -Infinity;
+      for (const r of readings) {
+        newest = Math.max(newest, r.ts);
+        receivedTo = Math.max(receivedTo, r.received_at);
+      }
+      await saveDays(client, subject_id, c.days, version, Number.isFinite(receivedTo) ? new Date(receivedTo) : null);
       // runs that began before the loaded history may be truncated: only alert what starts after its first day
       const eligible = (x: { start: number }) => x.start >= loadFrom + 86400_000;
       for (const e of c.events.filter(eligible)) {
         const type: AlertType = e.kind === 'drinking' ? 'drinking_event' : 'alcohol_interference';
-        const a = await alert(client, subject_id, deviceId, type, e, readings, watermark, provenAtEvent(e, readings, deps.params));
+        const a = await alert(client, subject_id, deviceId, type, e, readings, watermark, provenAtEvent(e, readings, deps.params), version);
         if (a) raised.push(a);
       }
       for (const t of c.tampers.filter(eligible)) {
-        const a = await alert(client, subject_id, deviceId, 'alcohol_tamper', t, readings, watermark, provenAtTamper(t, readings, deps.params));
+        const a = await alert(client, subject_id, deviceId, 'alcohol_tamper', t, readings, watermark, provenAtTamper(t, readings, deps.params), version);
         if (a) raised.push(a);
       }
     }
@@ -82,6 +90,7 @@ async function alert(
   readings: Array<AlcoholReadingIn & { received_at?: number }>,
   watermark: number | null,
   provenAt: number,
+  paramsVersion: string,
 ): Promise<AlertRow | null> {
   const sorted = [...readings].sort((a, b) => a.ts - b.ts);
   if ((await overlappingAlerts(client, subjectId, type, null, new Date(x.start), new Date(x.end))) > 0) {
@@ -97,7 +106,8 @@ async function alert(
     zoneId: null,
     startedAt: new Date(x.start),
     late: isLate(provenAt, readings.find((r) => r.ts === provenAt)?.received_at, watermark),
-    evidence: [{ summary: { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString() } }, ...evidence],
+    // the curve, the rule that fired and the parameter version: what a review and an evidence pack show
+    evidence: [{ summary: { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString(), params_version: paramsVersion } }, ...evidence],
   });
   if (r.outcome !== 'raised') return null;
   if (!x.ongoing) await endCondition(client, subjectId, type, null, new Date(x.start), new Date(x.end));

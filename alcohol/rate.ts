@@ -32,3 +32,23 @@ export function rateOfDays(days: Array<Pick<DayResult, 'status'>>): SoberRate {
   const monitored = days.filter((d) => d.status !== 'not_monitored').length;
   return soberRate(sober, monitored);
 }
+
+/** The reviewed figures of contract 1.1 §4: the same rate over the days' reviewed statuses. */
+export interface ReviewedRate {
+  reviewed_sober_days: number;
+  reviewed_monitored_days: number;
+  reviewed_rate: number | null;
+  reviewed_ci95: [number, number] | null;
+}
+
+export function reviewedRate(sober: number, monitored: number): ReviewedRate {
+  const r = soberRate(sober, monitored);
+  return { reviewed_sober_days: r.sober_days, reviewed_monitored_days: r.monitored_days, reviewed_rate: r.rate, reviewed_ci95: r.ci95 };
+}
+
+/** Both sets of figures and the events pending review, from day results. */
+export function ratesOfDays(days: Array<Pick<DayResult, 'status' | 'reviewed_status' | 'pending_events'>>): SoberRate & ReviewedRate & { pending_events: number } {
+  const sober = days.filter((d) => d.reviewed_status === 'sober').length;
+  const monitored = days.filter((d) => d.reviewed_status !== 'not_monitored').length;
+  return { ...rateOfDays(days), ...reviewedRate(sober, monitored), pending_events: days.reduce((a, d) => a + d.pending_events, 0) };
+}

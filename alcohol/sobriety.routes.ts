@@ -8,9 +8,8 @@ import { problem, problemResponses } from '../platform/http/problem.js';
 import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { RefId } from '../platform/http/schemas.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
-import { localDays } from './days.js';
-import { rateOfDays, soberRate } from './rate.js';
-import { cohortTotals, fittedIntervals, loadDays, pseudonymFor, pseudonymKey, subjectOfRef } from './alcohol.repo.js';
+import { pseudonymFor, pseudonymKey, subjectOfRef } from './alcohol.repo.js';
+import { cohortSobriety, subjectSobriety } from './sobriety.js';
 
 const DateOnly = Type.String({ format: 'date', description: 'YYYY-MM-DD, a local day in the subject’s time zone' });
 const Period = Type.Object({ from: DateOnly, to: DateOnly }, { additionalProperties: false });
@@ -23,20 +22,15 @@ function periodProblem(from: string, to: string): string | null {
   return null;
 }
 
-/** Days and rates of one subject over [from, to) local days: the body both subject routes answer (without who). */
-async function subjectSobriety(pool: Pool, subject: { id: string; timezone: string }, from: string, to: string) {
-  const calendar = localDays(from, to, subject.timezone);
-  const fitted = calendar.length ? await fittedIntervals(pool, subject.id, new Date(calendar[0]![1]), new Date(calendar[calendar.length - 1]![2])) : [];
-  const stored = new Map((await loadDays(pool, subject.id, from, to)).map((d) => [d.date, d]));
-  // a fitted day with no stored result had no reading at all: not monitored
-  const days = calendar
-    .filter(([, s, e]) => fitted.some(([f0, f1]) => f1 > s && f0 < e))
-    .map(([date]) => ({ date, status: stored.get(date)?.status ?? ('not_monitored' as const), params_version: stored.get(date)?.params_version ?? null }));
-  return { from, to, days, ...rateOfDays(days), params_versions: [...new Set(days.flatMap((d) => (d.params_version ? [d.params_version] : [])))] };
-}
-
 const Ref = Type.String({ pattern: '^[A-Za-z0-9_-]{16}$', description: 'a pseudonymous subject reference from the rows of GET /v1/sobriety' });
-const Day = Type.Object({ date: Type.String(), status: Type.String(), params_version: Type.Union([Type.String(), Type.Null()]) });
+const Day = Type.Object({
+  date: Type.String(),
+  status: Type.String(),
+  reviewed_status: Type.String(),
+  pending_events: Type.Integer(),
+  params_version: Type.Union([Type.String(), Type.Null()]),
+});
+const Ci = Type.Union([Type.Tuple([Type.Number(), Type.Number()]), Type.Null()]);
 const RefBody = Type.Object({
   subject: Ref,
   from: Type.String(),
@@ -45,7 +39,12 @@ const RefBody = Type.Object({
   sober_days: Type.Integer(),
   monitored_days: Type.Integer(),
   rate: Type.Union([Type.Number(), Type.Null()]),
-  ci95: Type.Union([Type.Tuple([Type.Number(), Type.Number()]), Type.Null()]),
+  ci95: Ci,
+  reviewed_sober_days: Type.Integer(),
+  reviewed_monitored_days: Type.Integer(),
+  reviewed_rate: Type.Union([Type.Number(), Type.Null()]),
+  reviewed_ci95: Ci,
+  pending_events: Type.Integer(),
   params_versions: Type.Array(Type.String()),
 });
 
@@ -70,7 +69,7 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
         const body = await subjectSobriety(pool, subject, from, to);
         await audit(pool, request, { action: 'sobriety.read', subjectId: subject.id, detail: { from, to } });
-        return { subject_id: subject.id, ...body };
+        return { subject_id: subject.id, from, to, ...body };
       },
     );
 
@@ -97,7 +96,7 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         const body = await subjectSobriety(pool, subject, from, to);
         // the log keeps the real subject (admins only read it), so the access can be checked
         await audit(pool, request, { action: 'sobriety.read', subjectId: subject.id, detail: { ref: request.params.ref, from, to } });
-        return { subject: request.params.ref, ...body };
+        return { subject: request.params.ref, from, to, ...body };
       },
     );
 
@@ -119,16 +118,10 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
         const why = periodProblem(from, to);
         if (why) return problem(reply, 400, 'Bad Request', why);
         const user = userOf(request);
-        const [rows, key] = await Promise.all([cohortTotals(pool, cohort ?? null, from, to), pseudonymKey(pool)]);
-        let sober = 0;
-        let monitored = 0;
-        const subjects = rows.map((r) => {
-          sober += r.sober_days;
-          monitored += r.monitored_days;
-          return { subject: pseudonymFor(key, user.id, r.subject_id), cohort: r.cohort, ...soberRate(r.sober_days, r.monitored_days) };
-        });
-        await audit(pool, request, { action: 'sobriety.export', detail: { cohort: cohort ?? 'all', from, to, subjects: subjects.length } });
-        return { cohort: cohort ?? 'all', from, to, subjects: subjects.length, ...soberRate(sober, monitored), rows: subjects };
+        const key = await pseudonymKey(pool);
+        const figures = await cohortSobriety(pool, cohort ?? null, from, to, (id) => pseudonymFor(key, user.id, id));
+        await audit(pool, request, { action: 'sobriety.export', detail: { cohort: cohort ?? 'all', from, to, subjects: figures.subjects } });
+        return { cohort: cohort ?? 'all', from, to, ...figures };
       },
     );
   };

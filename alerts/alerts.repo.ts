@@ -1,5 +1,5 @@
 import type { Queryable } from '../platform/db.js';
-import { SEVERITY, type AlertType } from './rules.js';
+import { PER_EVENT_TYPES, SEVERITY, isReviewed, type AlertType } from './rules.js';
 
 export interface NewAlert {
   type: AlertType;
@@ -37,15 +37,17 @@ export type RaiseResult =
 const COLS = `id, type, severity, subject_id, device_id, zone_id, started_at, raised_at, late, status, evidence, ended_at`;
 
 /**
- * Raises an alert once: a retry or a re-evaluation finding the same condition changes nothing,
- * and while an alert of the same (subject, type, zone) is open, a new occurrence is recorded in
- * its history instead of opening a second one (contract §5).
+ * Raises an alert once: a retry or a re-evaluation finding the same condition (subject, type,
+ * zone, start) changes nothing, and while an alert of the same (subject, type, zone) is open, a
+ * new occurrence is recorded in its history instead of opening a second one (contract §5), except
+ * for PER_EVENT_TYPES: each of their events is its own alert, identified by its start. A reviewed
+ * type is raised `pending` review.
  */
 export async function raiseAlert(db: Queryable, a: NewAlert): Promise<RaiseResult> {
   const r = await db.query<AlertRow>(
-    `INSERT INTO alerts (type, severity, subject_id, device_id, zone_id, started_at, late, evidence)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING ${COLS}`,
-    [a.type, SEVERITY[a.type], a.subjectId, a.deviceId, a.zoneId, a.startedAt, a.late, JSON.stringify(a.evidence)],
+    `INSERT INTO alerts (type, severity, subject_id, device_id, zone_id, started_at, late, evidence, per_event, review_status)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING ${COLS}`,
+    [a.type, SEVERITY[a.type], a.subjectId, a.deviceId, a.zoneId, a.startedAt, a.late, JSON.stringify(a.evidence), PER_EVENT_TYPES.includes(a.type), isReviewed(a.type) ? 'pending' : null],
   );
   if (r.rows[0]) {
     await db.query(`INSERT INTO alert_events (alert_id, actor, action, note) VALUES ($1, 'system', 'raised', $2)`, [
@@ -59,6 +61,7 @@ export async function raiseAlert(db: Queryable, a: NewAlert): Promise<RaiseResul
     [a.subjectId, a.type, a.zoneId, a.startedAt],
   );
   if (same.rowCount) return { outcome: 'already_alerted' };
+  if (PER_EVENT_TYPES.includes(a.type)) throw new Error(`alert for ${a.subjectId}/${a.type} at ${a.startedAt.toISOString()} neither inserted nor found`);
   const open = await db.query<{ id: string }>(
     `SELECT id FROM alerts WHERE subject_id = $1 AND type = $2 AND coalesce(zone_id::text, '') = coalesce($3::text, '') AND status = 'open'`,
     [a.subjectId, a.type, a.zoneId],

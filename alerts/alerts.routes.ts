@@ -1,21 +1,29 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../platform/db.js';
+import { withTransaction, type Pool, type Queryable } from '../platform/db.js';
 import { DateTime } from 'luxon';
 import { audit, auditSubjects } from '../registry/audit.repo.js';
-import { userOf } from '../platform/http/auth.js';
+import { userOf, type Role, type User } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
 import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
-import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
+import { getAlertFor, listAlertsFor, transition, type Transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';
-import { ALERT_TYPES } from './rules.js';
+import { ALERT_TYPES, isReviewed } from './rules.js';
 
 export interface AlertRoutesDeps {
   pool: Pool;
   feed: FeedHub | null;
   heartbeatMs?: number;
+  /** the role that reviews drinking events and alcohol tampers (ALCOHOL_REVIEW_ROLE) */
+  reviewRole?: Role;
+  /**
+   * Records a `not_confirmed` review (and its effect on the figures) inside the resolving
+   * transaction: resolving a reviewed alert as a false alarm counts as that review only when the
+   * person resolving holds the review role (contract 1.1 §4). Null: resolving never reviews.
+   */
+  reviewFalseAlarm?: ((db: Queryable, user: User, alertId: string, note: string | null) => Promise<unknown>) | null;
 }
 
 const AlertId = Type.Object({ id: Type.String({ maxLength: 64 }) });
@@ -30,6 +38,13 @@ export function parseAlertCursor(before: string): { raised_at: string; id: strin
   const id = before.slice(cut + 1);
   if (cut < 1 || !UUID.test(id) || !DateTime.fromISO(raisedAt, { setZone: true }).isValid) return null;
   return { raised_at: raisedAt, id };
+}
+
+/** A refused transition thrown to roll back what the transaction did before it. */
+class Refused extends Error {
+  constructor(readonly result: Extract<Transition, { ok: false }>) {
+    super(result.detail);
+  }
 }
 
 /** Alerts, their lifecycle, the live stream and fatigue figures (contract §5, §6). */
@@ -102,9 +117,30 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const r = await transition(pool, userOf(request), request.params.id, 'resolved', request.body?.note ?? null, request.body?.false_alarm ?? false);
+        const user = userOf(request);
+        const note = request.body?.note ?? null;
+        const falseAlarm = request.body?.false_alarm ?? false;
+        const reviews = falseAlarm && user.role === deps.reviewRole && deps.reviewFalseAlarm ? deps.reviewFalseAlarm : null;
+        const id = request.params.id;
+        const r = await withTransaction(pool, async (client) => {
+          // the review first: it takes the subject's alcohol lock before touching the alert row, in
+          // the order the evaluate job takes them (lock, then alert rows), so the two never deadlock
+          const before = reviews ? await getAlertFor(client, user, id) : null;
+          const reviewed = before !== null && isReviewed(before.type as string) && before.status !== 'resolved';
+          if (reviewed) await reviews!(client, user, id, note);
+          const t = await transition(client, user, id, 'resolved', note, falseAlarm);
+          if (!t.ok) {
+            if (reviewed) throw new Refused(t); // undo the review with the refused resolve
+            return t;
+          }
+          await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: id } });
+          if (reviewed) await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
+          return t;
+        }).catch((err: unknown) => {
+          if (err instanceof Refused) return err.result;
+          throw err;
+        });
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
-        await audit(pool, request, { action: 'alert.resolve', subjectId: r.alert.subject_id as string, detail: { alert_id: request.params.id } });
         return r.alert;
       },
     );

@@ -6,7 +6,7 @@ import { ALERT_COLS } from './lifecycle.repo.js';
 
 /**
  * The alert feed: every row of alert_events (raised, recurred, acknowledged, resolved,
- * auto_resolved, escalated) with the alert as it is now. Its id is the Server-Sent Events id
+ * auto_resolved, escalated, reviewed, split) with the alert as it is now. Its id is the Server-Sent Events id
  * and the webhook delivery id. The database announces each new row on channel `alert_feed`
  * after commit; one listening connection per process fans it out.
  */

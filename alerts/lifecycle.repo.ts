@@ -11,7 +11,9 @@ import type { AlertType } from './rules.js';
  */
 
 export const ALERT_COLS = `a.id, a.type, a.severity, a.subject_id, a.device_id, a.zone_id, a.started_at, a.raised_at, a.late, a.status,
-  a.evidence, a.ended_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.resolved_by, a.false_alarm, a.escalated_at`;
+  a.evidence, a.ended_at, a.acknowledged_at, a.acknowledged_by, a.resolved_at, a.resolved_by, a.false_alarm, a.escalated_at,
+  CASE WHEN a.review_status IS NULL THEN NULL ELSE json_build_object('status', a.review_status, 'by', a.reviewed_by,
+    'at', to_char(a.reviewed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'), 'note', a.review_note) END AS review`;
 
 export interface AlertFilter {
   status?: string;

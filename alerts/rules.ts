@@ -49,3 +49,21 @@ export const LATE_RECEIPT_MS = 15 * 60_000;
 export function isLate(provenAt: number, receivedAt: number | undefined, watermark: number | null): boolean {
   return (watermark !== null && provenAt <= watermark) || (receivedAt !== undefined && receivedAt - provenAt > LATE_RECEIPT_MS);
 }
+
+/**
+ * Types whose every event is its own alert (contract 1.1 §5): they are exempt from the
+ * one-open-alert-per-(subject, type, zone) rule because each event is reviewed alone. The one
+ * list: raiseAlert marks such alerts `per_event`, and the database's one-open index skips them.
+ * `crime_proximity` (§8) is listed ahead of its type existing here.
+ */
+export const PER_EVENT_TYPES: readonly string[] = ['drinking_event', 'alcohol_tamper', 'crime_proximity'];
+
+/** Types a person reviews (contract 1.1 §4): `pending` when raised, then confirmed or not confirmed. */
+export const REVIEWED_TYPES = ['drinking_event', 'alcohol_tamper'] as const;
+export type ReviewedType = (typeof REVIEWED_TYPES)[number];
+export type ReviewStatus = 'pending' | 'confirmed' | 'not_confirmed';
+export type ReviewDecision = Exclude<ReviewStatus, 'pending'>;
+
+export function isReviewed(type: string): type is ReviewedType {
+  return (REVIEWED_TYPES as readonly string[]).includes(type);
+}

@@ -27,6 +27,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
     subscriptions,
+    alcoholReviewRole: rt.config.ALCOHOL_REVIEW_ROLE,
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,

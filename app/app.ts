@@ -7,7 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Pool } from '../platform/db.js';
-import { registerAuth, type User } from '../platform/http/auth.js';
+import { registerAuth, type Role, type User } from '../platform/http/auth.js';
 import { problem, Problem } from '../platform/http/problem.js';
 import { registerReasons } from '../platform/http/reason.js';
 import { registryRoutes } from '../registry/registry.routes.js';
@@ -16,6 +16,8 @@ import { subjectDataRoutes } from '../registry/subject-data.routes.js';
 import { readingsRoutes } from '../ingest/readings.routes.js';
 import { zonesRoutes } from '../geofence/zones.routes.js';
 import { sobrietyRoutes } from '../alcohol/sobriety.routes.js';
+import { reviewRoutes } from '../alcohol/review.routes.js';
+import { reviewInTransaction } from '../alcohol/review.js';
 import { alertsRoutes } from '../alerts/alerts.routes.js';
 import { emailRoutes } from '../alerts/email.routes.js';
 import { DEFAULT_SUBSCRIPTIONS, webhookRoutes, type SubscriptionSettings } from '../alerts/webhooks.routes.js';
@@ -42,6 +44,8 @@ export interface AppDeps {
   resolveHost?: Resolver;
   /** whether the service sends alert email (SMTP configured) */
   emailEnabled?: boolean;
+  /** the role that reviews drinking events and alcohol tampers (ALCOHOL_REVIEW_ROLE; default supervisor) */
+  alcoholReviewRole?: Role;
   /** requests per user per minute */
   rateLimitPerMinute?: number;
   /** most fixes one zone re-evaluation reads (REEVALUATE_MAX_FIXES) */
@@ -117,7 +121,16 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(subjectDataRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(zonesRoutes(deps.pool, { reevaluateMaxFixes: deps.reevaluateMaxFixes }));
   await app.register(sobrietyRoutes(deps.pool));
-  await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null }));
+  const reviewRole = deps.alcoholReviewRole ?? 'supervisor';
+  await app.register(reviewRoutes(deps.pool, reviewRole));
+  await app.register(
+    alertsRoutes({
+      pool: deps.pool,
+      feed: deps.feed ?? null,
+      reviewRole,
+      reviewFalseAlarm: (db, user, alertId, note) => reviewInTransaction(db, user, alertId, 'not_confirmed', note),
+    }),
+  );
   const subscriptions = deps.subscriptions ?? DEFAULT_SUBSCRIPTIONS;
   await app.register(webhookRoutes(deps.pool, deps.allowPrivateWebhooks ?? false, subscriptions, deps.resolveHost));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));

@@ -45,6 +45,10 @@ export const ConfigSchema = Type.Object({
   ALCOHOL_PARAMS: Type.Optional(
     Type.String({ pattern: '^\\{.*\\}$', description: 'JSON object overriding alcohol rule parameters (alcohol/params.ts), e.g. {"tac_threshold":0.02}' }),
   ),
+  ALCOHOL_REVIEW_ROLE: Type.Union([Type.Literal('supervisor'), Type.Literal('offender_manager')], {
+    default: 'supervisor',
+    description: 'the role that confirms or rejects drinking events and alcohol tampers (supervisor or offender_manager: a manager reviews only their caseload)',
+  }),
   WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: 'allow webhook URLs on private or loopback addresses (tests, closed networks)' }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 2000, default: 200, description: 'webhook attempts in flight per worker process' }),
   WEBHOOK_RECEIVER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 100, default: 4, description: 'webhook attempts in flight per receiver (per worker process)' }),

@@ -45,9 +45,23 @@ afterAll(async () => {
 
 const addDays = (date: string, n: number) => new Date(Date.parse(`${date}T00:00:00Z`) + n * 86400_000).toISOString().slice(0, 10);
 
+/** A day result; a third of the drinking and tamper days reviewed away (not confirmed: sober, or not monitored under 20 h), some with events pending. */
 function dayResult(rng: Rng, date: string): DayResult {
   const status = rng.pick(STATUSES);
-  return { date, status, covered_minutes: status === 'not_monitored' ? rng.int(0, 1199) : rng.int(1200, 1440), drinking_events: status === 'drinking' ? 1 : 0, tampers: status === 'tamper' ? 1 : 0 };
+  const eventful = status === 'drinking' || status === 'tamper';
+  const covered_minutes = status === 'not_monitored' ? rng.int(0, 1199) : eventful && rng.chance(0.2) ? rng.int(600, 1199) : rng.int(1200, 1440);
+  const reviewedAway = eventful && rng.chance(0.3);
+  return {
+    date,
+    status,
+    covered_minutes,
+    drinking_events: status === 'drinking' ? 1 : 0,
+    tampers: status === 'tamper' ? 1 : 0,
+    reviewed_status: reviewedAway ? (covered_minutes >= 1200 ? 'sober' : 'not_monitored') : status,
+    pending_events: eventful && !reviewedAway ? rng.int(0, 2) : 0,
+    events: [],
+    reviews: {},
+  };
 }
 
 /** Subjects R-00.. with day results over SPAN (some days missing), saved in pieces of at most 60 days in random order. */
@@ -181,7 +195,7 @@ describe('alcohol_day_months on plain PostgreSQL', () => {
     const next = (await db.pool.query(`SELECT to_char(($1::date + interval '1 month')::date, 'YYYY-MM-DD') AS d`, [month])).rows[0].d as string;
     expect(await cohortTotals(db.pool, null, month, next)).not.toEqual(await cohortTotalsFromDays(db.pool, null, month, next));
     const other = (await db.pool.query(`SELECT to_char(date, 'YYYY-MM-DD') AS date FROM alcohol_days WHERE subject_id = $1 AND date >= $2 AND date < $3 AND date <> $4 LIMIT 1`, [subject_id, month, next, date])).rows[0].date as string;
-    await saveDays(db.pool, subject_id, [{ date: other, status: 'sober', covered_minutes: 1440, drinking_events: 0, tampers: 0 }], await ensureParams(db.pool, DEFAULT_PARAMS));
+    await saveDays(db.pool, subject_id, [{ date: other, status: 'sober', covered_minutes: 1440, drinking_events: 0, tampers: 0, reviewed_status: 'sober', pending_events: 0, events: [], reviews: {} }], await ensureParams(db.pool, DEFAULT_PARAMS));
     expect(await rollupDrift(db.pool)).toEqual([]);
   });
 
@@ -195,8 +209,29 @@ describe('alcohol_day_months on plain PostgreSQL', () => {
           const r = await svc.app.inject({ method: 'GET', url: `/v1/sobriety?from=${from}&to=${to}${cohort ? `&cohort=${cohort}` : ''}`, headers: await authHeader(...who) });
           expect(r.statusCode).toBe(200);
           const body = r.json();
-          expect({ from, to, cohort, subjects: body.subjects, sober: body.sober_days, monitored: body.monitored_days }).toEqual({ from, to, cohort, subjects: rows.length, sober, monitored });
-          expect(body.rows.map((x: { cohort: string; sober_days: number; monitored_days: number }) => [x.cohort, x.sober_days, x.monitored_days])).toEqual(rows.map((x) => [x.cohort, x.sober_days, x.monitored_days]));
+          const rSober = rows.reduce((a, r) => a + r.reviewed_sober_days, 0);
+          const rMonitored = rows.reduce((a, r) => a + r.reviewed_monitored_days, 0);
+          const pending = rows.reduce((a, r) => a + r.pending_events, 0);
+          expect({ from, to, cohort, subjects: body.subjects, sober: body.sober_days, monitored: body.monitored_days, rSober: body.reviewed_sober_days, rMonitored: body.reviewed_monitored_days, pending: body.pending_events }).toEqual({
+            from,
+            to,
+            cohort,
+            subjects: rows.length,
+            sober,
+            monitored,
+            rSober,
+            rMonitored,
+            pending,
+          });
+          const figures = (x: { cohort: string; sober_days: number; monitored_days: number; reviewed_sober_days: number; reviewed_monitored_days: number; pending_events: number }) => [
+            x.cohort,
+            x.sober_days,
+            x.monitored_days,
+            x.reviewed_sober_days,
+            x.reviewed_monitored_days,
+            x.pending_events,
+          ];
+          expect(body.rows.map(figures)).toEqual(rows.map(figures));
           expect(JSON.stringify(body)).not.toMatch(/R-\d\d|Person/);
         }
       }

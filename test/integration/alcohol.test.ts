@@ -11,9 +11,9 @@ let broker: Awaited<ReturnType<typeof startTestBroker>>;
 let svc: TestService;
 let pub: MqttClient;
 
-/** A real recording (shared/data/barcrawl), its times shifted so that it ends `endsAgoMs` before now. */
+/** A real recording (test/fixtures/barcrawl), its times shifted so that it ends `endsAgoMs` before now. */
 function recording(name: string, endsAgoMs: number) {
-  const file = fileURLToPath(new URL(`../../../shared/data/barcrawl/${name}.csv`, import.meta.url));
+  const file = fileURLToPath(new URL(`../fixtures/barcrawl/${name}.csv`, import.meta.url));
   const rows = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
   const last = Date.parse(rows[rows.length - 1]![0]!);
   const shift = Date.now() - endsAgoMs - last;
@@ -136,7 +136,7 @@ describe('alcohol end to end: a real recording through MQTT', () => {
 
   it('exposes the analysts’ SQL views without names', async () => {
     const v = await db.pool.query(`SELECT * FROM sober_days LIMIT 1`);
-    expect(Object.keys(v.rows[0])).toEqual(['subject_ref', 'cohort', 'date', 'status', 'covered_minutes', 'params_version']);
+    expect(Object.keys(v.rows[0])).toEqual(['subject_ref', 'cohort', 'date', 'status', 'covered_minutes', 'params_version', 'reviewed_status', 'pending_events']);
     const r = await db.pool.query(`SELECT cohort, sober_days, monitored_days FROM sober_day_rates WHERE cohort = 'flex'`);
     expect(r.rows.length).toBeGreaterThanOrEqual(1);
   });

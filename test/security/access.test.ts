@@ -35,7 +35,7 @@ beforeAll(async () => {
     expect(fit.statusCode).toBe(201);
   }
   const version = await ensureParams(db.pool, DEFAULT_PARAMS);
-  const day = (n: number, status: 'sober' | 'drinking') => ({ date: today.minus({ days: n }).toISODate()!, status, covered_minutes: 1440, drinking_events: status === 'drinking' ? 1 : 0, tampers: 0 });
+  const day = (n: number, status: 'sober' | 'drinking') => ({ date: today.minus({ days: n }).toISODate()!, status, covered_minutes: 1440, drinking_events: status === 'drinking' ? 1 : 0, tampers: 0, reviewed_status: status, pending_events: 0, events: [], reviews: {} });
   await saveDays(db.pool, 'R-1', [day(4, 'sober'), day(3, 'drinking'), day(2, 'sober'), day(1, 'sober')], version);
   await saveDays(db.pool, 'R-2', [day(4, 'sober'), day(3, 'sober')], version);
   await db.pool.query(

@@ -38,6 +38,11 @@ describe('every route x every role, generated from the route table', () => {
     expect(table.filter((r) => r.public).map((r) => r.url).sort()).toEqual(['/healthz', '/readyz']);
   });
 
+  it('has the alcohol review route for the review role only (ALCOHOL_REVIEW_ROLE, supervisor by default)', () => {
+    const review = routeTable(svc.app).filter((r) => r.url === '/v1/alerts/:id/review');
+    expect(review).toEqual([{ method: 'POST', url: '/v1/alerts/:id/review', roles: ['supervisor'], public: false }]);
+  });
+
   it('answers 401 without a token on every non-public route', async () => {
     for (const r of routeTable(svc.app).filter((x) => !x.public)) {
       const res = await svc.app.inject({ method: r.method as 'GET', url: concrete(r.url) });

@@ -146,6 +146,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
     subscriptions: subscriptionSettings(config),
+    alcoholReviewRole: config.ALCOHOL_REVIEW_ROLE,
     emailEnabled: config.SMTP_URL !== undefined,
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),

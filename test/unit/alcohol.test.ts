@@ -6,7 +6,8 @@ import { findEvents } from '../../alcohol/events.js';
 import { findObstructions } from '../../alcohol/tamper.js';
 import { DEFAULT_PARAMS as P, paramsVersion } from '../../alcohol/params.js';
 import { soberRate, wilson } from '../../alcohol/rate.js';
-import { localDays, monthSplit } from '../../alcohol/days.js';
+import { eventStanding, localDays, monthSplit, reviewDay, type EventReview } from '../../alcohol/days.js';
+import { ratesOfDays } from '../../alcohol/rate.js';
 
 const MIN = 60_000;
 const H = 60 * MIN;
@@ -104,6 +105,94 @@ describe('days', () => {
   });
 });
 
+describe('review: reviewed figures beside the automatic ones (contract 1.1 §4)', () => {
+  const london = 'Europe/London';
+  const day = at('2026-11-10T00:00:00Z'); // November: London local days are UTC days
+  const fitted: [number, number][] = [[day - 30 * H, day + 72 * H]];
+  const drink = (from: number, to: number) => (t: number) => (t >= from && t <= to ? { tac: 0.06 } : {});
+  const rev = (alert_id: string, kind: EventReview['kind'], start: number, end: number, status: EventReview['status']): EventReview => ({ alert_id, kind, start, end, status });
+  const dayOf = (r: AlcoholReadingIn[], reviews: EventReview[], to = '2026-11-11') => classifySubject(r, fitted, '2026-11-10', to, london, P, reviews).days;
+
+  it.each([
+    ['no review: the event counts (pending)', [], 'drinking', 1],
+    ['confirmed', [rev('a1', 'drinking', day + 19 * H, day + 22 * H, 'confirmed')], 'drinking', 0],
+    ['not confirmed: as if it had not happened', [rev('a1', 'drinking', day + 19 * H, day + 22 * H, 'not_confirmed')], 'sober', 0],
+    ['a not-confirmed tamper does not touch a drinking event', [rev('a1', 'tamper', day + 19 * H, day + 22 * H, 'not_confirmed')], 'drinking', 1],
+    ['a review of an alert that does not meet the event does not apply', [rev('a1', 'drinking', day + 23 * H, day + 23.5 * H, 'not_confirmed')], 'drinking', 1],
+  ] as Array<[string, EventReview[], string, number]>)('a drinking evening on a covered day, %s', (_n, reviews, reviewed, pending) => {
+    const [d] = dayOf(wear(day - 26 * H, 60, 30, drink(day + 19 * H, day + 22 * H)), reviews);
+    expect(d).toMatchObject({ date: '2026-11-10', status: 'drinking', reviewed_status: reviewed, pending_events: pending, covered_minutes: 1440 });
+  });
+
+  it('a not-confirmed tamper on a day with exactly 20 h covered is sober; with 19.5 h not monitored', () => {
+    const tamper = (gapH: number) => wear(day - 26 * H, 60, 30, (t) => (t >= day + 10 * H && t <= day + 12.5 * H ? { ir: 0.3 } : {})).filter((x) => x.ts <= day || x.ts >= day + gapH * H);
+    const nc = [rev('t1', 'tamper', day + 10 * H, day + 12.5 * H, 'not_confirmed')];
+    expect(dayOf(tamper(4), nc)[0]).toMatchObject({ status: 'tamper', reviewed_status: 'sober', covered_minutes: 1200, reviews: { t1: 'not_confirmed' } });
+    expect(dayOf(tamper(4.5), nc)[0]).toMatchObject({ status: 'tamper', reviewed_status: 'not_monitored', covered_minutes: 1170 });
+  });
+
+  it('two events on one evening are judged apart: one not confirmed leaves the day drinking, with the other pending', () => {
+    const r = wear(day - 26 * H, 60, 30, (t) => ({ ...drink(day + 18 * H, day + 19.5 * H)(t), ...drink(day + 21 * H, day + 22.5 * H)(t) }));
+    const c = classifySubject(r, fitted, '2026-11-10', '2026-11-11', london, P, [rev('e1', 'drinking', day + 18 * H, day + 19.5 * H, 'not_confirmed')]);
+    expect(c.events.filter((e) => e.kind === 'drinking').map((e) => [e.start, e.end])).toEqual([[day + 18 * H, day + 19.5 * H], [day + 21 * H, day + 22.5 * H]]);
+    expect(c.days[0]).toMatchObject({ status: 'drinking', drinking_events: 2, reviewed_status: 'drinking', pending_events: 1, reviews: { e1: 'not_confirmed' } });
+    const both = classifySubject(r, fitted, '2026-11-10', '2026-11-11', london, P, [rev('e1', 'drinking', day + 18 * H, day + 19.5 * H, 'not_confirmed'), rev('e2', 'drinking', day + 21 * H, day + 22.5 * H, 'not_confirmed')]);
+    expect(both.days[0]).toMatchObject({ status: 'drinking', reviewed_status: 'sober', pending_events: 0 });
+  });
+
+  it('an event across midnight is pending on the day it starts only, and drinking on both days', () => {
+    const r = wear(day - 26 * H, 72, 30, drink(day + 23 * H, day + 25.5 * H));
+    expect(dayOf(r, [], '2026-11-12').map((d) => [d.date, d.status, d.reviewed_status, d.pending_events])).toEqual([
+      ['2026-11-10', 'drinking', 'drinking', 1],
+      ['2026-11-11', 'drinking', 'drinking', 0],
+    ]);
+    const nc = dayOf(r, [rev('x', 'drinking', day + 23 * H, day + 25.5 * H, 'not_confirmed')], '2026-11-12');
+    expect(nc.map((d) => [d.status, d.reviewed_status, d.pending_events])).toEqual([['drinking', 'sober', 0], ['drinking', 'sober', 0]]);
+  });
+
+  it.each([
+    [['not_confirmed', 'not_confirmed'], 'not_confirmed'],
+    [['not_confirmed', 'pending'], 'pending'],
+    [['confirmed', 'not_confirmed'], 'confirmed'],
+    [['confirmed', 'pending'], 'pending'],
+    [[], 'pending'],
+  ] as Array<[EventReview['status'][], string]>)('an event met by alerts reviewed %j stands %s', (statuses, expected) => {
+    const reviews = statuses.map((s, i) => rev(`a${i}`, 'drinking', 100 + i, 200, s));
+    expect(eventStanding({ kind: 'drinking', start: 150, end: 300 }, reviews).status).toBe(expected);
+  });
+
+  it('reviews never change the automatic figures, and reviewDay on the stored day gives what classification gave', () => {
+    const r = wear(day - 26 * H, 100, 30, (t, i) => ({ ...drink(day + 19 * H, day + 22 * H)(t), ...drink(day + 43 * H, day + 45 * H)(t), ...(t >= day + 60 * H && t < day + 63 * H ? { ir: 0.2 } : {}), ...(i % 17 === 0 ? { tac: 0.04 } : {}) }));
+    const plain = classifySubject(r, fitted, '2026-11-10', '2026-11-13', london, P);
+    const decisions: EventReview['status'][] = ['confirmed', 'not_confirmed', 'pending'];
+    const all = [...plain.events.filter((e) => e.kind === 'drinking').map((e) => ({ kind: 'drinking' as const, e })), ...plain.tampers.map((e) => ({ kind: 'tamper' as const, e }))];
+    for (let k = 0; k < 27; k++) {
+      const reviews = all.map((x, i) => rev(`r${i}`, x.kind, x.e.start, x.e.end, decisions[Math.floor(k / 3 ** i) % 3]!));
+      const c = classifySubject(r, fitted, '2026-11-10', '2026-11-13', london, P, reviews);
+      expect(c.days.map(({ date, status, covered_minutes, drinking_events, tampers }) => ({ date, status, covered_minutes, drinking_events, tampers }))).toEqual(
+        plain.days.map(({ date, status, covered_minutes, drinking_events, tampers }) => ({ date, status, covered_minutes, drinking_events, tampers })),
+      );
+      for (const [i, d] of c.days.entries()) {
+        const [, start, end] = localDays(d.date, ['2026-11-11', '2026-11-12', '2026-11-13'][i]!, london)[0]!;
+        expect(reviewDay(d.events, d.covered_minutes, start, end, reviews, P)).toEqual({ reviewed_status: d.reviewed_status, pending_events: d.pending_events, reviews: d.reviews });
+      }
+    }
+  });
+
+  it('both rates and the pending count from day results', () => {
+    const days = [
+      { status: 'sober', reviewed_status: 'sober', pending_events: 0 },
+      { status: 'drinking', reviewed_status: 'drinking', pending_events: 0 },
+      { status: 'tamper', reviewed_status: 'sober', pending_events: 0 },
+      { status: 'drinking', reviewed_status: 'sober', pending_events: 0 },
+      { status: 'drinking', reviewed_status: 'drinking', pending_events: 1 },
+      { status: 'drinking', reviewed_status: 'not_monitored', pending_events: 0 },
+      { status: 'not_monitored', reviewed_status: 'not_monitored', pending_events: 0 },
+    ] as const;
+    expect(ratesOfDays([...days])).toMatchObject({ sober_days: 1, monitored_days: 6, rate: 1 / 6, reviewed_sober_days: 3, reviewed_monitored_days: 5, reviewed_rate: 0.6, pending_events: 1 });
+  });
+});
+
 describe('monthSplit: whole months and edge days of a period', () => {
   it.each([
     ['2025-01-01', '2026-01-01', { months: ['2025-01-01', '2026-01-01'], edges: [['2025-01-01', '2025-01-01'], ['2026-01-01', '2026-01-01']] }],
@@ -151,8 +240,8 @@ describe('sober-day rate', () => {
   });
 });
 
-describe('the 13 real recordings in shared/data/barcrawl', () => {
-  const dir = fileURLToPath(new URL('../../../shared/data/barcrawl/', import.meta.url));
+describe('the 13 real recordings (test/fixtures/barcrawl, from the contract data)', () => {
+  const dir = fileURLToPath(new URL('../fixtures/barcrawl/', import.meta.url));
   const files = readdirSync(dir).filter((f) => f.endsWith('.csv'));
   it('are all there', () => expect(files).toHaveLength(13));
   it.each(files)('%s: one drinking event or more, no tamper', (f) => {
