@@ -12,7 +12,8 @@ import { stack } from '../support/env.js';
 // the migration before it, given alerts and day results the old code wrote, then migrated on.
 
 const MIGRATION = '20261203000000070_alcohol_review.sql';
-const base = () => stack().DATABASE_URL.replace(/\/[^/]+$/, '');
+// the superuser: a database migrated as its owner from nothing
+const base = () => stack().PG_SUPERUSER_URL.replace(/\/[^/]+$/, '');
 const name = `m_${randomBytes(6).toString('hex')}`;
 let c: pg.Client;
 

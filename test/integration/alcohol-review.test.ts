@@ -48,7 +48,7 @@ async function review(id: string, decision: string, note: string, who: Parameter
   return service.app.inject({ method: 'POST', url: `/v1/alerts/${id}/review`, headers: await authHeader(...who), payload: { decision, note } });
 }
 
-const sobriety = async () => (await svc.app.inject({ method: 'GET', url: `/v1/subjects/V-S1/sobriety?${PERIOD}`, headers: await authHeader('supervisor', 'sup-1') })).json();
+const sobriety = async () => (await svc.app.inject({ method: 'GET', url: `/v1/subjects/V-S1/sobriety?${PERIOD}`, headers: { ...(await authHeader('supervisor', 'sup-1')), 'x-tagwatch-reason': 'alcohol review test' } })).json();
 
 beforeAll(async () => {
   db = await createTestDatabase();

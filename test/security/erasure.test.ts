@@ -61,7 +61,7 @@ async function seed(p: Person): Promise<{ alert: string; zones: string[] }> {
   await q(`INSERT INTO webhook_attempts (delivery_id, status_code, error, duration_ms) VALUES ($1, 500, $2, 12)`, [del.rows[0].id, `500 for ${p.mark}`]);
   await q(`INSERT INTO email_deliveries (user_id, email, event_id, last_error) VALUES ('om-x', 'om-x@example.org', $1, $2)`, [ev.rows[0].id, `bounce ${p.mark}`]);
   await q(`INSERT INTO alcohol_params (version, params) VALUES ('v-test', '{}') ON CONFLICT DO NOTHING`);
-  await q(`INSERT INTO alcohol_days (subject_id, date, status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, '2026-11-02', 'sober', 1400, 0, 0, 'v-test')`, [p.subject]);
+  await q(`INSERT INTO alcohol_days (subject_id, date, status, reviewed_status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, '2026-11-02', 'sober', 'sober', 1400, 0, 0, 'v-test')`, [p.subject]);
   await q(`INSERT INTO alcohol_day_months (subject_id, month, sober_days, drinking_days, tamper_days, not_monitored_days) VALUES ($1, '2026-11-01', 1, 0, 0, 0)`, [p.subject]);
   await q(`INSERT INTO device_health (device_id, last_received_at, last_ts) VALUES ($1, '2026-11-02T00:30:00Z', '2026-11-02T00:30:00Z')`, [p.device]);
   await q(`INSERT INTO geofence_progress (device_id, watermark) VALUES ($1, '2026-11-02T00:30:00Z')`, [p.device]);

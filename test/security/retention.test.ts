@@ -45,7 +45,7 @@ async function seed(tag: string, at: Date): Promise<void> {
   await q(`INSERT INTO webhook_attempts (delivery_id, at, duration_ms, error) VALUES ($1, $2, 5, $3)`, [d.rows[0].id, at, tag]);
   await q(`INSERT INTO email_deliveries (user_id, email, event_id, created_at) VALUES ($1, 'a@example.org', $2, $3)`, [`u-${tag}`, ev.rows[0].id, at]);
   await q(`INSERT INTO alcohol_params (version, params) VALUES ('v-ret', '{}') ON CONFLICT DO NOTHING`, []);
-  await q(`INSERT INTO alcohol_days (subject_id, date, status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, $2::timestamptz::date, 'sober', 1, 0, 0, 'v-ret')`, [subject, at]);
+  await q(`INSERT INTO alcohol_days (subject_id, date, status, reviewed_status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, $2::timestamptz::date, 'sober', 'sober', 1, 0, 0, 'v-ret')`, [subject, at]);
   await q(`INSERT INTO alcohol_day_months (subject_id, month, sober_days, drinking_days, tamper_days, not_monitored_days) VALUES ($1, date_trunc('month', $2::timestamptz)::date, 1, 0, 0, 0)`, [subject, at]);
 }
 

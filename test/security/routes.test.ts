@@ -40,7 +40,7 @@ describe('every route x every role, generated from the route table', () => {
 
   it('has the alcohol review route for the review role only (ALCOHOL_REVIEW_ROLE, supervisor by default)', () => {
     const review = routeTable(svc.app).filter((r) => r.url === '/v1/alerts/:id/review');
-    expect(review).toEqual([{ method: 'POST', url: '/v1/alerts/:id/review', roles: ['supervisor'], public: false }]);
+    expect(review).toEqual([{ method: 'POST', url: '/v1/alerts/:id/review', roles: ['supervisor'], public: false, reason: false }]);
   });
 
   it('answers 401 without a token on every non-public route', async () => {

@@ -32,7 +32,7 @@ async function setUp(subject: string, device: string, name: string, lat: number)
   );
   await db.pool.query(`INSERT INTO alert_events (alert_id, actor, action, note) VALUES ($1, 'system', 'raised', NULL), ($1, 'om-e', 'acknowledged', 'called them')`, [a.rows[0].id]);
   await db.pool.query(`INSERT INTO alcohol_params (version, params) VALUES ('v-exp', '{}') ON CONFLICT DO NOTHING`);
-  await db.pool.query(`INSERT INTO alcohol_days (subject_id, date, status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, '2026-10-02', 'sober', 1440, 0, 0, 'v-exp'), ($1, '2026-10-03', 'drinking', 1300, 1, 0, 'v-exp')`, [subject]);
+  await db.pool.query(`INSERT INTO alcohol_days (subject_id, date, status, reviewed_status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, '2026-10-02', 'sober', 'sober', 1440, 0, 0, 'v-exp'), ($1, '2026-10-03', 'drinking', 'drinking', 1300, 1, 0, 'v-exp')`, [subject]);
   // a read of the trail, so the audit log has a row about them besides the creation
   await svc.app.inject({ method: 'GET', url: `/v1/subjects/${subject}/track?from=2026-10-02T00:00:00Z&to=2026-10-03T00:00:00Z`, headers: await authHeader('offender_manager', 'om-e') });
   return { alert: a.rows[0].id as string, zone: zone.id as string };
