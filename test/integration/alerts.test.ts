@@ -235,4 +235,25 @@ describe('alerts from MQTT to the stream and webhooks', () => {
     expect(gauge('tagwatch_alert_fatigue_alerts_per_person_day', 'scope="subject",id="H-S1"')).toBeGreaterThan(0);
     expect((await api('GET', '/metrics', undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
   });
+
+  it('puts no subject, device or user id in any /metrics label', async () => {
+    const ids = new Set(
+      (
+        await db.pool.query<{ id: string }>(
+          `SELECT id FROM subjects UNION SELECT id FROM devices UNION SELECT unnest(offender_manager_ids) FROM subjects
+           UNION SELECT actor FROM audit_log UNION SELECT owner_id FROM webhooks UNION SELECT actor FROM alert_events WHERE actor <> 'system'`,
+        )
+      ).rows.map((r) => r.id),
+    );
+    for (const u of ['om-1', 'om-2', 'sup-1', 'admin-1']) ids.add(u);
+    expect(ids.has('H-S1') && ids.has('H-D1') && ids.has('om-1')).toBe(true);
+    expect((await db.pool.query(`SELECT count(*)::int n FROM alerts`)).rows[0].n).toBeGreaterThanOrEqual(5); // the fleet raised alerts
+    const text = (await api('GET', '/metrics', undefined, ['supervisor'])).body;
+    const leaks: string[] = [];
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
+      for (const m of line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) if (ids.has(m[2]!)) leaks.push(`${line.split('{')[0]} ${m[1]}=${m[2]}`);
+    }
+    expect(leaks).toEqual([]);
+  });
 });
