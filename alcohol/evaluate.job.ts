@@ -1,6 +1,5 @@
 import { DateTime } from 'luxon';
-import type { PoolClient } from 'pg';
-import { advanceWatermark, withTransaction, type Pool } from '../src/db.js';
+import { advanceWatermark, withTransaction, type Pool, type TxClient } from '../src/db.js';
 import type { Logger } from '../src/logger.js';
 import type { Metrics } from '../src/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
@@ -74,7 +73,7 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
 }
 
 async function alert(
-  client: PoolClient,
+  client: TxClient,
   subjectId: string,
   deviceId: string,
   type: AlertType,

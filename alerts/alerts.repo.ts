@@ -1,4 +1,4 @@
-import type { Queryable } from '../src/db.js';
+import type { Queryable, TxClient } from '../src/db.js';
 import { SEVERITY, type AlertType } from './rules.js';
 
 export interface NewAlert {
@@ -39,9 +39,10 @@ const COLS = `id, type, severity, subject_id, device_id, zone_id, started_at, ra
 /**
  * Raises an alert once: a retry or a re-evaluation finding the same condition changes nothing,
  * and while an alert of the same (subject, type, zone) is open, a new occurrence is recorded in
- * its history instead of opening a second one (contract §5).
+ * its history instead of opening a second one (contract §5). The alert and its `raised` event
+ * are two statements: it takes a transaction, so neither is ever left without the other.
  */
-export async function raiseAlert(db: Queryable, a: NewAlert): Promise<RaiseResult> {
+export async function raiseAlert(db: TxClient, a: NewAlert): Promise<RaiseResult> {
   const r = await db.query<AlertRow>(
     `INSERT INTO alerts (type, severity, subject_id, device_id, zone_id, started_at, late, evidence)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING ${COLS}`,

@@ -2,10 +2,11 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { Queue } from 'bullmq';
-import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
+import { authHeader, createTestDatabase, heldTransaction, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream, startReceiver } from '../support/sse.js';
 import { tickHealth } from '../../alerts/health.job.js';
-import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { raiseAlert, type NewAlert } from '../../alerts/alerts.repo.js';
+import { withTransaction } from '../../src/db.js';
 import { requeuePending, WEBHOOK_QUEUE } from '../../alerts/webhooks.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -119,37 +120,36 @@ describe('alerts from MQTT to the stream and webhooks', () => {
   it('does not lose an event committed after a later one, live or on resuming', async () => {
     await fit('H-S9', 'H-D9');
     const s1 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'));
-    const slow = await db.pool.connect();
+    const raise = (a: Pick<NewAlert, 'type'>) => withTransaction(db.pool, (tx) => raiseAlert(tx, { subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [], ...a }));
+    // the slow transaction takes the lower feed id and commits last
+    const slow = await heldTransaction(db.pool);
     try {
-      // the slow transaction takes the lower feed id and commits last
-      await slow.query('BEGIN');
-      const a = await raiseAlert(slow, { type: 'case_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const a = await raiseAlert(slow.tx, { type: 'case_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
       expect(a.outcome).toBe('raised');
-      await raiseAlert(db.pool, { type: 'low_battery', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      await raise({ type: 'low_battery' });
       const later = await waitFor(() => s1.events.find((e) => e.data.alert.subject_id === 'H-S9' && e.data.alert.type === 'low_battery'), 'the later event');
       expect(BigInt(later.id)).toBeLessThan(BigInt(later.data.id)); // the resume point stays before the gap
       await s1.close();
-      await slow.query('COMMIT');
+      await slow.commit();
       const early = (a as { alert: { id: string } }).alert.id;
       // resuming from the last id seen delivers the event that committed late
       const s2 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'), later.id);
       await waitFor(() => s2.events.find((e) => e.data.alert.id === early), 'the late event after resuming');
       await s2.close();
     } finally {
-      slow.release();
+      await slow.commit();
     }
     // and live: a stream open while it happens sees both
     const s3 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'));
-    const slow2 = await db.pool.connect();
+    const slow2 = await heldTransaction(db.pool);
     try {
-      await slow2.query('BEGIN');
-      const a = await raiseAlert(slow2, { type: 'strap_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
-      const b = await raiseAlert(db.pool, { type: 'no_signal', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const a = await raiseAlert(slow2.tx, { type: 'strap_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const b = await raise({ type: 'no_signal' });
       await waitFor(() => s3.events.find((e) => e.data.alert.id === (b as { alert: { id: string } }).alert.id), 'the later event, live');
-      await slow2.query('COMMIT');
+      await slow2.commit();
       await waitFor(() => s3.events.find((e) => e.data.alert.id === (a as { alert: { id: string } }).alert.id), 'the earlier event, live, after its commit');
     } finally {
-      slow2.release();
+      await slow2.commit();
       await s3.close();
     }
   });

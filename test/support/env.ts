@@ -6,7 +6,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createPool, type Pool } from '../../src/db.js';
+import { createPool, withTransaction, type Pool, type TxClient } from '../../src/db.js';
 import { createLogger } from '../../src/logger.js';
 import { createMetrics } from '../../src/metrics.js';
 import { buildApp } from '../../src/http/app.js';
@@ -163,4 +163,27 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A transaction held open until `commit()`, as a slow writer's: `tx` (from withTransaction, the
+ * only source of a TxClient) is usable meanwhile.
+ */
+export async function heldTransaction(pool: Pool): Promise<{ tx: TxClient; commit: () => Promise<void> }> {
+  let finish!: () => void;
+  const hold = new Promise<void>((r) => (finish = r));
+  let ready!: (tx: TxClient) => void;
+  const opened = new Promise<TxClient>((r) => (ready = r));
+  const done = withTransaction(pool, async (tx) => {
+    ready(tx);
+    await hold;
+  });
+  const tx = await Promise.race([opened, done.then(() => Promise.reject(new Error('transaction ended before it was used')))]);
+  return {
+    tx,
+    commit: async () => {
+      finish();
+      await done;
+    },
+  };
 }
