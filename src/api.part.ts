@@ -3,6 +3,7 @@ import { readiness, type Part, type Runtime } from './runtime.js';
 import { buildApp } from './http/app.js';
 import { createTokenVerifier } from './http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
+import { streamSettings } from '../alerts/stream.routes.js';
 import { connectBrokerAdmin } from './broker/dynsec.js';
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
@@ -16,6 +17,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
   const app = await buildApp({
     emailEnabled: rt.config.SMTP_URL !== undefined,
     feed,
+    stream: streamSettings(rt.config),
     brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
     pool: rt.pool,

@@ -8,7 +8,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Pool } from '../db.js';
 import { registerAuth, type User } from './auth.js';
-import { problem } from './problem.js';
+import { Problem, problem } from './problem.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { auditRoutes } from '../audit.routes.js';
 import { readingsRoutes } from '../../ingest/readings.routes.js';
@@ -18,6 +18,7 @@ import { alertsRoutes } from '../../alerts/alerts.routes.js';
 import { emailRoutes } from '../../alerts/email.routes.js';
 import { registerFatigueMetrics } from '../../alerts/fatigue.metrics.js';
 import type { FeedHub } from '../../alerts/feed.js';
+import { alertStreamRoutes, DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../../alerts/stream.routes.js';
 import type { BrokerAdmin } from '../broker/dynsec.js';
 
 export interface AppDeps {
@@ -29,6 +30,8 @@ export interface AppDeps {
   readiness: () => Promise<Record<string, boolean>>;
   /** the alert feed for the live stream (null: the stream answers 503) */
   feed?: FeedHub | null;
+  /** the live stream's limits (default: DEFAULT_STREAM_SETTINGS) */
+  stream?: StreamSettings;
   /** provisions devices at the broker (dynamic security), when configured */
   brokerAdmin?: BrokerAdmin | null;
   allowPrivateWebhooks?: boolean;
@@ -73,6 +76,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // security headers; the docs page needs its own scripts and styles
   await app.register(helmet, { contentSecurityPolicy: false });
   registerAuth(app, deps.verifyToken);
+  if (!app.getSchema('Problem')) app.addSchema(Problem);
   // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
   app.addHook('preValidation', async (request, reply) => {
     if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {
@@ -105,6 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(zonesRoutes(deps.pool));
   await app.register(sobrietyRoutes(deps.pool));
   await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
+  await app.register(alertStreamRoutes({ pool: deps.pool, feed: deps.feed ?? null, metrics: deps.metrics, settings: deps.stream ?? DEFAULT_STREAM_SETTINGS }));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));
   return app as unknown as FastifyInstance;
 }

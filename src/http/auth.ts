@@ -9,6 +9,8 @@ export interface User {
   /** user id (the token's `sub`) */
   id: string;
   role: Role;
+  /** when the token expires (epoch ms, its `exp`), if it says */
+  expiresAt?: number;
 }
 
 declare module 'fastify' {
@@ -39,7 +41,7 @@ export function createTokenVerifier(opts: AuthOptions): (token: string) => Promi
     const role = payload.role;
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new Error('token has no sub');
     if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new Error('token has no valid role');
-    return { id: payload.sub, role: role as Role };
+    return { id: payload.sub, role: role as Role, ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
   };
 }
 

@@ -16,7 +16,7 @@ const url = () => `${base}/v1/alerts/stream`;
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  const config = testConfig({ DATABASE_URL: db.url, SSE_MAX_PER_USER: '2', SSE_MAX_TOTAL: '3', SSE_REPLAY_MAX: '5', SSE_MAX_BUFFER_BYTES: '65536' });
+  const config = testConfig({ DATABASE_URL: db.url, SSE_MAX_PER_USER: '2', SSE_MAX_TOTAL: '3', SSE_REPLAY_MAX: '5', SSE_MAX_BUFFER_BYTES: '1048576' });
   svc = await startTestService(config, { feed: true });
   await svc.app.listen({ port: 0, host: '127.0.0.1' });
   base = `http://127.0.0.1:${(svc.app.server.address() as AddressInfo).port}`;
@@ -90,10 +90,16 @@ describe('live stream limits', () => {
     res.pause();
     let closed = false;
     res.socket.on('close', () => (closed = true));
-    // 300 events of about 50 KB: ~15 MB, far more than the socket buffers hold
-    const ids = await addEvents(alertId, 300, new Date(), 'x'.repeat(50_000));
+    // 16 batches of 30 events of about 50 KB (1.5 MB a batch, 24 MB in all: far more than the
+    // socket buffers hold); the reading client has each batch before the next is written
+    const ids: string[] = [];
+    for (let i = 0; i < 16; i++) {
+      const batch = await addEvents(alertId, 30, new Date(), 'x'.repeat(50_000));
+      ids.push(...batch);
+      await waitFor(() => reader.events.filter((e) => batch.includes(e.data.id)).length === batch.length, `batch ${i} at the reading client`, 30_000);
+    }
+    expect(reader.events.filter((e) => ids.includes(e.data.id)).length).toBe(ids.length);
     await waitFor(async () => (await metric('tagwatch_sse_closed_total', 'reason="slow_client"')) === (Number.isNaN(before) ? 0 : before) + 1, 'the stuck client dropped', 30_000);
-    await waitFor(() => reader.events.filter((e) => ids.includes(e.data.id)).length === ids.length, 'every event at the reading client', 30_000);
     // the stuck client, reading again, finds its stream ended before the last event
     let received = '';
     res.on('data', (c: Buffer) => (received += c.toString()));

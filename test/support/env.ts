@@ -15,6 +15,7 @@ import { mintDevToken } from '../../src/http/dev-tokens.js';
 import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createFeedHub } from '../../alerts/feed.js';
+import { streamSettings } from '../../alerts/stream.routes.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../src/broker/dynsec.js';
 
 export const stack = () => inject('stack');
@@ -122,6 +123,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     metrics: rt.metrics,
     verifyToken: createTokenVerifier({ jwtSecret: config.JWT_SECRET }),
     feed,
+    stream: streamSettings(config),
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
     emailEnabled: config.SMTP_URL !== undefined,
