@@ -226,13 +226,20 @@ describe('alerts from MQTT to the stream and webhooks', () => {
     expect(om1.resolved_false_share).toBe(0);
     expect(om1.ack_p50_s).toBeGreaterThanOrEqual(0);
     expect((await api('GET', `/v1/alerts/stats?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
-    // the same figures as gauges in /metrics (last 30 days), which managers cannot read
+    expect((await api('GET', `/v1/alerts/stats?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, undefined, ['admin'])).statusCode).toBe(200);
+    // who read which subjects' figures is in the audit log
+    const audited = await db.pool.query(`SELECT detail FROM audit_log WHERE action = 'alerts.stats' ORDER BY at DESC LIMIT 1`);
+    expect(audited.rows[0].detail.subject_ids).toContain('H-S1');
+    expect(audited.rows[0].detail.manager_ids).toContain('om-1');
+    // the fleet's figures as gauges in /metrics (last 30 days), which managers cannot read
+    const fleet = r.json().fleet;
     const metrics = await api('GET', '/metrics', undefined, ['supervisor']);
     expect(metrics.statusCode).toBe(200);
-    const gauge = (name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(metrics.body)?.[1]);
-    expect(gauge('tagwatch_alert_fatigue_ack_seconds', 'scope="manager",id="om-1",quantile="0.5"')).toBe(om1.ack_p50_s);
-    expect(gauge('tagwatch_alert_fatigue_false_alarm_share', 'scope="manager",id="om-1"')).toBe(0);
-    expect(gauge('tagwatch_alert_fatigue_alerts_per_person_day', 'scope="subject",id="H-S1"')).toBeGreaterThan(0);
+    const gauge = (name: string, labels = '') => Number(new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ''} (\\S+)$`, 'm').exec(metrics.body)?.[1]);
+    expect(gauge('tagwatch_alert_fatigue_ack_seconds', 'quantile="0.5"')).toBe(fleet.ack_p50_s);
+    expect(gauge('tagwatch_alert_fatigue_false_alarm_share')).toBe(0);
+    expect(gauge('tagwatch_alert_fatigue_alerts_per_person_day')).toBeGreaterThan(0);
+    expect(gauge('tagwatch_alert_fatigue_manager_alerts_per_person_day', 'quantile="1"')).toBeGreaterThan(0);
     expect((await api('GET', '/metrics', undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
   });
 
