@@ -189,11 +189,18 @@ export function alertStreamRoutes(deps: StreamRoutesDeps): FastifyPluginAsyncTyp
         }
         // what was raised since the resume point, then what arrived meanwhile, then live
         let cursor = start;
-        while (!stuck()) {
-          const missed = await feedAfter(pool, cursor, 500, user);
-          for (const e of missed) if (!closed) send(e);
-          if (missed.length < 500) break;
-          cursor = missed[missed.length - 1]!.id;
+        try {
+          while (!stuck()) {
+            const missed = await feedAfter(pool, cursor, 500, user);
+            for (const e of missed) if (!closed) send(e);
+            if (missed.length < 500) break;
+            cursor = missed[missed.length - 1]!.id;
+          }
+        } catch (err) {
+          // the response is hijacked: no problem body now; the client reconnects and resumes
+          request.log.warn({ err: (err as Error).message }, 'live stream replay failed');
+          raw.destroy();
+          return cleanup();
         }
         if (!stuck()) for (const e of buffered.splice(0)) if (!closed) send(e);
         replaying = false;
