@@ -117,7 +117,10 @@ describe('live stream limits', () => {
     const recent = await addEvents(alertId, 3);
     // resuming from before two events older than 24 hours: they are left out, and it says so
     const s1 = await openStream(url(), om1, String(BigInt(old[0]!) - 1n));
-    await waitFor(() => s1.events.filter((e) => recent.includes(e.data.id)).length === 3, 'the recent events');
+    expect(s1.status).toBe(200);
+    await waitFor(() => s1.events.filter((e) => recent.includes(e.data.id)).length === 3, 'the recent events').catch((err: Error) => {
+      throw new Error(`${err.message}: got ${JSON.stringify(s1.events.map((e) => e.data.id))}, notices ${JSON.stringify(s1.notices)}, expected ${JSON.stringify(recent)}`);
+    });
     expect(s1.events.some((e) => old.includes(e.data.id))).toBe(false);
     expect(s1.notices.map((n) => n.event)).toEqual(['truncated']);
     expect(s1.notices[0]!.data).toMatchObject({ reason: expect.stringMatching(/24 hours/) });
