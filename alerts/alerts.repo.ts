@@ -1,4 +1,4 @@
-import type { Queryable, TxClient } from '../src/db.js';
+import type { Queryable, TxClient } from '../platform/db.js';
 import { SEVERITY, type AlertType } from './rules.js';
 
 export interface NewAlert {

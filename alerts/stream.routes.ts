@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../src/db.js';
-import type { Config } from '../src/config.js';
-import type { Metrics } from '../src/metrics.js';
-import { audit } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
-import { Problem, problem } from '../src/http/problem.js';
+import type { Pool } from '../platform/db.js';
+import type { Config } from '../platform/config.js';
+import type { Metrics } from '../platform/metrics.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { Problem, problem } from '../platform/http/problem.js';
 import { feedAfter, replayWindow, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
 import { createStreamSlots } from './stream-slots.js';
 

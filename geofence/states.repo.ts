@@ -1,4 +1,4 @@
-import type { Queryable, TxClient } from '../src/db.js';
+import type { Queryable, TxClient } from '../platform/db.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
 import { initialState, isIdle, type Finding, type ZoneRule, type ZoneState } from './breach.js';
 import type { ZoneStates } from './evaluate.js';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/env.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
-import type { Pool } from '../../src/db.js';
-import { tickHealth } from '../../alerts/health.job.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
+import type { Pool } from '../../platform/db.js';
+import { tickHealth } from '../../health/health.job.js';
 import { raiseAlert, type NewAlert } from '../../alerts/alerts.repo.js';
 import { applyFinding, writeStates } from '../../geofence/states.repo.js';
 

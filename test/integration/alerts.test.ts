@@ -4,9 +4,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { Queue } from 'bullmq';
 import { authHeader, createTestDatabase, heldTransaction, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream, startReceiver } from '../support/sse.js';
-import { tickHealth } from '../../alerts/health.job.js';
+import { tickHealth } from '../../health/health.job.js';
 import { raiseAlert, type NewAlert } from '../../alerts/alerts.repo.js';
-import { withTransaction } from '../../src/db.js';
+import { withTransaction } from '../../platform/db.js';
 import { requeuePending, WEBHOOK_QUEUE } from '../../alerts/webhooks.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;

@@ -4,9 +4,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import { authHeader, createTestDatabase, heldTransaction, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
-import { tickHealth } from '../../alerts/health.job.js';
+import { tickHealth } from '../../health/health.job.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
-import { withTransaction } from '../../src/db.js';
+import { withTransaction } from '../../platform/db.js';
 import { Queue } from 'bullmq';
 import { EMAIL_QUEUE, requeuePendingEmails } from '../../alerts/email.js';
 

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, stack, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream } from '../support/sse.js';
-import { mintDevToken } from '../../src/http/dev-tokens.js';
-import { withTransaction } from '../../src/db.js';
+import { mintDevToken } from '../../platform/http/dev-tokens.js';
+import { withTransaction } from '../../platform/db.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 
 // The live stream's limits (issue 9, finding 10) on a real listening server: small limits so
