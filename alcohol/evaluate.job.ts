@@ -1,6 +1,5 @@
 import { DateTime } from 'luxon';
-import type { PoolClient } from 'pg';
-import { advanceWatermark, withTransaction, type Pool } from '../platform/db.js';
+import { advanceWatermark, withTransaction, type Pool, type TxClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
@@ -82,7 +81,7 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
 }
 
 async function alert(
-  client: PoolClient,
+  client: TxClient,
   subjectId: string,
   deviceId: string,
   type: AlertType,

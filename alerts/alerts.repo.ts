@@ -1,4 +1,4 @@
-import type { Queryable } from '../platform/db.js';
+import type { Queryable, TxClient } from '../platform/db.js';
 import { PER_EVENT_TYPES, SEVERITY, isReviewed, type AlertType } from './rules.js';
 
 export interface NewAlert {
@@ -41,9 +41,10 @@ const COLS = `id, type, severity, subject_id, device_id, zone_id, started_at, ra
  * zone, start) changes nothing, and while an alert of the same (subject, type, zone) is open, a
  * new occurrence is recorded in its history instead of opening a second one (contract §5), except
  * for PER_EVENT_TYPES: each of their events is its own alert, identified by its start. A reviewed
- * type is raised `pending` review.
+ * type is raised `pending` review. The alert and its `raised` event are two statements: it takes
+ * a transaction, so neither is ever left without the other.
  */
-export async function raiseAlert(db: Queryable, a: NewAlert): Promise<RaiseResult> {
+export async function raiseAlert(db: TxClient, a: NewAlert): Promise<RaiseResult> {
   const r = await db.query<AlertRow>(
     `INSERT INTO alerts (type, severity, subject_id, device_id, zone_id, started_at, late, evidence, per_event, review_status)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING ${COLS}`,

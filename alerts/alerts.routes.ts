@@ -4,10 +4,10 @@ import { withTransaction, type Pool, type Queryable } from '../platform/db.js';
 import { DateTime } from 'luxon';
 import { audit, auditSubjects } from '../registry/audit.repo.js';
 import { userOf, type Role, type User } from '../platform/http/auth.js';
-import { problem } from '../platform/http/problem.js';
+import { Problem, problem } from '../platform/http/problem.js';
 import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
-import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
+import type { FeedHub } from './feed.js';
 import { getAlertFor, listAlertsFor, transition, type Transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';
 import { ALERT_TYPES, isReviewed } from './rules.js';
@@ -15,7 +15,6 @@ import { ALERT_TYPES, isReviewed } from './rules.js';
 export interface AlertRoutesDeps {
   pool: Pool;
   feed: FeedHub | null;
-  heartbeatMs?: number;
   /** the role that reviews drinking events and alcohol tampers (ALCOHOL_REVIEW_ROLE) */
   reviewRole?: Role;
   /**
@@ -47,7 +46,7 @@ class Refused extends Error {
   }
 }
 
-/** Alerts, their lifecycle, the live stream and fatigue figures (contract §5, §6). */
+/** Alerts, their lifecycle and fatigue figures (contract §5, §6); the live stream is in stream.routes.ts, webhooks in webhooks.routes.ts. */
 export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
   const { pool } = deps;
   return async (app) => {
@@ -146,78 +145,25 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
     );
 
     app.get(
-      '/v1/alerts/stream',
-      {
-        config: { roles: MANAGERS },
-        schema: { tags: ['alerts'], summary: 'Server-Sent Events of alerts as raised and as they change; resumes from Last-Event-ID', querystring: Type.Object({ last_event_id: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })) }, { additionalProperties: false }) },
-      },
-      async (request, reply) => {
-        const user = userOf(request);
-        const header = request.headers['last-event-id'];
-        const resumeFrom = typeof header === 'string' && /^[0-9]{1,18}$/.test(header) ? header : (request.query.last_event_id ?? null);
-        if (!deps.feed) return problem(reply, 503, 'Service Unavailable', 'the alert feed is not running in this process');
-        await audit(pool, request, { action: 'alerts.stream', detail: { resume_from: resumeFrom } });
-        reply.hijack();
-        const raw = reply.raw;
-        raw.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-        // The SSE id is a resume point, not the event's own id: every event up to it that this
-        // user may see has been sent on this stream. Feed ids can commit out of order (see
-        // FeedReader), so while replaying it stays where the replay started and afterwards it is
-        // the hub's safe point. Resuming from it may repeat an event (the data carries the feed
-        // id to deduplicate), never lose one.
-        const feed = deps.feed;
-        const start = resumeFrom ?? feed.safeId;
-        let resumePoint = start;
-        const sentIds = new Set<string>(); // only while replaying: replay and live can overlap
-        const buffered: FeedEvent[] = [];
-        let replaying = true;
-        const send = (e: FeedEvent) => {
-          if (BigInt(e.id) <= BigInt(start) || !visibleTo(e, user.role, user.id)) return;
-          if (replaying || sentIds.size) {
-            if (sentIds.has(e.id)) return;
-            sentIds.add(e.id);
-          }
-          const { manager_ids: _m, audience: _a, ...data } = e;
-          raw.write(`id: ${resumePoint}\nevent: alert\ndata: ${JSON.stringify(data)}\n\n`);
-        };
-        const unsubscribe = feed.subscribe((events) => {
-          if (replaying) return void buffered.push(...events);
-          resumePoint = feed.safeId;
-          events.forEach(send);
-        });
-        const heartbeat = setInterval(() => raw.write(`: heartbeat ${new Date().toISOString()}\n\n`), deps.heartbeatMs ?? 15_000);
-        raw.on('close', () => {
-          clearInterval(heartbeat);
-          unsubscribe();
-        });
-        raw.write(`retry: 2000\n\n`);
-        // what was raised since the resume point, then what arrived meanwhile, then live
-        let cursor = start;
-        for (;;) {
-          const missed = await feedAfter(pool, cursor, 500, user);
-          missed.forEach(send);
-          if (missed.length < 500) break;
-          cursor = missed[missed.length - 1]!.id;
-        }
-        buffered.splice(0).forEach(send);
-        replaying = false;
-        sentIds.clear();
-        resumePoint = feed.safeId;
-      },
-    );
-
-    app.get(
       '/v1/alerts/stats',
       {
-        config: { roles: ['supervisor'] },
-        schema: { tags: ['alerts'], summary: 'Alert fatigue figures per manager and per subject over [from, to)', querystring: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }) },
+        config: { roles: ['supervisor', 'admin'] },
+        schema: {
+          tags: ['alerts'],
+          operationId: 'getAlertFatigue',
+          summary: 'Alert fatigue figures for the fleet, per offender manager and per subject over [from, to) (/metrics carries only the fleet figures)',
+          querystring: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }),
+          response: { 400: Type.Ref(Problem), 401: Type.Ref(Problem), 403: Type.Ref(Problem) },
+        },
       },
       async (request, reply) => {
         const from = new Date(request.query.from);
         const to = new Date(request.query.to);
         if (!(from < to)) return problem(reply, 400, 'Bad Request', '`from` must be before `to`');
-        await audit(pool, request, { action: 'alerts.stats', detail: request.query });
-        return { from: from.toISOString(), to: to.toISOString(), ...(await fatigueStats(pool, from, to)) };
+        const stats = await fatigueStats(pool, from, to);
+        // a read of figures about named people: who was seen is in the audit row
+        await audit(pool, request, { action: 'alerts.stats', detail: { ...request.query, subject_ids: stats.subjects.map((x) => x.subject_id), manager_ids: stats.managers.map((m) => m.manager_id) } });
+        return { from: from.toISOString(), to: to.toISOString(), ...stats };
       },
     );
     // webhooks: alerts/webhooks.routes.ts

@@ -53,6 +53,33 @@ export async function feedByIds(db: Queryable, ids: bigint[]): Promise<FeedEvent
   return r.rows as FeedEvent[];
 }
 
+export interface ReplayWindow {
+  /** replay the events after this feed id */
+  from: string;
+  /** whether events after the requested resume point are left out */
+  truncated: boolean;
+}
+
+/**
+ * Where a resumed stream's replay starts: after `afterId`, but never before `since` (the newest
+ * event older than it is the floor) nor before the last `max` events `user` may see. Reads at
+ * most `max` + 1 feed rows newer than the floor, so `Last-Event-ID: 0` costs no more than a
+ * recent resume.
+ */
+export async function replayWindow(db: Queryable, afterId: string, user: User, max: number, since: Date): Promise<ReplayWindow> {
+  const old = await db.query<{ id: string }>(`SELECT id::text FROM alert_events WHERE at < $1 ORDER BY at DESC, id DESC LIMIT 1`, [since]);
+  const floor = old.rows[0] && BigInt(old.rows[0].id) > BigInt(afterId) ? old.rows[0].id : afterId;
+  const managerOnly = user.role === 'offender_manager';
+  const recent = await db.query<{ id: string }>(
+    `SELECT e.id::text FROM alert_events e JOIN alerts a ON a.id = e.alert_id JOIN subjects s ON s.id = a.subject_id
+      WHERE e.id > $1::bigint AND ($3::text IS NULL OR ($3::text = ANY(s.offender_manager_ids) AND e.audience = 'caseload'))
+      ORDER BY e.id DESC LIMIT $2`,
+    [floor, max + 1, managerOnly ? user.id : null],
+  );
+  if (recent.rows.length > max) return { from: recent.rows[max]!.id, truncated: true };
+  return { from: floor, truncated: floor !== afterId };
+}
+
 /** How long a missing feed id is waited for (a rolled-back transaction leaves a gap for good). */
 export const FEED_GAP_WAIT_MS = 5 * 60_000;
 /** a larger jump of the sequence is not tracked id by id */

@@ -1,7 +1,7 @@
 import type { Queryable } from '../platform/db.js';
 
 /**
- * Alert fatigue figures over [from, to): per subject and per offender manager, alerts per
+ * Alert fatigue figures over [from, to): for the whole fleet, per subject and per offender manager, alerts per
  * person-day (days a device was fitted), time to acknowledge (p50/p90, seconds) and the share of
  * resolved alerts resolved as false alarms.
  */
@@ -46,7 +46,17 @@ export async function fatigueStats(db: Queryable, from: Date, to: Date) {
       byManager.set(m, agg);
     }
   }
+  const fleet = { person_days: 0, alerts: 0, acks: [] as number[], resolved: 0, false_alarms: 0 };
+  for (const row of r.rows) {
+    fleet.person_days += row.person_days;
+    fleet.alerts += row.alerts;
+    fleet.acks.push(...row.acks);
+    fleet.resolved += row.resolved;
+    fleet.false_alarms += row.false_alarms;
+  }
   return {
+    /** every subject together (each alert once, however many managers its subject has) */
+    fleet: figures(fleet),
     subjects: r.rows.map((row) => ({ subject_id: row.subject_id, ...figures(row) })),
     managers: [...byManager].map(([manager_id, agg]) => ({ manager_id, ...figures(agg) })),
   };
@@ -65,11 +75,12 @@ function figures(x: { person_days: number; alerts: number; acks: number[]; resol
   };
 }
 
-/** Linear-interpolated percentile of sorted values (as PostgreSQL's percentile_cont). */
-export function percentile(sorted: number[], q: number): number | null {
+/** Linear-interpolated percentile of sorted values (as PostgreSQL's percentile_cont), rounded to `decimals`. */
+export function percentile(sorted: number[], q: number, decimals = 1): number | null {
   if (sorted.length === 0) return null;
   const pos = (sorted.length - 1) * q;
   const lo = Math.floor(pos);
   const hi = Math.ceil(pos);
-  return Math.round((sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo)) * 10) / 10;
+  const scale = 10 ** decimals;
+  return Math.round((sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo)) * scale) / scale;
 }

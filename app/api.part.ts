@@ -3,6 +3,7 @@ import { readiness, type Part, type Runtime } from '../platform/runtime.js';
 import { buildApp } from './app.js';
 import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
+import { streamSettings } from '../alerts/stream.routes.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
 import { readBrokerCa } from '../registry/ca.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
@@ -24,6 +25,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
   const app = await buildApp({
     emailEnabled: rt.config.SMTP_URL !== undefined,
     feed,
+    stream: streamSettings(rt.config),
     brokerAdmin,
     allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
     subscriptions,

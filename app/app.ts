@@ -24,6 +24,7 @@ import { DEFAULT_SUBSCRIPTIONS, webhookRoutes, type SubscriptionSettings } from 
 import type { Resolver } from '../alerts/webhook-address.js';
 import { registerFatigueMetrics } from '../alerts/fatigue.metrics.js';
 import type { FeedHub } from '../alerts/feed.js';
+import { alertStreamRoutes, DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../alerts/stream.routes.js';
 import type { BrokerAdmin } from '../registry/dynsec.js';
 
 export interface AppDeps {
@@ -35,6 +36,8 @@ export interface AppDeps {
   readiness: () => Promise<Record<string, boolean>>;
   /** the alert feed for the live stream (null: the stream answers 503) */
   feed?: FeedHub | null;
+  /** the live stream's limits (default: DEFAULT_STREAM_SETTINGS) */
+  stream?: StreamSettings;
   /** provisions devices at the broker (dynamic security), when configured */
   brokerAdmin?: BrokerAdmin | null;
   allowPrivateWebhooks?: boolean;
@@ -131,6 +134,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       reviewFalseAlarm: (db, user, alertId, note) => reviewInTransaction(db, user, alertId, 'not_confirmed', note),
     }),
   );
+  await app.register(alertStreamRoutes({ pool: deps.pool, feed: deps.feed ?? null, metrics: deps.metrics, settings: deps.stream ?? DEFAULT_STREAM_SETTINGS }));
   const subscriptions = deps.subscriptions ?? DEFAULT_SUBSCRIPTIONS;
   await app.register(webhookRoutes(deps.pool, deps.allowPrivateWebhooks ?? false, subscriptions, deps.resolveHost));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));

@@ -1,6 +1,6 @@
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
-import type { Pool } from '../platform/db.js';
+import { withTransaction, type Pool } from '../platform/db.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
 import { advanceZones, prepareZones } from './evaluate.js';
 import { loadRules } from './zones.repo.js';
@@ -22,35 +22,29 @@ export async function tickCurfews(deps: CurfewDeps, now: number): Promise<AlertR
   );
   const raised: AlertRow[] = [];
   for (const { subject_id } of subjects.rows) {
-    const client = await deps.pool.connect();
     try {
-      await client.query('BEGIN');
-      await lockSubject(client, subject_id);
-      const device = await client.query<{ device_id: string }>(
-        `SELECT a.device_id FROM assignments a JOIN devices d ON d.id = a.device_id
-          WHERE a.subject_id = $1 AND a.start_at <= $2 AND coalesce(a.end_at, 'infinity') > $2 AND d.kind IN ('gps', 'combined') LIMIT 1`,
-        [subject_id, new Date(now)],
-      );
-      if (!device.rows[0]) {
-        await client.query('ROLLBACK');
-        continue; // no GPS tag fitted now: nothing to expect fixes from
-      }
-      const zones = prepareZones(await loadRules(client, subject_id));
-      const ran = advanceZones(zones, await loadStates(client, subject_id), now);
-      for (const f of ran.findings) {
-        const alert = await applyFinding(client, subject_id, device.rows[0].device_id, f, false, false);
-        if (alert) {
-          raised.push(alert);
-          deps.metrics.alertsRaised.inc({ type: alert.type });
+      const mine = await withTransaction(deps.pool, async (tx) => {
+        await lockSubject(tx, subject_id);
+        const device = await tx.query<{ device_id: string }>(
+          `SELECT a.device_id FROM assignments a JOIN devices d ON d.id = a.device_id
+            WHERE a.subject_id = $1 AND a.start_at <= $2 AND coalesce(a.end_at, 'infinity') > $2 AND d.kind IN ('gps', 'combined') LIMIT 1`,
+          [subject_id, new Date(now)],
+        );
+        if (!device.rows[0]) return []; // no GPS tag fitted now: nothing to expect fixes from
+        const zones = prepareZones(await loadRules(tx, subject_id));
+        const ran = advanceZones(zones, await loadStates(tx, subject_id), now);
+        const out: AlertRow[] = [];
+        for (const f of ran.findings) {
+          const alert = await applyFinding(tx, subject_id, device.rows[0].device_id, f, false, false);
+          if (alert) out.push(alert);
         }
-      }
-      await saveStates(client, subject_id, ran.states);
-      await client.query('COMMIT');
+        await saveStates(tx, subject_id, ran.states);
+        return out;
+      });
+      for (const alert of mine) deps.metrics.alertsRaised.inc({ type: alert.type });
+      raised.push(...mine);
     } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
       deps.logger.warn({ err: (err as Error).message, subject: subject_id }, 'curfew tick failed for a subject');
-    } finally {
-      client.release();
     }
   }
   return raised;

@@ -1,5 +1,4 @@
-import type { PoolClient } from 'pg';
-import type { Queryable } from '../platform/db.js';
+import type { Queryable, TxClient } from '../platform/db.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
 import { initialState, worthStoring, type Finding, type ZoneRule, type ZoneState } from './breach.js';
 import type { ZoneStates } from './evaluate.js';
@@ -12,7 +11,7 @@ import type { ZoneStates } from './evaluate.js';
  */
 
 /** Advisory transaction locks on many keys, taken in one order (by hash) so two batches never deadlock. */
-export async function lockKeys(client: PoolClient, namespace: string, keys: readonly string[]): Promise<void> {
+export async function lockKeys(client: TxClient, namespace: string, keys: readonly string[]): Promise<void> {
   if (keys.length === 0) return;
   await client.query(
     `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext($1 || k) AS h FROM unnest($2::text[]) AS k ORDER BY h) AS x`,
@@ -20,7 +19,7 @@ export async function lockKeys(client: PoolClient, namespace: string, keys: read
   );
 }
 
-export async function lockSubject(client: PoolClient, subjectId: string): Promise<void> {
+export async function lockSubject(client: TxClient, subjectId: string): Promise<void> {
   await lockKeys(client, 'zone-state:', [subjectId]);
 }
 
@@ -44,7 +43,7 @@ export async function loadStatesOf(client: Queryable, subjectIds: readonly strin
   return out;
 }
 
-export async function saveStates(client: Queryable, subjectId: string, states: ZoneStates): Promise<void> {
+export async function saveStates(client: TxClient, subjectId: string, states: ZoneStates): Promise<void> {
   await writeStates(client, [{ subjectId, states, before: null }], new Map());
 }
 
@@ -61,7 +60,7 @@ export interface StateWrite {
  * under way, deletes the idle exclusion states (the same as none). `rules` tells exclusion from
  * inclusion zones (a zone id not found there is kept as it is).
  */
-export async function writeStates(client: Queryable, writes: readonly StateWrite[], rules: Map<string, ZoneRule>): Promise<void> {
+export async function writeStates(client: TxClient, writes: readonly StateWrite[], rules: Map<string, ZoneRule>): Promise<void> {
   const upsert: Array<{ s: string; z: string; state: ZoneState }> = [];
   const drop: Array<[string, string]> = [];
   for (const w of writes) {
@@ -93,7 +92,7 @@ export async function writeStates(client: Queryable, writes: readonly StateWrite
 
 /** Stores one finding: a new alert (returned), a recurrence, or the end of a breach. */
 export async function applyFinding(
-  client: PoolClient,
+  client: TxClient,
   subjectId: string,
   deviceId: string | null,
   f: Finding,

@@ -1,5 +1,4 @@
-import type { PoolClient } from 'pg';
-import { withTransaction, type Pool } from '../platform/db.js';
+import { withTransaction, type Pool, type TxClient } from '../platform/db.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stream } from '../ingest/telemetry.js';
@@ -172,16 +171,18 @@ function changed(h: HealthRow | undefined, row: readonly [string, Date | null, D
   );
 }
 
-async function raise(client: PoolClient, subjectId: string, deviceId: string, type: AlertType, startedAt: Date, late: boolean, evidence: unknown[]) {
+async function raise(client: TxClient, subjectId: string, deviceId: string, type: AlertType, startedAt: Date, late: boolean, evidence: unknown[]) {
   const r = await raiseAlert(client, { type, subjectId, deviceId, zoneId: null, startedAt, late, evidence });
   return r.outcome === 'raised' ? r.alert : null;
 }
 
 /**
  * The clock's part (every minute): `no_signal` and `no_gps_fix` for every device fitted now,
- * against the server clock, and escalation of high alerts left unacknowledged.
+ * against the server clock, and escalation of high alerts left unacknowledged. Each device's
+ * alerts are raised in a transaction of their own: a device that fails (listed in `failed`, and
+ * tried again on the next tick) neither leaves half an alert nor holds back the others.
  */
-export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs: number): Promise<{ raised: AlertRow[]; escalated: string[] }> {
+export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs: number): Promise<{ raised: AlertRow[]; escalated: string[]; failed: string[] }> {
   const devices = await deps.pool.query<{
     device_id: string;
     subject_id: string;
@@ -194,10 +195,12 @@ export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs:
   }>(
     `SELECT a.device_id, a.subject_id, d.kind, a.start_at, h.last_received_at, h.last_ts, h.last_gps_received_at, h.last_status_received_at
        FROM assignments a JOIN devices d ON d.id = a.device_id LEFT JOIN device_health h ON h.device_id = a.device_id
-      WHERE a.start_at <= $1 AND coalesce(a.end_at, 'infinity') > $1 AND d.active`,
+      WHERE a.start_at <= $1 AND coalesce(a.end_at, 'infinity') > $1 AND d.active
+      ORDER BY a.device_id`,
     [new Date(now)],
   );
   const raised: AlertRow[] = [];
+  const failed: string[] = [];
   for (const d of devices.rows) {
     const fitted = d.start_at.getTime();
     const state = absence(
@@ -209,17 +212,26 @@ export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs:
       },
       now,
     );
-    for (const type of ['no_signal', 'no_gps_fix'] as const) {
-      if (!state[type]) continue;
-      const startedAt = type === 'no_signal' ? (d.last_ts ?? d.start_at) : (d.last_gps_received_at ?? d.start_at);
-      const r = await raiseAlert(deps.pool, { type, subjectId: d.subject_id, deviceId: d.device_id, zoneId: null, startedAt, late: false, evidence: [{ last_received_at: d.last_received_at?.toISOString() ?? null, checked_at: new Date(now).toISOString() }] });
-      if (r.outcome === 'raised') {
-        raised.push(r.alert);
-        deps.metrics.alertsRaised.inc({ type });
-      }
+    const due = (['no_signal', 'no_gps_fix'] as const).filter((type) => state[type]);
+    if (due.length === 0) continue;
+    try {
+      const mine = await withTransaction(deps.pool, async (tx) => {
+        const out: AlertRow[] = [];
+        for (const type of due) {
+          const startedAt = type === 'no_signal' ? (d.last_ts ?? d.start_at) : (d.last_gps_received_at ?? d.start_at);
+          const evidence = [{ last_received_at: d.last_received_at?.toISOString() ?? null, checked_at: new Date(now).toISOString() }];
+          const r = await raiseAlert(tx, { type, subjectId: d.subject_id, deviceId: d.device_id, zoneId: null, startedAt, late: false, evidence });
+          if (r.outcome === 'raised') out.push(r.alert);
+        }
+        return out;
+      });
+      for (const a of mine) deps.metrics.alertsRaised.inc({ type: a.type });
+      raised.push(...mine);
+    } catch (err) {
+      failed.push(d.device_id);
+      deps.logger.warn({ err: (err as Error).message, device: d.device_id }, 'health tick failed for a device; retried on the next tick');
     }
   }
   const escalated = await escalateOverdue(deps.pool, escalateAfterMs, new Date(now));
-  return { raised, escalated };
+  return { raised, escalated, failed };
 }
-

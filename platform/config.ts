@@ -65,6 +65,11 @@ export const ConfigSchema = Type.Object({
   EMAIL_FROM: Type.String({ minLength: 3, maxLength: 200, default: 'tagwatch <alerts@tagwatch.invalid>', description: 'From address of alert email' }),
   CONSOLE_URL: Type.Optional(Url(['https', 'http'], 'base URL of the web console, for links in alert email')),
   REEVALUATE_MAX_FIXES: Type.Integer({ minimum: 1, maximum: 5_000_000, default: 500_000, description: 'most fixes one zone re-evaluation (POST /v1/subjects/{id}/reevaluate) reads; a period holding more is refused with 422' }),
+  SSE_MAX_PER_USER: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: 'most live alert streams (GET /v1/alerts/stream) open at once per user, per API process' }),
+  SSE_MAX_TOTAL: Type.Integer({ minimum: 1, maximum: 100000, default: 2000, description: 'most live alert streams open at once per API process' }),
+  SSE_REPLAY_MAX: Type.Integer({ minimum: 1, maximum: 100000, default: 1000, description: 'most events a resumed live stream replays (Last-Event-ID); older ones are left out and the stream says so' }),
+  SSE_REPLAY_HOURS: Type.Integer({ minimum: 1, maximum: 720, default: 24, description: 'a resumed live stream replays no event older than this many hours' }),
+  SSE_MAX_BUFFER_BYTES: Type.Integer({ minimum: 1024, maximum: 67108864, default: 1048576, description: 'bytes a live stream may have waiting for a slow client before it is dropped' }),
   DB_POOL_MAX: Type.Integer({ minimum: 1, maximum: 100, default: 10, description: 'PostgreSQL pool size' }),
 });
 

@@ -78,12 +78,20 @@ export async function storageMode(db: Queryable): Promise<'timescaledb' | 'postg
   return r.rowCount ? 'timescaledb' : 'postgresql';
 }
 
+declare const inTransaction: unique symbol;
+/**
+ * A pooled client inside an open transaction. Only `withTransaction` hands one out (the brand is
+ * not exported), so a write of several statements that takes a TxClient cannot be given a pool
+ * by mistake: it is all-or-nothing by its type.
+ */
+export type TxClient = pg.PoolClient & { readonly [inTransaction]: true };
+
 /** Runs `fn` in a transaction on a pooled client: COMMIT on success, ROLLBACK on any error. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function withTransaction<T>(pool: pg.Pool, fn: (tx: TxClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    const out = await fn(client);
+    const out = await fn(client as TxClient);
     await client.query('COMMIT');
     return out;
   } catch (err) {

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one process (contract §6 names). Create once per process. */
 export function createMetrics() {
@@ -58,6 +58,23 @@ export function createMetrics() {
       name: 'tagwatch_ingest_commit_seconds',
       help: 'Duration of one ingest write (readings and rejections)',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers: [registry],
+    }),
+    sseStreams: new Gauge({
+      name: 'tagwatch_sse_streams',
+      help: 'Live alert streams open in this process',
+      registers: [registry],
+    }),
+    sseRefused: new Counter({
+      name: 'tagwatch_sse_refused_total',
+      help: 'Live alert streams refused (429), by limit: per_user or total',
+      labelNames: ['limit'] as const,
+      registers: [registry],
+    }),
+    sseClosed: new Counter({
+      name: 'tagwatch_sse_closed_total',
+      help: 'Live alert streams closed by the server, by reason: slow_client (its buffer passed SSE_MAX_BUFFER_BYTES), token_expired, shutdown',
+      labelNames: ['reason'] as const,
       registers: [registry],
     }),
     ingestDbErrors: new Counter({

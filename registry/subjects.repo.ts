@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../platform/db.js';
+import { withTransaction, type Pool, type Queryable } from '../platform/db.js';
 import type { User } from '../platform/http/auth.js';
 
 export interface Subject {
@@ -67,43 +67,30 @@ export type AssignResult =
  * any instant: the device row is locked so two concurrent fittings cannot both pass the check.
  */
 export async function assignDevice(pool: Pool, subjectId: string, deviceId: string, start: Date): Promise<AssignResult> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const subject = await client.query(`SELECT 1 FROM subjects WHERE id = $1`, [subjectId]);
-    if (!subject.rowCount) return await rollback(client, { ok: false, reason: 'no_subject', detail: `subject ${subjectId} not found` });
-    const device = await client.query(`SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, [deviceId]);
-    if (!device.rowCount) return await rollback(client, { ok: false, reason: 'no_device', detail: `device ${deviceId} is not registered` });
-    const overlap = await client.query<{ subject_id: string; start_at: Date }>(
+  return withTransaction(pool, async (tx): Promise<AssignResult> => {
+    const subject = await tx.query(`SELECT 1 FROM subjects WHERE id = $1`, [subjectId]);
+    if (!subject.rowCount) return { ok: false, reason: 'no_subject', detail: `subject ${subjectId} not found` };
+    const device = await tx.query(`SELECT 1 FROM devices WHERE id = $1 FOR UPDATE`, [deviceId]);
+    if (!device.rowCount) return { ok: false, reason: 'no_device', detail: `device ${deviceId} is not registered` };
+    const overlap = await tx.query<{ subject_id: string; start_at: Date }>(
       `SELECT subject_id, start_at FROM assignments
         WHERE device_id = $1 AND coalesce(end_at, 'infinity') > $2 LIMIT 1`,
       [deviceId, start],
     );
     if (overlap.rowCount) {
       const o = overlap.rows[0]!;
-      return await rollback(client, {
+      return {
         ok: false,
         reason: 'overlap',
         detail: `device ${deviceId} is fitted to ${o.subject_id} from ${o.start_at.toISOString()} without an end before ${start.toISOString()}`,
-      });
+      };
     }
-    const r = await client.query<Assignment>(
+    const r = await tx.query<Assignment>(
       `INSERT INTO assignments (subject_id, device_id, start_at) VALUES ($1, $2, $3) RETURNING ${ASSIGNMENT_COLS}`,
       [subjectId, deviceId, start],
     );
-    await client.query('COMMIT');
     return { ok: true, assignment: r.rows[0]! };
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-}
-
-async function rollback<T>(client: { query: (q: string) => Promise<unknown> }, value: T): Promise<T> {
-  await client.query('ROLLBACK');
-  return value;
+  });
 }
 
 export type EndResult = { ok: true; assignment: Assignment } | { ok: false; status: 404 | 409; detail: string };

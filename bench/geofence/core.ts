@@ -7,6 +7,7 @@ import type { Fix, ZoneRule, ZoneState } from '../../geofence/breach.js';
 import { evaluateFixes, prepareZones } from '../../geofence/evaluate.js';
 import { loadRules } from '../../geofence/zones.repo.js';
 import { loadStates, saveStates } from '../../geofence/states.repo.js';
+import { withTransaction } from '../../platform/db.js';
 import { classifyFlat, signedDistanceFlat } from './flat.js';
 import type { TownZone } from './town.js';
 
@@ -186,12 +187,10 @@ export async function runJobCost(pool: pg.Pool, zones: TownZone[], states: Map<s
   const sample = [...states.values()];
   if (sample.length === 0) throw new Error('(e) needs the zone states of (a)');
   const keyed = new Map(rules.map((r, i) => [r.id, sample[i % sample.length]!]));
-  const client = await pool.connect();
-  try {
-    const saveStatesMs = await median(() => saveStates(client, 'bench-shared', keyed));
-    const loadStatesMs = await median(() => loadStates(client, 'bench-shared'));
-    return { zones: rules.length, loadRulesMs, prepareMs, loadStatesMs, saveStatesMs, states: keyed.size };
-  } finally {
-    client.release();
-  }
+  // in one transaction, as the evaluation job writes states (saveStates takes a TxClient)
+  const [saveStatesMs, loadStatesMs] = await withTransaction(pool, async (tx) => [
+    await median(() => saveStates(tx, 'bench-shared', keyed)),
+    await median(() => loadStates(tx, 'bench-shared')),
+  ]);
+  return { zones: rules.length, loadRulesMs, prepareMs, loadStatesMs, saveStatesMs, states: keyed.size };
 }

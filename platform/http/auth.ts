@@ -10,6 +10,8 @@ export interface User {
   /** user id (the token's user claim, `sub` by default) */
   id: string;
   role: Role;
+  /** when the token expires (epoch ms, its `exp`), if it says */
+  expiresAt?: number;
 }
 
 declare module 'fastify' {
@@ -80,7 +82,7 @@ export function createTokenVerifier(opts: AuthOptions): (token: string) => Promi
     const role = payload[roleClaim];
     if (typeof id !== 'string' || id === '' || id.length > 128) throw new Error(`token has no valid ${userClaim} claim`);
     if (typeof role !== 'string' || !(ROLES as readonly string[]).includes(role)) throw new Error(`token has no valid ${roleClaim} claim`);
-    return { id, role: role as Role };
+    return { id, role: role as Role, ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
   };
 }
 

@@ -5,6 +5,7 @@ import { DEFAULT_PARAMS, paramsVersion } from '../../alcohol/params.js';
 import { evaluateDeviceAlcohol } from '../../alcohol/evaluate.job.js';
 import { cohortTotalsFromDays, rollupDrift } from '../../alcohol/alcohol.repo.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { withTransaction } from '../../platform/db.js';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 
 // Contract 1.1 §4 (review), §5 (each drinking event and tamper its own alert), §6 (POST
@@ -97,7 +98,7 @@ describe('alcohol review', () => {
     for (const who of [['offender_manager', 'om-1'], ['analyst', 'an-1'], ['admin', 'admin-1']] as Array<Parameters<typeof authHeader>>) {
       expect((await review(first!.id, 'confirmed', 'looks real', who)).statusCode, who[0]).toBe(403);
     }
-    const battery = await raiseAlert(db.pool, { type: 'low_battery', subjectId: 'V-S1', deviceId: 'V-D1', zoneId: null, startedAt: new Date(at(7, 9)), late: false, evidence: [] });
+    const battery = await withTransaction(db.pool, (tx) => raiseAlert(tx, { type: 'low_battery', subjectId: 'V-S1', deviceId: 'V-D1', zoneId: null, startedAt: new Date(at(7, 9)), late: false, evidence: [] }));
     if (battery.outcome !== 'raised') throw new Error('low_battery not raised');
     const other = await review(battery.alert.id, 'confirmed', 'n/a');
     expect(other.statusCode).toBe(409);

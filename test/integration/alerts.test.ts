@@ -2,10 +2,11 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { Queue } from 'bullmq';
-import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
+import { authHeader, createTestDatabase, heldTransaction, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream, startReceiver } from '../support/sse.js';
 import { tickHealth } from '../../health/health.job.js';
-import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { raiseAlert, type NewAlert } from '../../alerts/alerts.repo.js';
+import { withTransaction } from '../../platform/db.js';
 import { requeuePending, WEBHOOK_QUEUE } from '../../alerts/webhooks.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -119,37 +120,36 @@ describe('alerts from MQTT to the stream and webhooks', () => {
   it('does not lose an event committed after a later one, live or on resuming', async () => {
     await fit('H-S9', 'H-D9');
     const s1 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'));
-    const slow = await db.pool.connect();
+    const raise = (a: Pick<NewAlert, 'type'>) => withTransaction(db.pool, (tx) => raiseAlert(tx, { subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [], ...a }));
+    // the slow transaction takes the lower feed id and commits last
+    const slow = await heldTransaction(db.pool);
     try {
-      // the slow transaction takes the lower feed id and commits last
-      await slow.query('BEGIN');
-      const a = await raiseAlert(slow, { type: 'case_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const a = await raiseAlert(slow.tx, { type: 'case_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
       expect(a.outcome).toBe('raised');
-      await raiseAlert(db.pool, { type: 'low_battery', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      await raise({ type: 'low_battery' });
       const later = await waitFor(() => s1.events.find((e) => e.data.alert.subject_id === 'H-S9' && e.data.alert.type === 'low_battery'), 'the later event');
       expect(BigInt(later.id)).toBeLessThan(BigInt(later.data.id)); // the resume point stays before the gap
       await s1.close();
-      await slow.query('COMMIT');
+      await slow.commit();
       const early = (a as { alert: { id: string } }).alert.id;
       // resuming from the last id seen delivers the event that committed late
       const s2 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'), later.id);
       await waitFor(() => s2.events.find((e) => e.data.alert.id === early), 'the late event after resuming');
       await s2.close();
     } finally {
-      slow.release();
+      await slow.commit();
     }
     // and live: a stream open while it happens sees both
     const s3 = await openStream(`${base}/v1/alerts/stream`, await token('supervisor', 'sup-1'));
-    const slow2 = await db.pool.connect();
+    const slow2 = await heldTransaction(db.pool);
     try {
-      await slow2.query('BEGIN');
-      const a = await raiseAlert(slow2, { type: 'strap_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
-      const b = await raiseAlert(db.pool, { type: 'no_signal', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const a = await raiseAlert(slow2.tx, { type: 'strap_tamper', subjectId: 'H-S9', deviceId: 'H-D9', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const b = await raise({ type: 'no_signal' });
       await waitFor(() => s3.events.find((e) => e.data.alert.id === (b as { alert: { id: string } }).alert.id), 'the later event, live');
-      await slow2.query('COMMIT');
+      await slow2.commit();
       await waitFor(() => s3.events.find((e) => e.data.alert.id === (a as { alert: { id: string } }).alert.id), 'the earlier event, live, after its commit');
     } finally {
-      slow2.release();
+      await slow2.commit();
       await s3.close();
     }
   });
@@ -226,13 +226,41 @@ describe('alerts from MQTT to the stream and webhooks', () => {
     expect(om1.resolved_false_share).toBe(0);
     expect(om1.ack_p50_s).toBeGreaterThanOrEqual(0);
     expect((await api('GET', `/v1/alerts/stats?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
-    // the same figures as gauges in /metrics (last 30 days), which managers cannot read
+    expect((await api('GET', `/v1/alerts/stats?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`, undefined, ['admin'])).statusCode).toBe(200);
+    // who read which subjects' figures is in the audit log
+    const audited = await db.pool.query(`SELECT detail FROM audit_log WHERE action = 'alerts.stats' ORDER BY at DESC LIMIT 1`);
+    expect(audited.rows[0].detail.subject_ids).toContain('H-S1');
+    expect(audited.rows[0].detail.manager_ids).toContain('om-1');
+    // the fleet's figures as gauges in /metrics (last 30 days), which managers cannot read
+    const fleet = r.json().fleet;
     const metrics = await api('GET', '/metrics', undefined, ['supervisor']);
     expect(metrics.statusCode).toBe(200);
-    const gauge = (name: string, labels: string) => Number(new RegExp(`^${name}\\{${labels}\\} (\\S+)$`, 'm').exec(metrics.body)?.[1]);
-    expect(gauge('tagwatch_alert_fatigue_ack_seconds', 'scope="manager",id="om-1",quantile="0.5"')).toBe(om1.ack_p50_s);
-    expect(gauge('tagwatch_alert_fatigue_false_alarm_share', 'scope="manager",id="om-1"')).toBe(0);
-    expect(gauge('tagwatch_alert_fatigue_alerts_per_person_day', 'scope="subject",id="H-S1"')).toBeGreaterThan(0);
+    const gauge = (name: string, labels = '') => Number(new RegExp(`^${name}${labels ? `\\{${labels}\\}` : ''} (\\S+)$`, 'm').exec(metrics.body)?.[1]);
+    expect(gauge('tagwatch_alert_fatigue_ack_seconds', 'quantile="0.5"')).toBe(fleet.ack_p50_s);
+    expect(gauge('tagwatch_alert_fatigue_false_alarm_share')).toBe(0);
+    expect(gauge('tagwatch_alert_fatigue_alerts_per_person_day')).toBeGreaterThan(0);
+    expect(gauge('tagwatch_alert_fatigue_manager_alerts_per_person_day', 'quantile="1"')).toBeGreaterThan(0);
     expect((await api('GET', '/metrics', undefined, ['offender_manager', 'om-1'])).statusCode).toBe(403);
+  });
+
+  it('puts no subject, device or user id in any /metrics label', async () => {
+    const ids = new Set(
+      (
+        await db.pool.query<{ id: string }>(
+          `SELECT id FROM subjects UNION SELECT id FROM devices UNION SELECT unnest(offender_manager_ids) FROM subjects
+           UNION SELECT actor FROM audit_log UNION SELECT owner_id FROM webhooks UNION SELECT actor FROM alert_events WHERE actor <> 'system'`,
+        )
+      ).rows.map((r) => r.id),
+    );
+    for (const u of ['om-1', 'om-2', 'sup-1', 'admin-1']) ids.add(u);
+    expect(ids.has('H-S1') && ids.has('H-D1') && ids.has('om-1')).toBe(true);
+    expect((await db.pool.query(`SELECT count(*)::int n FROM alerts`)).rows[0].n).toBeGreaterThanOrEqual(5); // the fleet raised alerts
+    const text = (await api('GET', '/metrics', undefined, ['supervisor'])).body;
+    const leaks: string[] = [];
+    for (const line of text.split('\n')) {
+      if (line.startsWith('#')) continue;
+      for (const m of line.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) if (ids.has(m[2]!)) leaks.push(`${line.split('{')[0]} ${m[1]}=${m[2]}`);
+    }
+    expect(leaks).toEqual([]);
   });
 });

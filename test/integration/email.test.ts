@@ -3,9 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
-import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
+import { authHeader, createTestDatabase, heldTransaction, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
 import { tickHealth } from '../../health/health.job.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { withTransaction } from '../../platform/db.js';
 import { Queue } from 'bullmq';
 import { EMAIL_QUEUE, requeuePendingEmails } from '../../alerts/email.js';
 
@@ -142,18 +143,17 @@ describe('alert email over SMTP', () => {
 
   it('mails an alert whose transaction committed after a later one', async () => {
     await fit('E-S3', 'E-D3', ['om-1']);
-    const slow = await db.pool.connect();
+    const slow = await heldTransaction(db.pool);
     try {
-      await slow.query('BEGIN');
-      const early = await raiseAlert(slow, { type: 'case_tamper', subjectId: 'E-S3', deviceId: 'E-D3', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
-      const later = await raiseAlert(db.pool, { type: 'low_battery', subjectId: 'E-S3', deviceId: 'E-D3', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const early = await raiseAlert(slow.tx, { type: 'case_tamper', subjectId: 'E-S3', deviceId: 'E-D3', zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const later = await withTransaction(db.pool, (tx) => raiseAlert(tx, { type: 'low_battery', subjectId: 'E-S3', deviceId: 'E-D3', zoneId: null, startedAt: new Date(), late: false, evidence: [] }));
       const id = (r: typeof early) => (r as { alert: { id: string } }).alert.id;
       await waitFor(() => mails.find((m) => m.text.includes(id(later))), 'the later alert’s email');
       await new Promise((r) => setTimeout(r, 2500)); // a dispatch round or two passes the gap
-      await slow.query('COMMIT');
+      await slow.commit();
       await waitFor(() => mails.find((m) => m.text.includes(id(early))), 'the earlier alert’s email');
     } finally {
-      slow.release();
+      await slow.commit();
     }
   });
 

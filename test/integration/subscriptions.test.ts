@@ -4,6 +4,7 @@ import { Queue } from 'bullmq';
 import { authHeader, createTestDatabase, startTestService, stack, testConfig, waitFor, type TestService } from '../support/env.js';
 import { startReceiver } from '../support/sse.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { withTransaction } from '../../platform/db.js';
 import { dispatchEmails, EMAIL_QUEUE, type EmailJob } from '../../alerts/email.js';
 import { decryptSecret, parseSecretsKey, prepareWebhookSecrets } from '../../alerts/secrets.js';
 import { createRedis } from '../../platform/redis.js';
@@ -41,7 +42,7 @@ const call = async (role: Parameters<typeof authHeader>[0], sub: string, method:
 async function raise(manager: string): Promise<{ subject: string; alert: string }> {
   const subject = `SUB-${++subjects}`;
   await db.pool.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ($1, $1, 'fixed', 'red', ARRAY[$2])`, [subject, manager]);
-  await raiseAlert(db.pool, { type: 'strap_tamper', subjectId: subject, deviceId: null, zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+  await withTransaction(db.pool, (tx) => raiseAlert(tx, { type: 'strap_tamper', subjectId: subject, deviceId: null, zoneId: null, startedAt: new Date(), late: false, evidence: [] }));
   const a = await db.pool.query<{ id: string }>(`SELECT id::text FROM alerts WHERE subject_id = $1`, [subject]);
   return { subject, alert: a.rows[0]!.id };
 }

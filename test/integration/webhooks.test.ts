@@ -4,11 +4,11 @@ import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createTestDatabase, stack, waitFor } from '../support/env.js';
+import { createTestDatabase, heldTransaction, stack, waitFor } from '../support/env.js';
 import { startReceiver } from '../support/sse.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { createRedis } from '../../platform/redis.js';
-import type { Queryable } from '../../platform/db.js';
+import { withTransaction, type TxClient } from '../../platform/db.js';
 import { createLogger } from '../../platform/logger.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import type { GateSettings } from '../../alerts/webhook-gate.js';
@@ -117,11 +117,14 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
       return id;
     },
     /** raises `n` strap tampers (one per new subject) and dispatches them; returns their feed ids */
-    /** raises one strap tamper for a new subject through `db` (a pool, or a client in a transaction) */
-    async raiseOne(on: Queryable = db.pool): Promise<void> {
+    /** raises one strap tamper for a new subject in `tx` (default: a transaction of its own) */
+    async raiseOne(tx?: TxClient): Promise<void> {
       const s = `S${++subjects}`;
-      await on.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ($1, $1, 'fixed', 'red', ARRAY['om-1'])`, [s]);
-      await raiseAlert(on, { type: 'strap_tamper', subjectId: s, deviceId: null, zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      const write = async (on: TxClient) => {
+        await on.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ($1, $1, 'fixed', 'red', ARRAY['om-1'])`, [s]);
+        await raiseAlert(on, { type: 'strap_tamper', subjectId: s, deviceId: null, zoneId: null, startedAt: new Date(), late: false, evidence: [] });
+      };
+      await (tx ? write(tx) : withTransaction(db.pool, write));
     },
     async raise(n: number): Promise<string[]> {
       for (let i = 0; i < n; i++) await this.raiseOne();
@@ -196,15 +199,13 @@ describe('webhook dispatch', () => {
     const receiver = await startReceiver(SECRET);
     cleanups.push(() => receiver.close());
     await t.addWebhook(receiver.url);
-    const slow = await t.db.pool.connect();
+    const slow = await heldTransaction(t.db.pool);
     try {
-      await slow.query('BEGIN');
-      await t.raiseOne(slow); // takes feed id n and stays uncommitted
+      await t.raiseOne(slow.tx); // takes feed id n and stays uncommitted
       const [later] = await t.raise(1); // id n + 1, committed and dispatched
       await waitFor(() => receiver.received.some((r) => r.delivery === later), 'the later event delivered');
-      await slow.query('COMMIT');
     } finally {
-      slow.release();
+      await slow.commit();
     }
     await t.dispatch();
     const all = (await t.db.pool.query<{ id: string }>(`SELECT id::text FROM alert_events ORDER BY id`)).rows.map((r) => r.id);

@@ -191,7 +191,7 @@ describe('tokens and logs', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const verify = createTokenVerifier({ jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks`, audience: 'tagwatch', issuer: 'test-idp' });
     const good = await new SignJWT({ role: 'supervisor' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setSubject('sup-9').setAudience('tagwatch').setIssuer('test-idp').setExpirationTime('5m').sign(privateKey);
-    expect(await verify(good)).toEqual({ id: 'sup-9', role: 'supervisor' });
+    expect(await verify(good)).toEqual({ id: 'sup-9', role: 'supervisor', expiresAt: expect.any(Number) });
     const hs = (await authHeader('admin')).authorization.slice(7);
     await expect(verify(hs)).rejects.toThrow();
     server.close();

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../platform/config.js';
-import { createPool, type Pool } from '../../platform/db.js';
+import { createPool, withTransaction, type Pool, type TxClient } from '../../platform/db.js';
 import { createLogger } from '../../platform/logger.js';
 import { createMetrics } from '../../platform/metrics.js';
 import { buildApp } from '../../app/app.js';
@@ -17,6 +17,7 @@ import { freePort, OWNER_ROLE, startMosquitto, stopMosquitto } from '../../scrip
 import { withDatabase } from './global-setup.js';
 import { createFeedHub } from '../../alerts/feed.js';
 import { subscriptionSettings } from '../../alerts/webhooks.routes.js';
+import { streamSettings } from '../../alerts/stream.routes.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
 import { readBrokerCa } from '../../registry/ca.js';
 
@@ -143,6 +144,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     metrics: rt.metrics,
     verifyToken: createTokenVerifier(authOptions(config)),
     feed,
+    stream: streamSettings(config),
     brokerAdmin,
     allowPrivateWebhooks: config.WEBHOOK_ALLOW_PRIVATE,
     subscriptions: subscriptionSettings(config),
@@ -187,4 +189,27 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${String(last)})`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * A transaction held open until `commit()`, as a slow writer's: `tx` (from withTransaction, the
+ * only source of a TxClient) is usable meanwhile.
+ */
+export async function heldTransaction(pool: Pool): Promise<{ tx: TxClient; commit: () => Promise<void> }> {
+  let finish!: () => void;
+  const hold = new Promise<void>((r) => (finish = r));
+  let ready!: (tx: TxClient) => void;
+  const opened = new Promise<TxClient>((r) => (ready = r));
+  const done = withTransaction(pool, async (tx) => {
+    ready(tx);
+    await hold;
+  });
+  const tx = await Promise.race([opened, done.then(() => Promise.reject(new Error('transaction ended before it was used')))]);
+  return {
+    tx,
+    commit: async () => {
+      finish();
+      await done;
+    },
+  };
 }

@@ -4,7 +4,14 @@ import type { AddressInfo } from 'node:net';
 
 export interface SseEvent {
   id: string;
-  data: { id: string; action: string; alert: { id: string; type: string; subject_id: string; status: string } };
+  data: { id: string; action: string; note?: string | null; alert: { id: string; type: string; subject_id: string; status: string } };
+}
+
+/** A stream event other than an alert (`event: truncated`, `event: expired`, …). */
+export interface SseNotice {
+  event: string;
+  id: string | undefined;
+  data: Record<string, unknown>;
 }
 
 /** A real SSE client over HTTP: collects events until closed. */
@@ -15,7 +22,9 @@ export async function openStream(url: string, token: string, lastEventId?: strin
     signal: controller.signal,
   });
   const events: SseEvent[] = [];
+  const notices: SseNotice[] = [];
   let heartbeats = 0;
+  let ended = false;
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buf = '';
@@ -32,16 +41,26 @@ export async function openStream(url: string, token: string, lastEventId?: strin
           if (block.startsWith(': heartbeat')) heartbeats++;
           const id = /^id: (.*)$/m.exec(block)?.[1];
           const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (id && data) events.push({ id, data: JSON.parse(data) });
+          const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message';
+          if (event !== 'alert' && data) notices.push({ event, id, data: JSON.parse(data) });
+          else if (id && data) events.push({ id, data: JSON.parse(data) });
         }
       }
     } catch {
       /* aborted */
+    } finally {
+      ended = true;
     }
   })();
   return {
     status: res.status,
+    headers: res.headers,
     events,
+    notices,
+    /** whether the server ended the stream (or it was closed) */
+    get ended() {
+      return ended;
+    },
     get heartbeats() {
       return heartbeats;
     },
