@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../support/env.js';
 import { createLogger } from '../../platform/logger.js';
@@ -15,8 +16,10 @@ beforeAll(async () => {
   await db.pool.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ('T-S1', 'Person T-S1', 'free', 'red', '{om-1}'), ('T-S2', 'Person T-S2', 'free', 'red', '{om-1}')`);
   await db.pool.query(`INSERT INTO devices (id, kind, mqtt_password_hash) VALUES ('T-D1', 'alcohol', 'x'), ('T-D2', 'alcohol', 'x')`);
   await db.pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) VALUES ('T-S1', 'T-D1', now() - interval '2 hours'), ('T-S2', 'T-D2', now() - interval '2 hours')`);
-  // a fault between raiseAlert's two statements: the `raised` event of T-S1's alerts fails
-  await db.pool.query(`
+  // a fault between raiseAlert's two statements: the `raised` event of T-S1's alerts fails (DDL: as the owner)
+  const owner = new pg.Client({ connectionString: db.ownerUrl });
+  await owner.connect();
+  await owner.query(`
     CREATE FUNCTION fail_raised_event() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
       IF NEW.action = 'raised' AND (SELECT subject_id FROM alerts WHERE id = NEW.alert_id) = 'T-S1' THEN
@@ -25,6 +28,7 @@ beforeAll(async () => {
       RETURN NEW;
     END $$;
     CREATE TRIGGER fail_raised_event BEFORE INSERT ON alert_events FOR EACH ROW EXECUTE FUNCTION fail_raised_event();`);
+  await owner.end();
 });
 
 afterAll(async () => {
@@ -43,7 +47,10 @@ describe('alerts are raised in a transaction', () => {
     // the failure of one subject does not hold back another's alert
     expect((await db.pool.query(`SELECT subject_id, type FROM alerts ORDER BY subject_id`)).rows).toEqual([{ subject_id: 'T-S2', type: 'no_signal' }]);
     expect(first).toMatchObject({ failed: ['T-D1'] });
-    await db.pool.query(`DROP TRIGGER fail_raised_event ON alert_events`);
+    const owner = new pg.Client({ connectionString: db.ownerUrl });
+    await owner.connect();
+    await owner.query(`DROP TRIGGER fail_raised_event ON alert_events`);
+    await owner.end();
     const next = await tickHealth(deps(), now + 60_000, 15 * 60_000);
     expect(next.raised.map((a) => [a.subject_id, a.type])).toEqual([['T-S1', 'no_signal']]);
     const events = await db.pool.query(`SELECT e.action FROM alert_events e JOIN alerts a ON a.id = e.alert_id WHERE a.subject_id = 'T-S1'`);
