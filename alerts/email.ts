@@ -4,7 +4,8 @@ import type { Redis } from 'ioredis';
 import type { Pool } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
-import { feedAfter, FeedReader, type FeedEvent } from './feed.js';
+import { feedAfter, type FeedEvent } from './feed.js';
+import { createOutboxState, dispatchOutbox, type Outbox, type OutboxState } from './outbox.js';
 import { backoffMs, RETRY_FOR_MS } from './webhooks.js';
 
 /**
@@ -68,47 +69,28 @@ export function recipientsFor(e: Pick<FeedEvent, 'action' | 'audience' | 'manage
  * (see FeedReader) is still mailed. `reader` lives in the process; after a restart it starts
  * again from the durable cursor (rows are unique per (user, event), so nothing is mailed twice).
  */
-export async function dispatchEmails(pool: Pool, queue: Queue<EmailJob>, now: number, state: { reader: FeedReader | null } = { reader: null }): Promise<number> {
-  const client = await pool.connect();
-  let created: string[] = [];
-  let processed = 0;
-  try {
-    await client.query('BEGIN');
-    const cur = await client.query<{ event_id: string }>(`SELECT event_id::text FROM email_cursor FOR UPDATE`);
-    const cursor = BigInt(cur.rows[0]!.event_id);
-    // another process may have moved the durable cursor past this reader's point
-    const reader = state.reader && state.reader.safeId >= cursor ? state.reader : new FeedReader(cursor);
-    const { events } = await reader.read(client, 500, now);
-    if (events.length) {
-      const contacts = await client.query<{ user_id: string; role: string; email: string }>(`SELECT user_id, role, email FROM notification_contacts WHERE expires_at > $1`, [new Date(now)]);
+export async function dispatchEmails(pool: Pool, queue: Queue<EmailJob>, now: number, state: OutboxState = createOutboxState()): Promise<number> {
+  const outbox: Outbox<string> = {
+    cursorTable: 'email_cursor',
+    async plan(tx, events) {
+      const contacts = await tx.query<{ user_id: string; role: string; email: string }>(`SELECT user_id, role, email FROM notification_contacts WHERE expires_at > $1`, [new Date(now)]);
       const rows: Array<{ user_id: string; email: string; event_id: string }> = [];
       for (const e of events) {
         if (now - new Date(e.at).getTime() > EMAIL_MAX_AGE_MS) continue;
         for (const c of recipientsFor(e, contacts.rows)) rows.push({ user_id: c.user_id, email: c.email, event_id: e.id });
       }
-      if (rows.length) {
-        const ins = await client.query<{ id: string }>(
-          `INSERT INTO email_deliveries (user_id, email, event_id)
-           SELECT r.user_id, r.email, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(user_id text, email text, event_id text)
-           ON CONFLICT DO NOTHING RETURNING id::text`,
-          [JSON.stringify(rows)],
-        );
-        created = ins.rows.map((r) => r.id);
-      }
-    }
-    if (reader.safeId !== cursor) await client.query(`UPDATE email_cursor SET event_id = $1`, [String(reader.safeId)]);
-    processed = events.length;
-    await client.query('COMMIT');
-    state.reader = reader;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    state.reader = null; // read again from the durable cursor
-    throw err;
-  } finally {
-    client.release();
-  }
-  await enqueueEmails(queue, created);
-  return processed;
+      if (!rows.length) return [];
+      const ins = await tx.query<{ id: string }>(
+        `INSERT INTO email_deliveries (user_id, email, event_id)
+         SELECT r.user_id, r.email, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(user_id text, email text, event_id text)
+         ON CONFLICT DO NOTHING RETURNING id::text`,
+        [JSON.stringify(rows)],
+      );
+      return ins.rows.map((r) => r.id);
+    },
+    enqueue: (ids) => enqueueEmails(queue, ids),
+  };
+  return dispatchOutbox(pool, outbox, state, now);
 }
 
 export async function enqueueEmails(queue: Queue<EmailJob>, ids: string[]): Promise<void> {

@@ -6,7 +6,8 @@ import type { Config } from '../platform/config.js';
 import type { Pool } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
-import { FeedReader, visibleTo, type FeedEvent } from './feed.js';
+import { visibleTo, type FeedEvent } from './feed.js';
+import { createOutboxState, dispatchOutbox, type Outbox, type OutboxState } from './outbox.js';
 import { createGate, DEFAULT_GATE, type Gate, type GateSettings } from './webhook-gate.js';
 import { addressProblem, hostOf, systemResolver, type Resolver } from './webhook-address.js';
 import { createPoster } from './webhook-http.js';
@@ -126,18 +127,9 @@ export interface DispatchHooks {
   openUntil(webhookId: string, now: number): number | null;
 }
 
-/**
- * What a dispatcher remembers between rounds: its FeedReader (alerts/feed.ts), which does not
- * skip a feed event committed after a later one. The durable cursor (delivery_cursor) is the
- * reader's safe point; after a restart, or when another process moved the cursor past this
- * one's point, reading starts again from the durable cursor (dispatching is idempotent: one row
- * per (webhook, event)).
- */
-export interface DispatchState {
-  reader: FeedReader | null;
-}
-
-export const createDispatchState = (): DispatchState => ({ reader: null });
+/** What the webhook dispatcher remembers between rounds (see alerts/outbox.ts). */
+export type DispatchState = OutboxState;
+export const createDispatchState = createOutboxState;
 
 /**
  * Turns new feed events (and late ones that filled a gap) into delivery rows and jobs for the
@@ -145,43 +137,27 @@ export const createDispatchState = (): DispatchState => ({ reader: null });
  * many feed events it took.
  */
 export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?: DispatchHooks, state: DispatchState = createDispatchState()): Promise<number> {
-  const client = await pool.connect();
-  let created: Array<{ id: string; webhook_id: string }> = [];
-  let events: FeedEvent[] = [];
-  const now = Date.now();
-  try {
-    await client.query('BEGIN');
-    const cur = await client.query<{ event_id: string }>(`SELECT event_id::text FROM delivery_cursor FOR UPDATE`);
-    const cursor = BigInt(cur.rows[0]!.event_id);
-    const reader = state.reader && state.reader.safeId >= cursor ? state.reader : new FeedReader(cursor);
-    state.reader = null; // kept only once this round commits
-    events = (await reader.read(client, 500, now)).events;
-    if (events.length) {
-      const webhooks = await client.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active AND expires_at > now()`);
+  const outbox: Outbox<{ id: string; webhook_id: string }> = {
+    cursorTable: 'delivery_cursor',
+    async plan(tx, events) {
+      const webhooks = await tx.query<{ id: string; owner_id: string; owner_role: string }>(`SELECT id, owner_id, owner_role FROM webhooks WHERE active AND expires_at > now()`);
       const rows: Array<{ webhook_id: string; event_id: string }> = [];
       for (const e of events) for (const h of webhooks.rows) if (visibleTo(e, h.owner_role, h.owner_id)) rows.push({ webhook_id: h.id, event_id: e.id });
-      if (rows.length) {
-        const ins = await client.query<{ id: string; webhook_id: string }>(
-          `INSERT INTO webhook_deliveries (webhook_id, event_id)
-           SELECT r.webhook_id::uuid, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(webhook_id text, event_id text)
-           ON CONFLICT DO NOTHING RETURNING id::text, webhook_id::text`,
-          [JSON.stringify(rows)],
-        );
-        created = ins.rows;
-      }
-    }
-    if (reader.safeId !== cursor) await client.query(`UPDATE delivery_cursor SET event_id = $1`, [String(reader.safeId)]);
-    await client.query('COMMIT');
-    state.reader = reader;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
-  hooks?.prime(events);
-  await enqueue(queue, created, hooks);
-  return events.length;
+      if (!rows.length) return [];
+      const ins = await tx.query<{ id: string; webhook_id: string }>(
+        `INSERT INTO webhook_deliveries (webhook_id, event_id)
+         SELECT r.webhook_id::uuid, r.event_id::bigint FROM jsonb_to_recordset($1::jsonb) AS r(webhook_id text, event_id text)
+         ON CONFLICT DO NOTHING RETURNING id::text, webhook_id::text`,
+        [JSON.stringify(rows)],
+      );
+      return ins.rows;
+    },
+    async enqueue(created, events) {
+      hooks?.prime(events);
+      await enqueue(queue, created, hooks);
+    },
+  };
+  return dispatchOutbox(pool, outbox, state, Date.now());
 }
 
 export async function enqueue(queue: Queue<DeliveryJob>, deliveries: Array<{ id: string; webhook_id: string }>, hooks?: Pick<DispatchHooks, 'openUntil'>): Promise<void> {

@@ -9,6 +9,7 @@ import { tickHealth } from '../health/health.job.js';
 import { runEvaluationJob } from '../evaluation/evaluate.job.js';
 import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
 import { createFeedDrainer } from '../alerts/drain.js';
+import { createOutboxState } from '../alerts/outbox.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
@@ -104,7 +105,7 @@ function startEmail(rt: Runtime) {
   const transport = createTransport(smtpUrl);
   const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
   const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger, rt.metrics);
-  const state = { reader: null };
+  const state = createOutboxState();
   const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
   return {
     requeue: () => requeuePendingEmails(rt.pool, queue),
