@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import { advanceWatermark, withTransaction, type Pool, type TxClient } from '../platform/db.js';
+import { advanceWatermark, withTransaction, type Pool, type TxClient, lockKeys } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
@@ -33,7 +33,7 @@ export interface AlcoholDeps {
 export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string, dirtyFrom: number | null, now: number): Promise<AlertRow[]> {
   const raised: AlertRow[] = [];
   return withTransaction(deps.pool, async (client) => {
-    await client.query(`SELECT pg_advisory_xact_lock(hashtext('alcohol-device:' || $1))`, [deviceId]);
+    await lockKeys(client, 'alcohol-device:', [deviceId]);
     const wm = await client.query<{ watermark: Date }>(`SELECT watermark FROM alcohol_progress WHERE device_id = $1`, [deviceId]);
     const watermark = wm.rows[0]?.watermark.getTime() ?? null;
     const changedFrom = dirtyFrom ?? now - 86400_000;
@@ -45,7 +45,7 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
     const version = await ensureParams(client, deps.params);
     let newest = watermark ?? -Infinity;
     for (const { subject_id, timezone } of subjects.rows) {
-      await client.query(`SELECT pg_advisory_xact_lock(hashtext('alcohol-subject:' || $1))`, [subject_id]);
+      await lockKeys(client, 'alcohol-subject:', [subject_id]);
       const firstDay = DateTime.fromMillis(changedFrom, { zone: timezone }).minus({ days: 1 }).startOf('day');
       const loadFrom = firstDay.toMillis() - HISTORY_MS;
       const lastDay = DateTime.fromMillis(now, { zone: timezone }).plus({ days: 1 }).startOf('day');

@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import type { Queryable } from '../platform/db.js';
+import { lockKeys, type Queryable, type TxClient } from '../platform/db.js';
 import type { User } from '../platform/http/auth.js';
 import { recordReview, reviewableAlert, type ReviewResult } from '../alerts/review.repo.js';
 import type { ReviewDecision } from '../alerts/rules.js';
@@ -13,11 +13,11 @@ import { loadDayInputs, loadEventReviews, saveReviewedDays } from './alcohol.rep
  * rollup. The automatic figures are left as they are. Runs inside the caller's transaction and
  * takes the subject's alcohol lock, the one the evaluate job holds while it writes days.
  */
-export async function reviewInTransaction(db: Queryable, user: User, alertId: string, decision: ReviewDecision, note: string | null): Promise<ReviewResult> {
+export async function reviewInTransaction(db: TxClient, user: User, alertId: string, decision: ReviewDecision, note: string | null): Promise<ReviewResult> {
   const found = await reviewableAlert(db, user, alertId);
   if (!found.ok) return found;
   const a = found.alert;
-  await db.query(`SELECT pg_advisory_xact_lock(hashtext('alcohol-subject:' || $1))`, [a.subject_id]);
+  await lockKeys(db, 'alcohol-subject:', [a.subject_id]);
   await recordReview(db, a.id, user.id, decision, note);
   await reclassifyReviewedDays(db, a.subject_id, a.started_at, a.ended_at ?? a.started_at);
   return found;

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { withTransaction, type Pool, type Queryable } from '../platform/db.js';
+import { rollbackWith, withTransaction, type Pool, type TxClient } from '../platform/db.js';
 import { DateTime } from 'luxon';
 import { audit, auditSubjects } from '../registry/audit.repo.js';
 import { userOf, type Role, type User } from '../platform/http/auth.js';
@@ -22,7 +22,7 @@ export interface AlertRoutesDeps {
    * transaction: resolving a reviewed alert as a false alarm counts as that review only when the
    * person resolving holds the review role (contract 1.1 §4). Null: resolving never reviews.
    */
-  reviewFalseAlarm?: ((db: Queryable, user: User, alertId: string, note: string | null) => Promise<unknown>) | null;
+  reviewFalseAlarm?: ((db: TxClient, user: User, alertId: string, note: string | null) => Promise<unknown>) | null;
 }
 
 const AlertId = Type.Object({ id: Type.String({ maxLength: 64 }) });
@@ -37,13 +37,6 @@ export function parseAlertCursor(before: string): { raised_at: string; id: strin
   const id = before.slice(cut + 1);
   if (cut < 1 || !UUID.test(id) || !DateTime.fromISO(raisedAt, { setZone: true }).isValid) return null;
   return { raised_at: raisedAt, id };
-}
-
-/** A refused transition thrown to roll back what the transaction did before it. */
-class Refused extends Error {
-  constructor(readonly result: Extract<Transition, { ok: false }>) {
-    super(result.detail);
-  }
 }
 
 /** Alerts, their lifecycle and fatigue figures (contract §5, §6); the live stream is in stream.routes.ts, webhooks in webhooks.routes.ts. */
@@ -129,15 +122,12 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
           if (reviewed) await reviews!(client, user, id, note);
           const t = await transition(client, user, id, 'resolved', note, falseAlarm);
           if (!t.ok) {
-            if (reviewed) throw new Refused(t); // undo the review with the refused resolve
+            if (reviewed) rollbackWith(t); // undo the review with the refused resolve
             return t;
           }
           await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: id } });
           if (reviewed) await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
           return t;
-        }).catch((err: unknown) => {
-          if (err instanceof Refused) return err.result;
-          throw err;
         });
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
         return r.alert;

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import type { Pool } from '../platform/db.js';
+import { withTransaction, type Pool } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 
 /**
@@ -55,11 +55,9 @@ export async function prepareWebhookSecrets(pool: Pool, key: Buffer | null, logg
     if (n.rows[0]!.n > 0) throw new SecretsKeyMissing(`config: SECRETS_KEY is missing: ${n.rows[0]!.n} webhooks are registered and their secrets are encrypted with it (32 bytes, hex or base64)`);
     return 0;
   }
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  const encrypted = await withTransaction(pool, async (tx) => {
     // the key must open what is stored already (a changed key would make every secret unreadable)
-    const sample = await client.query<{ id: string; secret_enc: string }>(`SELECT id::text, secret_enc FROM webhooks WHERE active AND secret_enc IS NOT NULL ORDER BY created_at DESC LIMIT 1`);
+    const sample = await tx.query<{ id: string; secret_enc: string }>(`SELECT id::text, secret_enc FROM webhooks WHERE active AND secret_enc IS NOT NULL ORDER BY created_at DESC LIMIT 1`);
     for (const r of sample.rows) {
       try {
         decryptSecret(key, r.id, r.secret_enc);
@@ -67,17 +65,12 @@ export async function prepareWebhookSecrets(pool: Pool, key: Buffer | null, logg
         throw new SecretsKeyMissing('config: SECRETS_KEY does not open the stored webhook secrets (was it changed?)');
       }
     }
-    const plain = await client.query<{ id: string; secret: string }>(`SELECT id::text, secret FROM webhooks WHERE secret IS NOT NULL FOR UPDATE`);
+    const plain = await tx.query<{ id: string; secret: string }>(`SELECT id::text, secret FROM webhooks WHERE secret IS NOT NULL FOR UPDATE`);
     for (const r of plain.rows) {
-      await client.query(`UPDATE webhooks SET secret_enc = $2, secret = NULL WHERE id = $1`, [r.id, encryptSecret(key, r.id, r.secret)]);
+      await tx.query(`UPDATE webhooks SET secret_enc = $2, secret = NULL WHERE id = $1`, [r.id, encryptSecret(key, r.id, r.secret)]);
     }
-    await client.query('COMMIT');
-    if (plain.rows.length) logger?.info({ webhooks: plain.rows.length }, 'webhook secrets stored in plain text were encrypted with SECRETS_KEY');
     return plain.rows.length;
-  } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
+  if (encrypted) logger?.info({ webhooks: encrypted }, 'webhook secrets stored in plain text were encrypted with SECRETS_KEY');
+  return encrypted;
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../platform/db.js';
+import { lockKeys, rollbackWith, withTransaction, type Pool } from '../platform/db.js';
 import { audit } from '../registry/audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
@@ -73,29 +73,22 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         if (!settings.secretsKey) return problem(reply, 503, 'Service Unavailable', 'webhooks are off: the service has no SECRETS_KEY to store their secrets with');
         const user = userOf(request);
         const id = randomUUID();
-        const client = await pool.connect();
-        try {
-          await client.query('BEGIN');
-          await client.query(`SELECT pg_advisory_xact_lock(hashtext('webhooks:' || $1))`, [user.id]); // one registration per user at a time
-          const held = await client.query<{ n: number }>(`SELECT count(*)::int n FROM webhooks WHERE owner_id = $1 AND active`, [user.id]);
-          if (held.rows[0]!.n >= settings.webhooksPerUser) {
-            await client.query('ROLLBACK');
-            return problem(reply, 409, 'Conflict', `at most ${settings.webhooksPerUser} webhooks per user (WEBHOOKS_PER_USER); you have ${held.rows[0]!.n}: delete one first`);
-          }
-          const r = await client.query<{ created_at: Date; expires_at: Date }>(
+        const created = await withTransaction(pool, async (tx) => {
+          await lockKeys(tx, 'webhooks:', [user.id]); // one registration per user at a time
+          const held = await tx.query<{ n: number }>(`SELECT count(*)::int n FROM webhooks WHERE owner_id = $1 AND active`, [user.id]);
+          if (held.rows[0]!.n >= settings.webhooksPerUser) return rollbackWith({ held: held.rows[0]!.n });
+          const r = await tx.query<{ created_at: Date; expires_at: Date }>(
             `INSERT INTO webhooks (id, owner_id, owner_role, url, secret_enc, expires_at) VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
              RETURNING created_at, expires_at`,
-            [id, user.id, user.role, request.body.url, encryptSecret(settings.secretsKey, id, request.body.secret), settings.days],
+            [id, user.id, user.role, request.body.url, encryptSecret(settings.secretsKey!, id, request.body.secret), settings.days],
           );
-          await audit(client, request, { action: 'webhook.create', detail: { webhook_id: id, url: request.body.url } });
-          await client.query('COMMIT');
-          return reply.code(201).send({ id, url: request.body.url, created_at: r.rows[0]!.created_at, expires_at: r.rows[0]!.expires_at });
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
+          await audit(tx, request, { action: 'webhook.create', detail: { webhook_id: id, url: request.body.url } });
+          return { row: r.rows[0]! };
+        });
+        if ('held' in created) {
+          return problem(reply, 409, 'Conflict', `at most ${settings.webhooksPerUser} webhooks per user (WEBHOOKS_PER_USER); you have ${created.held}: delete one first`);
         }
+        return reply.code(201).send({ id, url: request.body.url, created_at: created.row.created_at, expires_at: created.row.expires_at });
       },
     );
 

@@ -1,13 +1,13 @@
 import { isLate } from '../alerts/rules.js';
 import type { PoolClient } from 'pg';
-import { withTransaction, type Pool } from '../platform/db.js';
+import { withTransaction, type Pool, lockKeys } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
 import { initialState, type Fix, type ZoneRule } from './breach.js';
 import { evaluateFixes, prepareZones, type ZoneStates } from './evaluate.js';
 import { loadRulesOf } from './zones.repo.js';
-import { applyFinding, loadStatesOf, lockKeys, writeStates, type StateWrite } from './states.repo.js';
+import { applyFinding, loadStatesOf, writeStates, type StateWrite } from './states.repo.js';
 
 /**
  * The evaluation worker's geofence step for a batch of devices. Each device's unevaluated fixes

@@ -1,4 +1,4 @@
-import type { Queryable, TxClient } from '../platform/db.js';
+import { lockKeys, type Queryable, type TxClient } from '../platform/db.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
 import { initialState, worthStoring, type Finding, type ZoneRule, type ZoneState } from './breach.js';
 import type { ZoneStates } from './evaluate.js';
@@ -9,15 +9,6 @@ import type { ZoneStates } from './evaluate.js';
  * behaves exactly as no state at all, so it is not stored: rows exist only for zones where
  * something is under way, and for curfews.
  */
-
-/** Advisory transaction locks on many keys, taken in one order (by hash) so two batches never deadlock. */
-export async function lockKeys(client: TxClient, namespace: string, keys: readonly string[]): Promise<void> {
-  if (keys.length === 0) return;
-  await client.query(
-    `SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext($1 || k) AS h FROM unnest($2::text[]) AS k ORDER BY h) AS x`,
-    [namespace, keys],
-  );
-}
 
 export async function lockSubject(client: TxClient, subjectId: string): Promise<void> {
   await lockKeys(client, 'zone-state:', [subjectId]);

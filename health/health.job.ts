@@ -1,4 +1,4 @@
-import { withTransaction, type Pool, type TxClient } from '../platform/db.js';
+import { withTransaction, type Pool, type TxClient, lockKeys } from '../platform/db.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stream } from '../ingest/telemetry.js';
@@ -27,17 +27,10 @@ export interface DeviceHealthInput {
 }
 
 /**
- * The evaluation worker's health step for one device with new readings: status rules, the end
- * of absence alerts (data is back), and a gap in receipt of 15 minutes or more found from the
- * receipt times themselves (raised late and resolved at once), so a burst of stored readings
- * never hides a gap that the clock check did not see.
- */
-export async function evaluateDeviceHealth(deps: HealthDeps, deviceId: string, dirty: Partial<Record<Stream, number>>, now: number): Promise<AlertRow[]> {
-  return (await evaluateDevicesHealth(deps, [{ deviceId, dirty }], now)).get(deviceId) ?? [];
-}
-
-/**
- * `evaluateDeviceHealth` for a batch of distinct devices in one transaction: the health rows,
+ * The evaluation worker's health step for a batch of distinct devices with new readings, in one
+ * transaction: status rules, the end of absence alerts (data is back), and a gap in receipt of
+ * 15 minutes or more found from the receipt times themselves (raised late and resolved at once),
+ * so a burst of stored readings never hides a gap that the clock check did not see. The health rows,
  * the new receipts and the fitted subjects are read with one query each, the rules run device by
  * device (in id order), and only the health rows that changed are written, in one statement.
  * The open absence alerts of the subjects are read once, so data coming back resolves only
@@ -49,7 +42,7 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
   if (items.length === 0) return out;
   const ids = items.map((i) => i.deviceId);
   return withTransaction(deps.pool, async (client) => {
-    await client.query(`SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext('health:' || d) AS h FROM unnest($1::text[]) AS d ORDER BY h) AS x`, [ids]);
+    await lockKeys(client, 'health:', ids);
     const rows = await client.query<HealthRow & { device_id: string }>(`SELECT * FROM device_health WHERE device_id = ANY($1::text[])`, [ids]);
     const health = new Map(rows.rows.map((r) => [r.device_id, r]));
     const since = items.map((i) => Math.min(...Object.values(i.dirty), now - 3600_000));

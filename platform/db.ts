@@ -86,7 +86,20 @@ declare const inTransaction: unique symbol;
  */
 export type TxClient = pg.PoolClient & { readonly [inTransaction]: true };
 
-/** Runs `fn` in a transaction on a pooled client: COMMIT on success, ROLLBACK on any error. */
+/**
+ * Thrown inside `withTransaction` to roll back and return `value` from it: an expected outcome
+ * (a conflict, a refusal) that must leave nothing written, without being an error.
+ */
+export class Rollback<T> {
+  constructor(readonly value: T) {}
+}
+
+/** Rolls the current transaction back and makes `withTransaction` return `value`. */
+export function rollbackWith<T>(value: T): never {
+  throw new Rollback(value);
+}
+
+/** Runs `fn` in a transaction on a pooled client: COMMIT on success, ROLLBACK on any error or `rollbackWith`. */
 export async function withTransaction<T>(pool: pg.Pool, fn: (tx: TxClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
@@ -96,10 +109,21 @@ export async function withTransaction<T>(pool: pg.Pool, fn: (tx: TxClient) => Pr
     return out;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
+    if (err instanceof Rollback) return err.value as T;
     throw err;
   } finally {
     client.release();
   }
+}
+
+/**
+ * Transaction-scoped advisory locks on `namespace || key` for each key, taken in one order (by
+ * hash) so two transactions locking overlapping sets never deadlock. The one spelling of the
+ * service's locks: namespaces end in a colon (`zone-state:`, `health:`, `alcohol-device:`).
+ */
+export async function lockKeys(tx: TxClient, namespace: string, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await tx.query(`SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext($1 || k) AS h FROM unnest($2::text[]) AS k ORDER BY h) AS x`, [namespace, keys]);
 }
 
 /** Moves a device's evaluation watermark forward (never back), in `table` (device_id, watermark). */

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { IANAZone } from 'luxon';
-import type { Pool } from '../platform/db.js';
+import { rollbackWith, withTransaction, type Pool } from '../platform/db.js';
 import { NotADeviceError, type BrokerAdmin } from './dynsec.js';
 import { audit, auditSubjects } from './audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
@@ -69,26 +69,21 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
           return problem(reply, 409, 'Conflict', `${request.body.id} is one of the service's broker accounts, not a device id`);
         }
         const { password, hash } = newDevicePassword();
-        const client = await pool.connect();
         let device;
         try {
-          await client.query('BEGIN');
-          device = await insertDevice(client, { ...request.body, passwordHash: hash });
-          if (!device) {
-            await client.query('ROLLBACK');
-            return problem(reply, 409, 'Conflict', `device ${request.body.id} is already registered`);
-          }
-          // the broker learns the device (and its password) before the registration commits
-          await broker?.provisionDevice(device.id, password);
-          await client.query('COMMIT');
+          device = await withTransaction(pool, async (tx) => {
+            const d = await insertDevice(tx, { ...request.body, passwordHash: hash });
+            if (!d) return rollbackWith(null);
+            // the broker learns the device (and its password) before the registration commits
+            await broker?.provisionDevice(d.id, password);
+            return d;
+          });
         } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
           if (err instanceof NotADeviceError) return problem(reply, 409, 'Conflict', `${err.message}; nothing was registered`);
           request.log.error({ err: (err as Error).message, device: request.body.id }, 'device registration failed');
           return problem(reply, 503, 'Service Unavailable', 'the device could not be provisioned at the broker; nothing was registered');
-        } finally {
-          client.release();
         }
+        if (!device) return problem(reply, 409, 'Conflict', `device ${request.body.id} is already registered`);
         await audit(pool, request, { action: 'device.create', detail: { device_id: device.id } });
         return reply.code(201).send({ ...device, mqtt_password: password });
       },

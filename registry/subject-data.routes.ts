@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../platform/db.js';
+import { rollbackWith, withTransaction, type Pool } from '../platform/db.js';
 import { audit } from './audit.repo.js';
 import { problem } from '../platform/http/problem.js';
 import { requireReason } from '../platform/http/reason.js';
@@ -43,24 +43,14 @@ export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): Fasti
       },
       async (request, reply) => {
         if (requireReason(request, reply, request.body.reason) === null) return reply; // the audit row's reason column too
-        const client = await pool.connect();
-        let result;
-        try {
-          await client.query('BEGIN');
-          const s = await client.query(`SELECT id FROM subjects WHERE id = $1 FOR UPDATE`, [request.params.id]);
-          if (!s.rowCount) {
-            await client.query('ROLLBACK');
-            return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-          }
-          result = await eraseSubject(client, request.params.id);
-          await audit(client, request, { action: 'subject.erase', subjectId: request.params.id, detail: { reason: request.body.reason, ...result } });
-          await client.query('COMMIT');
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => undefined);
-          throw err;
-        } finally {
-          client.release();
-        }
+        const result = await withTransaction(pool, async (tx) => {
+          const s = await tx.query(`SELECT id FROM subjects WHERE id = $1 FOR UPDATE`, [request.params.id]);
+          if (!s.rowCount) return rollbackWith(null);
+          const erased = await eraseSubject(tx, request.params.id);
+          await audit(tx, request, { action: 'subject.erase', subjectId: request.params.id, detail: { reason: request.body.reason, ...erased } });
+          return erased;
+        });
+        if (!result) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
         // the devices can no longer connect (ingest refuses an inactive device's telemetry anyway)
         for (const d of result.devices) {
           await broker?.setDeviceEnabled(d, false).catch((err: Error) => request.log.warn({ device: d, err: err.message }, 'broker: device not disabled'));

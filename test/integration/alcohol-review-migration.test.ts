@@ -1,3 +1,4 @@
+import type { TxClient } from '../../platform/db.js';
 import { readdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,7 +77,7 @@ describe('migration 20261203000000070 (alcohol review) on existing data', () => 
 
     // the migrated alerts are reviewed like new ones: the split event not confirmed turns its day sober
     await c.query('BEGIN');
-    const r = await reviewInTransaction(c, { id: 'sup-1', role: 'supervisor' }, split.id, 'not_confirmed', 'the tag was on the charger');
+    const r = await reviewInTransaction(c as unknown as TxClient, { id: 'sup-1', role: 'supervisor' }, split.id, 'not_confirmed', 'the tag was on the charger');
     await c.query('COMMIT');
     expect(r.ok).toBe(true);
     const after = await c.query(`SELECT reviewed_status, pending_events, reviews FROM alcohol_days WHERE date = '2026-11-04'`);
