@@ -1,9 +1,10 @@
 import { DateTime } from 'luxon';
-import { advanceWatermark, withTransaction, type Pool, type TxClient, lockKeys } from '../platform/db.js';
+import { advanceWatermark, lockKeys, withTransaction, type Pool, type TxClient } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
-import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
-import { isLate, type AlertType } from '../alerts/rules.js';
+import type { AlertRow } from '../alerts/alerts.repo.js';
+import { applyAlertFinding, type FindingContext } from '../alerts/raise.js';
+import type { AlertType } from '../alerts/rules.js';
 import { classifySubject, type AlcoholReadingIn } from './classify.js';
 import type { AlcoholEvent } from './events.js';
 import type { Obstruction } from './tamper.js';
@@ -62,24 +63,26 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
       await saveDays(client, subject_id, c.days, version, Number.isFinite(receivedTo) ? new Date(receivedTo) : null);
       // runs that began before the loaded history may be truncated: only alert what starts after its first day
       const eligible = (x: { start: number }) => x.start >= loadFrom + 86400_000;
+      const receipts = new Map(readings.map((r) => [r.ts, r.received_at]));
+      const ctx: FindingContext = { receivedAt: (ts) => receipts.get(ts), watermark, metrics: deps.metrics };
       for (const e of c.events.filter(eligible)) {
         const type: AlertType = e.kind === 'drinking' ? 'drinking_event' : 'alcohol_interference';
-        const a = await alert(client, subject_id, deviceId, type, e, readings, watermark, provenAtEvent(e, readings, deps.params), version);
+        const a = await alert(client, subject_id, deviceId, type, e, readings, ctx, provenAtEvent(e, readings, deps.params), version);
         if (a) raised.push(a);
       }
       for (const t of c.tampers.filter(eligible)) {
-        const a = await alert(client, subject_id, deviceId, 'alcohol_tamper', t, readings, watermark, provenAtTamper(t, readings, deps.params), version);
+        const a = await alert(client, subject_id, deviceId, 'alcohol_tamper', t, readings, ctx, provenAtTamper(t, readings, deps.params), version);
         if (a) raised.push(a);
       }
     }
     if (Number.isFinite(newest)) {
       await advanceWatermark(client, 'alcohol_progress', deviceId, new Date(newest));
     }
-    for (const a of raised) deps.metrics.alertsRaised.inc({ type: a.type });
     return raised;
   });
 }
 
+/** The alert of one event or tamper (alerts/raise.ts); an overlapping alert already raised is the same event. */
 async function alert(
   client: TxClient,
   subjectId: string,
@@ -87,30 +90,20 @@ async function alert(
   type: AlertType,
   x: AlcoholEvent | Obstruction,
   readings: Array<AlcoholReadingIn & { received_at?: number }>,
-  watermark: number | null,
+  ctx: FindingContext,
   provenAt: number,
   paramsVersion: string,
 ): Promise<AlertRow | null> {
   const sorted = [...readings].sort((a, b) => a.ts - b.ts);
-  if ((await overlappingAlerts(client, subjectId, type, null, new Date(x.start), new Date(x.end))) > 0) {
-    if (!x.ongoing) await endCondition(client, subjectId, type, null, new Date(x.start), new Date(x.end));
-    return null;
-  }
   const evidence = sorted.slice(x.from, x.to + 1).slice(0, MAX_EVIDENCE).map((r) => ({ ts: new Date(r.ts).toISOString(), tac: r.tac, ir: r.ir ?? null, temp_c: r.temp_c }));
   const detail = 'peak' in x ? { kind: x.kind, peak_tac: x.peak, positives: x.positives } : { kind: x.kind, baseline_ir: x.baseline_ir, baseline_temp_c: x.baseline_temp_c };
-  const r = await raiseAlert(client, {
-    type,
-    subjectId,
-    deviceId,
-    zoneId: null,
-    startedAt: new Date(x.start),
-    late: isLate(provenAt, readings.find((r) => r.ts === provenAt)?.received_at, watermark),
-    // the curve, the rule that fired and the parameter version: what a review and an evidence pack show
-    evidence: [{ summary: { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString(), params_version: paramsVersion } }, ...evidence],
-  });
-  if (r.outcome !== 'raised') return null;
-  if (!x.ongoing) await endCondition(client, subjectId, type, null, new Date(x.start), new Date(x.end));
-  return r.alert;
+  // the curve, the rule that fired and the parameter version: what a review and an evidence pack show
+  const summary = { ...detail, start: new Date(x.start).toISOString(), end: new Date(x.end).toISOString(), params_version: paramsVersion };
+  return applyAlertFinding(
+    client,
+    { type, subjectId, deviceId, zoneId: null, startedAt: x.start, provenAt, endedAt: x.ongoing ? null : x.end, evidence: [{ summary }, ...evidence] },
+    { ...ctx, sameIfOverlapping: { overlapTo: x.end } },
+  );
 }
 
 /** Device time of the reading that made the run an event (or, for interference, its last reading). */

@@ -1,4 +1,3 @@
-import { isLate } from '../alerts/rules.js';
 import type { PoolClient } from 'pg';
 import { withTransaction, type Pool, lockKeys } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
@@ -186,15 +185,10 @@ async function evaluateRound(deps: GeofenceDeps, items: readonly DeviceToEvaluat
         const subjectFixes = bySubject.get(subjectId)!;
         const ran = evaluateFixes(zones, states, subjectFixes);
         const receivedAt = new Map(subjectFixes.map((f) => [f.ts, f.received_at]));
+        const ctx = { receivedAt: (ts: number) => receivedAt.get(ts), watermark, metrics: deps.metrics };
         for (const finding of ran.findings) {
-          const late = finding.kind !== 'breach_end' && isLate(finding.provenAt, receivedAt.get(finding.provenAt), watermark);
-          const alert = await applyFinding(client, subjectId, deviceId, finding, late, replay);
-          if (alert) {
-            result.raised.push(alert);
-            deps.metrics.alertsRaised.inc({ type: alert.type });
-            const rec = finding.kind === 'breach' ? receivedAt.get(finding.provenAt) : undefined;
-            if (rec !== undefined && !late) deps.metrics.alertLatency.observe((alert.raised_at.getTime() - rec) / 1000);
-          }
+          const alert = await applyFinding(client, subjectId, deviceId, finding, ctx, replay);
+          if (alert) result.raised.push(alert);
         }
         // what a later device or round loads: a replay's states replace the subject's states
         // of its live zones (a zone it left untouched is idle), others overwrite those they changed

@@ -1,5 +1,6 @@
 import { lockKeys, type Queryable, type TxClient } from '../platform/db.js';
-import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
+import { endCondition, type AlertRow } from '../alerts/alerts.repo.js';
+import { applyAlertFinding, type FindingContext } from '../alerts/raise.js';
 import { initialState, worthStoring, type Finding, type ZoneRule, type ZoneState } from './breach.js';
 import type { ZoneStates } from './evaluate.js';
 
@@ -81,23 +82,20 @@ export async function writeStates(client: TxClient, writes: readonly StateWrite[
   }
 }
 
-/** Stores one finding: a new alert (returned), a recurrence, or the end of a breach. */
-export async function applyFinding(
-  client: TxClient,
-  subjectId: string,
-  deviceId: string | null,
-  f: Finding,
-  late: boolean,
-  replay: boolean,
-): Promise<AlertRow | null> {
+/**
+ * Stores one geofence finding: the end of a breach, or the alert it proves (alerts/raise.ts: once,
+ * late by the receipt of its proving fix). In a replay a breach under way before the replay
+ * window is found again with a later start: it overlaps the alert already raised and is the same.
+ */
+export async function applyFinding(client: TxClient, subjectId: string, deviceId: string | null, f: Finding, ctx: FindingContext, replay: boolean): Promise<AlertRow | null> {
   if (f.kind === 'breach_end') {
     await endCondition(client, subjectId, f.type, f.zoneId, new Date(f.startedAt), new Date(f.endedAt));
     return null;
   }
-  // In a replay a breach under way before the replay window is found again with a later start:
-  // it overlaps the alert already raised and is the same breach.
-  if (replay && (await overlappingAlerts(client, subjectId, f.type, f.zoneId, new Date(f.startedAt), new Date(f.provenAt))) > 0) return null;
   const evidence = f.kind === 'breach' ? f.evidence : f.lastFixTs !== null ? [{ last_fix_ts: new Date(f.lastFixTs).toISOString() }] : [];
-  const r = await raiseAlert(client, { type: f.type, subjectId, deviceId, zoneId: f.zoneId, startedAt: new Date(f.startedAt), late, evidence });
-  return r.outcome === 'raised' ? r.alert : null;
+  return applyAlertFinding(
+    client,
+    { type: f.type, subjectId, deviceId, zoneId: f.zoneId, startedAt: f.startedAt, provenAt: f.provenAt, evidence },
+    { ...ctx, ...(replay ? { sameIfOverlapping: { overlapTo: f.provenAt } } : {}) },
+  );
 }

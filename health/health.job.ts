@@ -1,11 +1,12 @@
-import { withTransaction, type Pool, type TxClient, lockKeys } from '../platform/db.js';
+import { lockKeys, withTransaction, type Pool } from '../platform/db.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Logger } from '../platform/logger.js';
 import type { Stream } from '../ingest/telemetry.js';
-import { raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
+import type { AlertRow } from '../alerts/alerts.repo.js';
+import { applyAlertFinding } from '../alerts/raise.js';
 import { autoResolve, escalateOverdue } from '../alerts/lifecycle.repo.js';
 import { absence, applyStatus, NO_SIGNAL_MS, type HealthState, type StatusIn } from './health.js';
-import { isLate, type AlertType } from '../alerts/rules.js';
+import type { AlertType } from '../alerts/rules.js';
 
 export interface HealthDeps {
   pool: Pool;
@@ -84,9 +85,17 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
       let state: HealthState = { strap_open: h?.strap_open ?? false, case_open: h?.case_open ?? false, battery_low: h?.battery_low ?? false, battery_pct: h?.battery_pct ?? null };
       if (subjectId && newRows.length) {
         if (h?.last_received_at && firstRec - h.last_received_at.getTime() >= NO_SIGNAL_MS) {
-          const a = await raise(client, subjectId, deviceId, 'no_signal', h.last_ts ?? h.last_received_at, true, [
-            { last_received_at: h.last_received_at.toISOString(), next_received_at: new Date(firstRec).toISOString() },
-          ]);
+          // found from receipt times afterwards: late by nature
+          const a = await applyAlertFinding(client, {
+            type: 'no_signal',
+            subjectId,
+            deviceId,
+            zoneId: null,
+            startedAt: (h.last_ts ?? h.last_received_at).getTime(),
+            provenAt: null,
+            late: true,
+            evidence: [{ last_received_at: h.last_received_at.toISOString(), next_received_at: new Date(firstRec).toISOString() }],
+          });
           if (a) raised.push(a);
           absent.add(`${subjectId}|no_signal`);
         }
@@ -104,8 +113,11 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
         for (const c of applied.changes) {
           if (!subjectId) break;
           if (c.kind === 'raise') {
-            const late = isLate(c.ts, receivedAt.get(c.ts), null);
-            const a = await raise(client, subjectId, deviceId, c.type, new Date(c.ts), late, [{ ...c.evidence, ts: new Date(c.ts).toISOString() }]);
+            const a = await applyAlertFinding(
+              client,
+              { type: c.type, subjectId, deviceId, zoneId: null, startedAt: c.ts, provenAt: c.ts, evidence: [{ ...c.evidence, ts: new Date(c.ts).toISOString() }] },
+              { receivedAt: (ts) => receivedAt.get(ts) },
+            );
             if (a) raised.push(a);
           } else if (c.kind === 'end') {
             await client.query(
@@ -164,11 +176,6 @@ function changed(h: HealthRow | undefined, row: readonly [string, Date | null, D
   );
 }
 
-async function raise(client: TxClient, subjectId: string, deviceId: string, type: AlertType, startedAt: Date, late: boolean, evidence: unknown[]) {
-  const r = await raiseAlert(client, { type, subjectId, deviceId, zoneId: null, startedAt, late, evidence });
-  return r.outcome === 'raised' ? r.alert : null;
-}
-
 /**
  * The clock's part (every minute): `no_signal` and `no_gps_fix` for every device fitted now,
  * against the server clock, and escalation of high alerts left unacknowledged. Each device's
@@ -213,8 +220,9 @@ export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs:
         for (const type of due) {
           const startedAt = type === 'no_signal' ? (d.last_ts ?? d.start_at) : (d.last_gps_received_at ?? d.start_at);
           const evidence = [{ last_received_at: d.last_received_at?.toISOString() ?? null, checked_at: new Date(now).toISOString() }];
-          const r = await raiseAlert(tx, { type, subjectId: d.subject_id, deviceId: d.device_id, zoneId: null, startedAt, late: false, evidence });
-          if (r.outcome === 'raised') out.push(r.alert);
+          // found by the clock: never late
+          const a = await applyAlertFinding(tx, { type, subjectId: d.subject_id, deviceId: d.device_id, zoneId: null, startedAt: startedAt.getTime(), provenAt: null, evidence });
+          if (a) out.push(a);
         }
         return out;
       });
