@@ -1,12 +1,12 @@
 import { lockKeys, withTransaction, type Pool } from '../platform/db.js';
 import type { Metrics } from '../platform/metrics.js';
 import type { Logger } from '../platform/logger.js';
-import type { Stream } from '../ingest/telemetry.js';
+import type { Stream } from '../signals/streams.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
 import { applyAlertFinding } from '../alerts/raise.js';
 import { autoResolve, escalateOverdue } from '../alerts/lifecycle.repo.js';
-import { absence, applyStatus, NO_SIGNAL_MS, type HealthState, type StatusIn } from './health.js';
-import type { AlertType } from '../alerts/rules.js';
+import { absence, applyStatus, NO_SIGNAL_MS, type HealthState } from './health.js';
+import { endConditionsOfType, fittedNow, fittedSubjects, loadHealth, newReceipts, openAbsences, statusReadings, writeHealth, type HealthRow, type HealthWrite, type Receipts } from './health.repo.js';
 
 export interface HealthDeps {
   pool: Pool;
@@ -14,12 +14,6 @@ export interface HealthDeps {
   metrics: Metrics;
 }
 
-interface HealthRow extends HealthState {
-  last_received_at: Date | null;
-  last_ts: Date | null;
-  last_gps_received_at: Date | null;
-  last_status_received_at: Date | null;
-}
 
 export interface DeviceHealthInput {
   deviceId: string;
@@ -44,36 +38,18 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
   const ids = items.map((i) => i.deviceId);
   return withTransaction(deps.pool, async (client) => {
     await lockKeys(client, 'health:', ids);
-    const rows = await client.query<HealthRow & { device_id: string }>(`SELECT * FROM device_health WHERE device_id = ANY($1::text[])`, [ids]);
-    const health = new Map(rows.rows.map((r) => [r.device_id, r]));
+    const health = await loadHealth(client, ids);
     const since = items.map((i) => Math.min(...Object.values(i.dirty), now - 3600_000));
-    const fresh = await client.query<{ device_id: string; stream: Stream; first_rec: Date; last_rec: Date; last_ts: Date }>(
-      `SELECT q.device_id, f.stream, f.first_rec, f.last_rec, f.last_ts
-         FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS q(device_id, since, after)
-         CROSS JOIN LATERAL (
-           SELECT stream, min(received_at) first_rec, max(received_at) last_rec, max(ts) last_ts FROM readings
-            WHERE device_id = q.device_id AND stream = ANY('{gps,alcohol,status}'::text[]) AND ts >= q.since
-              AND received_at > coalesce(q.after, '-infinity') GROUP BY stream) AS f`,
-      [ids, since.map((t) => new Date(t)), ids.map((d) => health.get(d)?.last_received_at ?? null)],
-    );
-    const freshOf = new Map<string, typeof fresh.rows>();
-    for (const r of fresh.rows) freshOf.set(r.device_id, [...(freshOf.get(r.device_id) ?? []), r]);
-    const fitted = await client.query<{ device_id: string; subject_id: string }>(
-      `SELECT device_id, subject_id FROM assignments WHERE device_id = ANY($1::text[]) AND start_at <= $2 AND coalesce(end_at, 'infinity') > $2`,
-      [ids, new Date(now)],
-    );
-    const subjectOf = new Map(fitted.rows.map((r) => [r.device_id, r.subject_id]));
-    const open = await client.query<{ subject_id: string; type: AlertType }>(
-      `SELECT DISTINCT subject_id, type FROM alerts
-        WHERE subject_id = ANY($1::text[]) AND type IN ('no_signal', 'no_gps_fix') AND zone_id IS NULL AND status IN ('open', 'acknowledged')`,
-      [[...new Set(subjectOf.values())]],
-    );
-    const absent = new Set(open.rows.map((r) => `${r.subject_id}|${r.type}`));
+    const fresh = await newReceipts(client, ids, since.map((t) => new Date(t)), ids.map((d) => health.get(d)?.last_received_at ?? null));
+    const freshOf = new Map<string, Receipts[]>();
+    for (const r of fresh) freshOf.set(r.device_id, [...(freshOf.get(r.device_id) ?? []), r]);
+    const subjectOf = await fittedSubjects(client, ids, new Date(now));
+    const absent = await openAbsences(client, [...new Set(subjectOf.values())]);
     const resolve = async (subjectId: string, type: 'no_signal' | 'no_gps_fix', reason: string, at: Date) => {
       if (!absent.delete(`${subjectId}|${type}`)) return;
       await autoResolve(client, subjectId, type, reason, at);
     };
-    const writes: unknown[][] = [];
+    const writes: HealthWrite[] = [];
     for (const { deviceId, dirty } of items) {
       const raised: AlertRow[] = [];
       out.set(deviceId, raised);
@@ -103,12 +79,9 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
         if (byStream.has('gps')) await resolve(subjectId, 'no_gps_fix', 'fixes received again', byStream.get('gps')!.first_rec);
       }
       if (dirty.status !== undefined) {
-        const rows = await client.query<{ ts: Date; data: StatusIn & { ts: string }; received_at: Date }>(
-          `SELECT ts, data, received_at FROM readings WHERE device_id = $1 AND stream = 'status' AND ts >= $2 ORDER BY ts`,
-          [deviceId, new Date(dirty.status)],
-        );
-        const receivedAt = new Map(rows.rows.map((r) => [r.ts.getTime(), r.received_at.getTime()]));
-        const applied = applyStatus(state, rows.rows.map((r) => ({ ...r.data, ts: r.ts.getTime() })));
+        const rows = await statusReadings(client, deviceId, new Date(dirty.status));
+        const receivedAt = new Map(rows.map((r) => [r.ts.getTime(), r.received_at.getTime()]));
+        const applied = applyStatus(state, rows.map((r) => ({ ...r.data, ts: r.ts.getTime() })));
         state = applied.state;
         for (const c of applied.changes) {
           if (!subjectId) break;
@@ -120,10 +93,7 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
             );
             if (a) raised.push(a);
           } else if (c.kind === 'end') {
-            await client.query(
-              `UPDATE alerts SET ended_at = $3, updated_at = now() WHERE subject_id = $1 AND type = $2 AND ended_at IS NULL`,
-              [subjectId, c.type, new Date(c.ts)],
-            );
+            await endConditionsOfType(client, subjectId, c.type, new Date(c.ts));
           } else await autoResolve(client, subjectId, c.type, c.reason, new Date(c.ts));
         }
       }
@@ -140,28 +110,16 @@ export async function evaluateDevicesHealth(deps: HealthDeps, batch: readonly De
         state.battery_low,
         state.battery_pct,
       ] as const;
-      if (changed(h, row)) writes.push([...row]);
+      if (changed(h, row)) writes.push([...row] as HealthWrite);
       for (const a of raised) deps.metrics.alertsRaised.inc({ type: a.type });
     }
-    if (writes.length) {
-      const col = (i: number) => writes.map((w) => w[i]);
-      await client.query(
-        `INSERT INTO device_health (device_id, last_received_at, last_ts, last_gps_received_at, last_status_received_at, strap_open, case_open, battery_low, battery_pct)
-         SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[], $6::boolean[], $7::boolean[], $8::boolean[], $9::float8[])
-         ON CONFLICT (device_id) DO UPDATE SET last_received_at = excluded.last_received_at, last_ts = excluded.last_ts,
-           last_gps_received_at = coalesce(excluded.last_gps_received_at, device_health.last_gps_received_at),
-           last_status_received_at = coalesce(excluded.last_status_received_at, device_health.last_status_received_at),
-           strap_open = excluded.strap_open, case_open = excluded.case_open, battery_low = excluded.battery_low,
-           battery_pct = excluded.battery_pct, updated_at = now()`,
-        [0, 1, 2, 3, 4, 5, 6, 7, 8].map(col),
-      );
-    }
+    await writeHealth(client, writes);
     return out;
   });
 }
 
 /** Whether writing `row` would change the stored health (an absent row reads as nulls and false). */
-function changed(h: HealthRow | undefined, row: readonly [string, Date | null, Date | null, Date | null, Date | null, boolean, boolean, boolean, number | null]): boolean {
+function changed(h: HealthRow | undefined, row: Readonly<HealthWrite>): boolean {
   const t = (d: Date | null | undefined) => d?.getTime() ?? null;
   const [, lastRec, lastTs, gpsRec, statusRec, strap, kase, low, pct] = row;
   return (
@@ -183,25 +141,10 @@ function changed(h: HealthRow | undefined, row: readonly [string, Date | null, D
  * tried again on the next tick) neither leaves half an alert nor holds back the others.
  */
 export async function tickHealth(deps: HealthDeps, now: number, escalateAfterMs: number): Promise<{ raised: AlertRow[]; escalated: string[]; failed: string[] }> {
-  const devices = await deps.pool.query<{
-    device_id: string;
-    subject_id: string;
-    kind: string;
-    start_at: Date;
-    last_received_at: Date | null;
-    last_ts: Date | null;
-    last_gps_received_at: Date | null;
-    last_status_received_at: Date | null;
-  }>(
-    `SELECT a.device_id, a.subject_id, d.kind, a.start_at, h.last_received_at, h.last_ts, h.last_gps_received_at, h.last_status_received_at
-       FROM assignments a JOIN devices d ON d.id = a.device_id LEFT JOIN device_health h ON h.device_id = a.device_id
-      WHERE a.start_at <= $1 AND coalesce(a.end_at, 'infinity') > $1 AND d.active
-      ORDER BY a.device_id`,
-    [new Date(now)],
-  );
+  const devices = await fittedNow(deps.pool, new Date(now));
   const raised: AlertRow[] = [];
   const failed: string[] = [];
-  for (const d of devices.rows) {
+  for (const d of devices) {
     const fitted = d.start_at.getTime();
     const state = absence(
       {
