@@ -283,3 +283,19 @@ export async function subjectOfRef(db: Queryable, key: string, analystId: string
   );
   return r.rows.find((s) => pseudonymFor(key, analystId, s.id) === ref) ?? null;
 }
+
+/** ms: the device's alcohol evaluation watermark, or null before its first evaluation. */
+export async function alcoholWatermark(db: Queryable, deviceId: string): Promise<number | null> {
+  const r = await db.query<{ watermark: Date }>(`SELECT watermark FROM alcohol_progress WHERE device_id = $1`, [deviceId]);
+  return r.rows[0]?.watermark.getTime() ?? null;
+}
+
+/** The subjects (with their time zones) who wore the device at any time since `since`. */
+export async function subjectsWornSince(db: Queryable, deviceId: string, since: Date): Promise<Array<{ subject_id: string; timezone: string }>> {
+  const r = await db.query<{ subject_id: string; timezone: string }>(
+    `SELECT DISTINCT a.subject_id, s.timezone FROM assignments a JOIN subjects s ON s.id = a.subject_id
+      WHERE a.device_id = $1 AND coalesce(a.end_at, 'infinity') > $2 ORDER BY a.subject_id`,
+    [deviceId, since],
+  );
+  return r.rows;
+}

@@ -9,7 +9,7 @@ import { classifySubject, type AlcoholReadingIn } from './classify.js';
 import type { AlcoholEvent } from './events.js';
 import type { Obstruction } from './tamper.js';
 import type { AlcoholParams } from './params.js';
-import { ensureParams, fittedIntervals, loadEventReviews, saveDays, subjectAlcoholReadings } from './alcohol.repo.js';
+import { alcoholWatermark, ensureParams, fittedIntervals, loadEventReviews, saveDays, subjectAlcoholReadings, subjectsWornSince } from './alcohol.repo.js';
 
 /**
  * The evaluation worker's alcohol step for one device: re-classifies the days of each subject
@@ -35,17 +35,12 @@ export async function evaluateDeviceAlcohol(deps: AlcoholDeps, deviceId: string,
   const raised: AlertRow[] = [];
   return withTransaction(deps.pool, async (client) => {
     await lockKeys(client, 'alcohol-device:', [deviceId]);
-    const wm = await client.query<{ watermark: Date }>(`SELECT watermark FROM alcohol_progress WHERE device_id = $1`, [deviceId]);
-    const watermark = wm.rows[0]?.watermark.getTime() ?? null;
+    const watermark = await alcoholWatermark(client, deviceId);
     const changedFrom = dirtyFrom ?? now - 86400_000;
-    const subjects = await client.query<{ subject_id: string; timezone: string }>(
-      `SELECT DISTINCT a.subject_id, s.timezone FROM assignments a JOIN subjects s ON s.id = a.subject_id
-        WHERE a.device_id = $1 AND coalesce(a.end_at, 'infinity') > $2 ORDER BY a.subject_id`,
-      [deviceId, new Date(changedFrom)],
-    );
+    const subjects = await subjectsWornSince(client, deviceId, new Date(changedFrom));
     const version = await ensureParams(client, deps.params);
     let newest = watermark ?? -Infinity;
-    for (const { subject_id, timezone } of subjects.rows) {
+    for (const { subject_id, timezone } of subjects) {
       await lockKeys(client, 'alcohol-subject:', [subject_id]);
       const firstDay = DateTime.fromMillis(changedFrom, { zone: timezone }).minus({ days: 1 }).startOf('day');
       const loadFrom = firstDay.toMillis() - HISTORY_MS;

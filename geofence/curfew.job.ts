@@ -3,7 +3,7 @@ import type { Metrics } from '../platform/metrics.js';
 import { withTransaction, type Pool } from '../platform/db.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
 import { advanceZones, prepareZones } from './evaluate.js';
-import { loadRules } from './zones.repo.js';
+import { gpsDeviceFitted, loadRules, subjectsWithCurfews } from './zones.repo.js';
 import { applyFinding, loadStates, lockSubject, saveStates } from './states.repo.js';
 
 export interface CurfewDeps {
@@ -17,25 +17,19 @@ export interface CurfewDeps {
  * breaches whose enforcement ended, for every subject with a curfew.
  */
 export async function tickCurfews(deps: CurfewDeps, now: number): Promise<AlertRow[]> {
-  const subjects = await deps.pool.query<{ subject_id: string }>(
-    `SELECT DISTINCT subject_id FROM zones WHERE kind = 'inclusion' AND deleted_at IS NULL AND coalesce(active_to, 'infinity') > now() - interval '1 day'`,
-  );
+  const subjects = await subjectsWithCurfews(deps.pool);
   const raised: AlertRow[] = [];
-  for (const { subject_id } of subjects.rows) {
+  for (const subject_id of subjects) {
     try {
       const mine = await withTransaction(deps.pool, async (tx) => {
         await lockSubject(tx, subject_id);
-        const device = await tx.query<{ device_id: string }>(
-          `SELECT a.device_id FROM assignments a JOIN devices d ON d.id = a.device_id
-            WHERE a.subject_id = $1 AND a.start_at <= $2 AND coalesce(a.end_at, 'infinity') > $2 AND d.kind IN ('gps', 'combined') LIMIT 1`,
-          [subject_id, new Date(now)],
-        );
-        if (!device.rows[0]) return []; // no GPS tag fitted now: nothing to expect fixes from
+        const device = await gpsDeviceFitted(tx, subject_id, new Date(now));
+        if (!device) return []; // no GPS tag fitted now: nothing to expect fixes from
         const zones = prepareZones(await loadRules(tx, subject_id));
         const ran = advanceZones(zones, await loadStates(tx, subject_id), now);
         const out: AlertRow[] = [];
         for (const f of ran.findings) {
-          const alert = await applyFinding(tx, subject_id, device.rows[0].device_id, f, {}, false); // found by the clock: never late
+          const alert = await applyFinding(tx, subject_id, device, f, {}, false); // found by the clock: never late
           if (alert) out.push(alert);
         }
         await saveStates(tx, subject_id, ran.states);

@@ -107,3 +107,21 @@ export function toFeature(z: ZoneRow) {
     },
   };
 }
+
+/** Subjects with an inclusion zone (a curfew) live now or ended less than a day ago. */
+export async function subjectsWithCurfews(db: Queryable): Promise<string[]> {
+  const r = await db.query<{ subject_id: string }>(
+    `SELECT DISTINCT subject_id FROM zones WHERE kind = 'inclusion' AND deleted_at IS NULL AND coalesce(active_to, 'infinity') > now() - interval '1 day'`,
+  );
+  return r.rows.map((x) => x.subject_id);
+}
+
+/** The GPS-capable device fitted to the subject at `at`, or null. */
+export async function gpsDeviceFitted(db: Queryable, subjectId: string, at: Date): Promise<string | null> {
+  const r = await db.query<{ device_id: string }>(
+    `SELECT a.device_id FROM assignments a JOIN devices d ON d.id = a.device_id
+      WHERE a.subject_id = $1 AND a.start_at <= $2 AND coalesce(a.end_at, 'infinity') > $2 AND d.kind IN ('gps', 'combined') LIMIT 1`,
+    [subjectId, at],
+  );
+  return r.rows[0]?.device_id ?? null;
+}
