@@ -11,9 +11,9 @@ let broker: Awaited<ReturnType<typeof startTestBroker>>;
 let svc: TestService;
 let pub: MqttClient;
 
-/** A real recording (shared/data/barcrawl), its times shifted so that it ends `endsAgoMs` before now. */
+/** A real recording (test/fixtures/barcrawl), its times shifted so that it ends `endsAgoMs` before now. */
 function recording(name: string, endsAgoMs: number) {
-  const file = fileURLToPath(new URL(`../../../shared/data/barcrawl/${name}.csv`, import.meta.url));
+  const file = fileURLToPath(new URL(`../fixtures/barcrawl/${name}.csv`, import.meta.url));
   const rows = readFileSync(file, 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
   const last = Date.parse(rows[rows.length - 1]![0]!);
   const shift = Date.now() - endsAgoMs - last;

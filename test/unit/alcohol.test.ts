@@ -151,8 +151,8 @@ describe('sober-day rate', () => {
   });
 });
 
-describe('the 13 real recordings in shared/data/barcrawl', () => {
-  const dir = fileURLToPath(new URL('../../../shared/data/barcrawl/', import.meta.url));
+describe('the 13 real recordings in test/fixtures/barcrawl', () => {
+  const dir = fileURLToPath(new URL('../fixtures/barcrawl/', import.meta.url));
   const files = readdirSync(dir).filter((f) => f.endsWith('.csv'));
   it('are all there', () => expect(files).toHaveLength(13));
   it.each(files)('%s: one drinking event or more, no tamper', (f) => {

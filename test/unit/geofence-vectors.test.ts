@@ -12,7 +12,7 @@ interface VectorCase {
   exclusion_breaches: Array<{ started_at: string }>;
 }
 
-const file = fileURLToPath(new URL('../../../shared/data/vectors/geofence.json', import.meta.url));
+const file = fileURLToPath(new URL('../fixtures/vectors/geofence.json', import.meta.url));
 const cases = (JSON.parse(readFileSync(file, 'utf8')) as { cases: VectorCase[] }).cases;
 
 function ruleOf(c: VectorCase): ZoneRule {
@@ -32,7 +32,7 @@ function ruleOf(c: VectorCase): ZoneRule {
 
 const fixesOf = (c: VectorCase): Fix[] => c.fixes.map((f) => ({ ts: Date.parse(f.ts), lon: f.lon, lat: f.lat, accuracy_m: f.accuracy_m }));
 
-describe('contract §3 test vectors (shared/data/vectors/geofence.json)', () => {
+describe('contract §3 test vectors (test/fixtures/vectors/geofence.json)', () => {
   it('has cases', () => expect(cases.length).toBeGreaterThanOrEqual(8));
   describe.each(cases.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     it('classifies every fix as expected', () => {
