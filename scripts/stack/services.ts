@@ -30,7 +30,9 @@ export function ensurePackages(log: (m: string) => void = console.log): void {
 
 function run(cmd: string, args: string[], opts: { asUser?: string; allowFail?: boolean } = {}): string {
   const [c, a] = opts.asUser && process.getuid?.() === 0 ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
-  const r = spawnSync(c, a, { encoding: 'utf8' });
+  // cwd '/': initdb and postgres change back to their working directory, which a service user
+  // cannot enter when the checkout sits in a 0700 directory (/root, mktemp -d)
+  const r = spawnSync(c, a, { encoding: 'utf8', cwd: '/' });
   if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
   return r.stdout;
 }
