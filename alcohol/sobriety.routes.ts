@@ -29,7 +29,7 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       '/v1/subjects/:id/sobriety',
       {
         config: { roles: ['offender_manager', 'supervisor', 'analyst'] },
-        schema: { tags: ['alcohol'], summary: 'Day statuses and the sober-day rate of a subject over [from, to)', params: Type.Object({ id: RefId }), querystring: Period },
+        schema: { operationId: 'getSubjectSobriety', tags: ['alcohol'], summary: 'Day statuses and the sober-day rate of a subject over [from, to)', params: Type.Object({ id: RefId }), querystring: Period },
       },
       async (request, reply) => {
         const { from, to } = request.query;
@@ -60,6 +60,7 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['analyst', 'supervisor'] },
         schema: {
+          operationId: 'getSobrietyTotals',
           tags: ['alcohol'],
           summary: 'Sober-day totals for a cohort (or everyone) over [from, to), with per-subject pseudonymous rows',
           querystring: Type.Object(

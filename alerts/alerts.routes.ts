@@ -31,6 +31,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       {
         config: { roles: MANAGERS },
         schema: {
+          operationId: 'listAlerts',
           tags: ['alerts'],
           summary: 'Alerts of the caller’s caseload, newest first; page with `before` = the previous page’s next_before',
           querystring: Type.Object(
@@ -55,7 +56,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.get('/v1/alerts/:id', { config: { roles: MANAGERS }, schema: { tags: ['alerts'], params: AlertId } }, async (request, reply) => {
+    app.get('/v1/alerts/:id', { config: { roles: MANAGERS }, schema: { operationId: 'getAlert', summary: 'An alert with its history', tags: ['alerts'], params: AlertId } }, async (request, reply) => {
       const alert = await getAlertFor(pool, userOf(request), request.params.id);
       if (!alert) return problem(reply, 404, 'Not Found', `alert ${request.params.id} not found`);
       await audit(pool, request, { action: 'alert.read', subjectId: alert.subject_id as string, detail: { alert_id: alert.id } });
@@ -64,7 +65,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
 
     app.post(
       '/v1/alerts/:id/acknowledge',
-      { config: { roles: ['offender_manager'] }, schema: { tags: ['alerts'], params: AlertId, body: Type.Optional(NoteBody) } },
+      { config: { roles: ['offender_manager'] }, schema: { operationId: 'acknowledgeAlert', summary: 'Acknowledge an alert, with a note', tags: ['alerts'], params: AlertId, body: Type.Optional(NoteBody) } },
       async (request, reply) => {
         const r = await transition(pool, userOf(request), request.params.id, 'acknowledged', request.body?.note ?? null, null);
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
@@ -78,6 +79,8 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['offender_manager'] },
         schema: {
+          operationId: 'resolveAlert',
+          summary: 'Resolve an alert, with a note',
           tags: ['alerts'],
           params: AlertId,
           body: Type.Optional(Type.Object({ note: Type.Optional(Type.String({ maxLength: 2000 })), false_alarm: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),
@@ -95,7 +98,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       '/v1/alerts/stream',
       {
         config: { roles: MANAGERS },
-        schema: { tags: ['alerts'], summary: 'Server-Sent Events of alerts as raised and as they change; resumes from Last-Event-ID', querystring: Type.Object({ last_event_id: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })) }, { additionalProperties: false }) },
+        schema: { operationId: 'streamAlerts', tags: ['alerts'], summary: 'Server-Sent Events of alerts as raised and as they change; resumes from Last-Event-ID', querystring: Type.Object({ last_event_id: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$' })) }, { additionalProperties: false }) },
       },
       async (request, reply) => {
         const user = userOf(request);
@@ -156,7 +159,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       '/v1/alerts/stats',
       {
         config: { roles: ['supervisor'] },
-        schema: { tags: ['alerts'], summary: 'Alert fatigue figures per manager and per subject over [from, to)', querystring: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }) },
+        schema: { operationId: 'getAlertStats', tags: ['alerts'], summary: 'Alert fatigue figures per manager and per subject over [from, to)', querystring: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }) },
       },
       async (request, reply) => {
         const from = new Date(request.query.from);
@@ -172,6 +175,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       {
         config: { roles: MANAGERS },
         schema: {
+          operationId: 'createWebhook',
           tags: ['webhooks'],
           summary: 'Register a webhook for the caller’s caseload (a supervisor: every subject, and escalations)',
           body: Type.Object({ url: Type.String({ maxLength: 2000 }), secret: Type.String({ minLength: 16, maxLength: 256 }) }, { additionalProperties: false }),
@@ -190,12 +194,12 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.get('/v1/webhooks', { config: { roles: MANAGERS }, schema: { tags: ['webhooks'] } }, async (request) => {
+    app.get('/v1/webhooks', { config: { roles: MANAGERS }, schema: { operationId: 'listWebhooks', summary: 'The caller’s webhooks', tags: ['webhooks'] } }, async (request) => {
       const r = await pool.query(`SELECT id, url, active, created_at FROM webhooks WHERE owner_id = $1 AND active ORDER BY created_at`, [userOf(request).id]);
       return { items: r.rows };
     });
 
-    app.delete('/v1/webhooks/:id', { config: { roles: MANAGERS }, schema: { tags: ['webhooks'], params: AlertId } }, async (request, reply) => {
+    app.delete('/v1/webhooks/:id', { config: { roles: MANAGERS }, schema: { operationId: 'deleteWebhook', summary: 'Delete one of the caller’s webhooks', tags: ['webhooks'], params: AlertId } }, async (request, reply) => {
       if (!/^[0-9a-f-]{36}$/i.test(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
       const r = await pool.query(`UPDATE webhooks SET active = false WHERE id = $1 AND owner_id = $2 AND active`, [request.params.id, userOf(request).id]);
       if (!r.rowCount) return problem(reply, 404, 'Not Found', 'webhook not found');

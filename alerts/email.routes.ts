@@ -14,14 +14,14 @@ const Contact = Type.Object({ email: Type.String({ format: 'email', maxLength: 2
 export function emailRoutes(pool: Pool, emailEnabled: boolean): FastifyPluginAsyncTypebox {
   const opts = { config: { roles: ['offender_manager', 'supervisor'] as const }, schema: { tags: ['alerts'] } };
   return async (app) => {
-    app.get('/v1/me/notifications', { ...opts, schema: { ...opts.schema, summary: 'The caller’s alert-email address, and whether the service sends email' } }, async (request) => {
+    app.get('/v1/me/notifications', { ...opts, schema: { operationId: 'getNotificationSettings', ...opts.schema, summary: 'The caller’s alert-email address, and whether the service sends email' } }, async (request) => {
       const r = await pool.query<{ email: string; updated_at: Date }>(`SELECT email, updated_at FROM notification_contacts WHERE user_id = $1`, [userOf(request).id]);
       return { email: r.rows[0]?.email ?? null, updated_at: r.rows[0]?.updated_at ?? null, email_enabled: emailEnabled };
     });
 
     app.put(
       '/v1/me/notifications',
-      { ...opts, schema: { ...opts.schema, summary: 'Set the caller’s alert-email address (managers: raised alerts of their caseload; supervisors: escalations)', body: Contact } },
+      { ...opts, schema: { operationId: 'setNotificationSettings', ...opts.schema, summary: 'Set the caller’s alert-email address (managers: raised alerts of their caseload; supervisors: escalations)', body: Contact } },
       async (request) => {
         const user = userOf(request);
         const r = await pool.query<{ email: string; updated_at: Date }>(
@@ -35,7 +35,7 @@ export function emailRoutes(pool: Pool, emailEnabled: boolean): FastifyPluginAsy
       },
     );
 
-    app.delete('/v1/me/notifications', { ...opts, schema: { ...opts.schema, summary: 'Stop alert emails to the caller' } }, async (request, reply) => {
+    app.delete('/v1/me/notifications', { ...opts, schema: { operationId: 'deleteNotificationSettings', ...opts.schema, summary: 'Stop alert emails to the caller' } }, async (request, reply) => {
       const r = await pool.query(`DELETE FROM notification_contacts WHERE user_id = $1`, [userOf(request).id]);
       if (!r.rowCount) return problem(reply, 404, 'Not Found', 'no alert-email address is set');
       await audit(pool, request, { action: 'notifications.delete' });

@@ -50,7 +50,7 @@ export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.post(
       '/v1/subjects/:id/zones',
-      { config: { roles: ROLES }, schema: { tags: ['zones'], summary: 'Create a zone (GeoJSON Feature)', params: SubjectParams, body: ZoneFeature } },
+      { config: { roles: ROLES }, schema: { operationId: 'createZone', tags: ['zones'], summary: 'Create a zone (GeoJSON Feature)', params: SubjectParams, body: ZoneFeature } },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
@@ -85,7 +85,7 @@ export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
 
     app.get(
       '/v1/subjects/:id/zones',
-      { config: { roles: ROLES }, schema: { tags: ['zones'], params: SubjectParams } },
+      { config: { roles: ROLES }, schema: { operationId: 'listZones', summary: 'A subject’s zones', tags: ['zones'], params: SubjectParams } },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
@@ -96,7 +96,7 @@ export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
 
     app.delete(
       '/v1/subjects/:id/zones/:zid',
-      { config: { roles: ROLES }, schema: { tags: ['zones'], params: Type.Object({ id: RefId, zid: Type.String({ maxLength: 64 }) }) } },
+      { config: { roles: ROLES }, schema: { operationId: 'deleteZone', summary: 'Delete a zone', tags: ['zones'], params: Type.Object({ id: RefId, zid: Type.String({ maxLength: 64 }) }) } },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
@@ -111,6 +111,7 @@ export function zonesRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['admin', 'supervisor', 'offender_manager'] },
         schema: {
+          operationId: 'reevaluateZones',
           tags: ['zones'],
           summary: 'Report the breaches the current zones find in a past period (no live alerts)',
           params: SubjectParams,

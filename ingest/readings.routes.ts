@@ -18,6 +18,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['offender_manager', 'supervisor'] },
         schema: {
+          operationId: 'getTrack',
           tags: ['readings'],
           summary: 'GeoJSON FeatureCollection of the fixes in [from, to), in device-time order',
           params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }),
@@ -54,6 +55,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'listRejections',
           tags: ['readings'],
           summary: 'Rejected telemetry, newest first, each with its reason',
           querystring: Type.Object(

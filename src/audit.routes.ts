@@ -13,6 +13,8 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'listAudit',
+          summary: 'The audit trail of reads and changes of personal data',
           tags: ['audit'],
           querystring: Type.Object(
             {
@@ -47,6 +49,7 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'eraseSubject',
           tags: ['subjects'],
           summary: 'Erase a subject on instruction: their readings, alerts, zones, day results and assignments (the erasure itself is audited)',
           params: Type.Object({ id: RefId }),

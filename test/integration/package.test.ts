@@ -8,6 +8,7 @@ import mqtt from 'mqtt';
 import { ROOT } from '../../scripts/stack.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { createTestDatabase, stack, startTestBroker, token, waitFor } from '../support/env.js';
+import { tagwatchClient } from '../../client/index.js';
 
 /**
  * Issue 10 "one artifact, tested": the tarball `npm pack` makes (its `files` list is what ships)
@@ -20,7 +21,7 @@ let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let broker: Awaited<ReturnType<typeof startTestBroker>>;
 let service: ChildProcess | null = null;
 let log = '';
-let api = '';
+let apiUrl = '';
 
 function npm(args: string[], cwd: string): string {
   // npm of the node running this test (PATH first), quiet, from the local cache when it can
@@ -42,7 +43,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   broker = await startTestBroker({ dynsec: true });
   const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
+  apiUrl = `http://127.0.0.1:${port}`;
   const bin = join(app, 'node_modules', '.bin', 'tagwatch');
   service = spawn(bin, ['all'], {
     cwd: app,
@@ -76,17 +77,6 @@ afterAll(async () => {
   if (work) rmSync(work, { recursive: true, force: true });
 }, 60_000);
 
-async function call(method: string, path: string, body?: object): Promise<Record<string, unknown>> {
-  const r = await fetch(`${api}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${await token('admin')}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const text = await r.text();
-  expect(r.status, `${method} ${path}: ${text}`).toBeLessThan(300);
-  return JSON.parse(text) as Record<string, unknown>;
-}
-
 describe('the packed artifact', () => {
   it('ships compiled JavaScript and no development tools', () => {
     const pkg = join(work, 'app', 'node_modules', 'tagwatch');
@@ -99,15 +89,24 @@ describe('the packed artifact', () => {
   it('runs `tagwatch all`: ready, stores a reading, raises an alert', async () => {
     await waitFor(async () => {
       if (service?.exitCode !== null) throw new Error(`tagwatch exited (${service?.exitCode}): ${log}`);
-      return (await fetch(`${api}/readyz`)).status === 200;
+      return (await fetch(`${apiUrl}/readyz`)).status === 200;
     }, `/readyz from the packed service (log: ${log})`, 60_000, 200);
 
-    const device = (await call('POST', '/v1/devices', { id: 'PKG-D1', kind: 'combined' })) as { mqtt_password: string };
-    await call('POST', '/v1/subjects', { id: 'PKG-S1', display_name: 'Packed Person', cohort: 'flex', rag: 'red', offender_manager_ids: ['om-1'] });
-    await call('POST', '/v1/subjects/PKG-S1/assignments', { device_id: 'PKG-D1', start: new Date(Date.now() - 3600_000).toISOString() });
+    // through the typed client (client/), as an outside team would
+    const api = tagwatchClient(apiUrl, await token('admin'));
+    const device = await api.POST('/v1/devices', { body: { id: 'PKG-D1', kind: 'combined' } });
+    expect(device.response.status, JSON.stringify(device.error)).toBe(201);
+    const subject = await api.POST('/v1/subjects', { body: { id: 'PKG-S1', display_name: 'Packed Person', cohort: 'flex', rag: 'red', offender_manager_ids: ['om-1'] } });
+    expect(subject.response.status, JSON.stringify(subject.error)).toBe(201);
+    const fitted = await api.POST('/v1/subjects/{id}/assignments', { params: { path: { id: 'PKG-S1' } }, body: { device_id: 'PKG-D1', start: new Date(Date.now() - 3600_000).toISOString() } });
+    expect(fitted.response.status, JSON.stringify(fitted.error)).toBe(201);
+    const unknown = await api.GET('/v1/devices/{id}', { params: { path: { id: 'NOPE-1' } } });
+    expect(unknown.response.status).toBe(404);
+    expect(unknown.response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(unknown.error).toMatchObject({ status: 404, title: 'Not Found' });
 
     // the device itself, with the password registration gave it (the broker admits nobody else)
-    const tag = await mqtt.connectAsync(broker.url, { clientId: 'PKG-D1', username: 'PKG-D1', password: device.mqtt_password, reconnectPeriod: 0 });
+    const tag = await mqtt.connectAsync(broker.url, { clientId: 'PKG-D1', username: 'PKG-D1', password: device.data!.mqtt_password, reconnectPeriod: 0 });
     await tag.publishAsync('tags/v1/PKG-D1/status', JSON.stringify({ ts: new Date(Date.now() - 60_000).toISOString(), battery_pct: 80, strap: 'open', event: 'strap_tamper' }), { qos: 1 });
     await tag.endAsync();
 
