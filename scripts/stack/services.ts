@@ -162,9 +162,9 @@ export interface MosquittoHandle {
 export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
 
 /**
- * The broker settings the ingest design relies on (see README "Ingest design"). With `dynsec`,
- * no anonymous access: device identity through the dynamic-security plugin (README "Security
- * model"); without it (tests of other features, benchmarks), anonymous access on loopback.
+ * The broker settings the ingest design relies on (see docs/ingest.md). With `dynsec`,
+ * no anonymous access: device identity through the dynamic-security plugin (docs/security.md);
+ * without it (tests of other features, benchmarks), anonymous access on loopback.
  */
 export function mosquittoConf(dir: string, port: number, dynsec = false): string {
   return [
