@@ -1477,7 +1477,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: the assignment has ended already */
+            /** @description Conflict: the assignment has ended already, or the end is not after its start */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2410,7 +2410,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: the alert is not open */
+            /** @description Conflict: the alert cannot be acknowledged in its current status */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -2511,7 +2511,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict: the alert is resolved already */
+            /** @description Conflict: the alert cannot be resolved in its current status */
             409: {
                 headers: {
                     [name: string]: unknown;

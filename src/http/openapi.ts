@@ -13,9 +13,9 @@ const OWN_PROBLEMS: Record<string, Record<number, string>> = {
   registerDevice: { 409: 'Conflict: the device is already registered', 503: 'Service Unavailable: the broker could not provision the device; nothing was registered' },
   createSubject: { 409: 'Conflict: the subject already exists' },
   createAssignment: { 409: 'Conflict: the device is assigned over an overlapping period' },
-  endAssignment: { 409: 'Conflict: the assignment has ended already' },
-  acknowledgeAlert: { 409: 'Conflict: the alert is not open' },
-  resolveAlert: { 409: 'Conflict: the alert is resolved already' },
+  endAssignment: { 409: 'Conflict: the assignment has ended already, or the end is not after its start' },
+  acknowledgeAlert: { 409: 'Conflict: the alert cannot be acknowledged in its current status' },
+  resolveAlert: { 409: 'Conflict: the alert cannot be resolved in its current status' },
   streamAlerts: { 503: 'Service Unavailable: the alert feed is not running in this process' },
   deleteNotificationSettings: { 404: 'Not Found: no alert-email address is set' },
 };
