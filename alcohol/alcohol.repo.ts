@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import type { Queryable } from '../src/db.js';
+import type { Queryable } from '../platform/db.js';
 import type { AlcoholReadingIn } from './classify.js';
 import { monthSplit, type DayResult, type Interval } from './days.js';
 import { paramsVersion, type AlcoholParams } from './params.js';

@@ -1,8 +1,8 @@
 import { DateTime } from 'luxon';
 import type { PoolClient } from 'pg';
-import { advanceWatermark, withTransaction, type Pool } from '../src/db.js';
-import type { Logger } from '../src/logger.js';
-import type { Metrics } from '../src/metrics.js';
+import { advanceWatermark, withTransaction, type Pool } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
 import { isLate, type AlertType } from '../alerts/rules.js';
 import { classifySubject, type AlcoholReadingIn } from './classify.js';

@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DateTime } from 'luxon';
-import type { Pool } from '../src/db.js';
-import { audit } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
-import { problem } from '../src/http/problem.js';
-import { RefId } from '../src/http/schemas.js';
-import { getSubjectFor } from '../src/registry/subjects.repo.js';
+import type { Pool } from '../platform/db.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { problem } from '../platform/http/problem.js';
+import { RefId } from '../platform/http/schemas.js';
+import { getSubjectFor } from '../registry/subjects.repo.js';
 import { localDays } from './days.js';
 import { rateOfDays, soberRate } from './rate.js';
 import { cohortTotals, fittedIntervals, loadDays, pseudonymFor, pseudonymKey } from './alcohol.repo.js';

@@ -1,4 +1,4 @@
-import type { Queryable } from '../src/db.js';
+import type { Queryable } from '../platform/db.js';
 import { SEVERITY, type AlertType } from './rules.js';
 
 export interface NewAlert {

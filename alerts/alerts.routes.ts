@@ -1,10 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../src/db.js';
-import { audit } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
-import { problem } from '../src/http/problem.js';
-import { DateTimeIn, RefId } from '../src/http/schemas.js';
+import type { Pool } from '../platform/db.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { problem } from '../platform/http/problem.js';
+import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 import { feedAfter, visibleTo, type FeedEvent, type FeedHub } from './feed.js';
 import { getAlertFor, listAlertsFor, transition } from './lifecycle.repo.js';
 import { fatigueStats } from './stats.repo.js';

@@ -1,4 +1,4 @@
-import type { Runtime } from '../src/runtime.js';
+import type { Runtime } from '../platform/runtime.js';
 import { coalesced, createFeedHub } from './feed.js';
 
 /**

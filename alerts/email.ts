@@ -1,9 +1,9 @@
 import nodemailer, { type Transporter } from 'nodemailer';
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Pool } from '../src/db.js';
-import type { Logger } from '../src/logger.js';
-import type { Metrics } from '../src/metrics.js';
+import type { Pool } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import { feedAfter, FeedReader, type FeedEvent } from './feed.js';
 import { backoffMs, RETRY_FOR_MS } from './webhooks.js';
 

@@ -1,6 +1,6 @@
 import { Gauge } from 'prom-client';
-import type { Queryable } from '../src/db.js';
-import type { Metrics } from '../src/metrics.js';
+import type { Queryable } from '../platform/db.js';
+import type { Metrics } from '../platform/metrics.js';
 import { fatigueStats, type FatigueRow } from './stats.repo.js';
 
 /** The window of the alert-fatigue gauges: the last 30 days, recomputed at most once a minute. */

@@ -1,7 +1,7 @@
 import pg from 'pg';
-import type { Queryable } from '../src/db.js';
-import type { Logger } from '../src/logger.js';
-import type { User } from '../src/http/auth.js';
+import type { Queryable } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { User } from '../platform/http/auth.js';
 import { ALERT_COLS } from './lifecycle.repo.js';
 
 /**

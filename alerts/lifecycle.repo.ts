@@ -1,6 +1,6 @@
-import type { Queryable } from '../src/db.js';
-import type { User } from '../src/http/auth.js';
-import { caseloadFilter } from '../src/registry/subjects.repo.js';
+import type { Queryable } from '../platform/db.js';
+import type { User } from '../platform/http/auth.js';
+import { caseloadFilter } from '../registry/subjects.repo.js';
 import type { AlertType } from './rules.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Queryable } from '../src/db.js';
+import type { Queryable } from '../platform/db.js';
 
 /**
  * Alert fatigue figures over [from, to): per subject and per offender manager, alerts per

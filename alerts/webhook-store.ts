@@ -1,4 +1,4 @@
-import type { Pool, Queryable } from '../src/db.js';
+import type { Pool, Queryable } from '../platform/db.js';
 import { ALERT_COLS } from './lifecycle.repo.js';
 import type { FeedEvent } from './feed.js';
 

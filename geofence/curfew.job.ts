@@ -1,6 +1,6 @@
-import type { Logger } from '../src/logger.js';
-import type { Metrics } from '../src/metrics.js';
-import type { Pool } from '../src/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
+import type { Pool } from '../platform/db.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
 import { advanceZones, prepareZones } from './evaluate.js';
 import { loadRules } from './zones.repo.js';

@@ -1,8 +1,8 @@
 import { isLate } from '../alerts/rules.js';
 import type { PoolClient } from 'pg';
-import { withTransaction, type Pool } from '../src/db.js';
-import type { Logger } from '../src/logger.js';
-import type { Metrics } from '../src/metrics.js';
+import { withTransaction, type Pool } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
 import type { Fix, ZoneRule } from './breach.js';
 import { evaluateFixes, prepareZones, type ZoneStates } from './evaluate.js';

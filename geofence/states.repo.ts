@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import type { Queryable } from '../src/db.js';
+import type { Queryable } from '../platform/db.js';
 import { endCondition, overlappingAlerts, raiseAlert, type AlertRow } from '../alerts/alerts.repo.js';
 import { initialState, isIdle, type Finding, type ZoneRule, type ZoneState } from './breach.js';
 import type { ZoneStates } from './evaluate.js';

@@ -1,4 +1,4 @@
-import type { Queryable } from '../src/db.js';
+import type { Queryable } from '../platform/db.js';
 import { toShape, type ZoneGeometry } from './geometry.js';
 import type { ZoneRule } from './breach.js';
 import type { Window } from './schedule.js';

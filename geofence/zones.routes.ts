@@ -1,11 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { Pool } from '../src/db.js';
-import { audit } from '../src/audit.repo.js';
-import { userOf } from '../src/http/auth.js';
-import { problem } from '../src/http/problem.js';
-import { DateTimeIn, RefId } from '../src/http/schemas.js';
-import { getSubjectFor } from '../src/registry/subjects.repo.js';
+import type { Pool } from '../platform/db.js';
+import { audit } from '../registry/audit.repo.js';
+import { userOf } from '../platform/http/auth.js';
+import { problem } from '../platform/http/problem.js';
+import { DateTimeIn, RefId } from '../platform/http/schemas.js';
+import { getSubjectFor } from '../registry/subjects.repo.js';
 import { subjectFixes } from '../ingest/readings.repo.js';
 import { geometryProblem, type ZoneGeometry } from './geometry.js';
 import { DAYS, scheduleProblem, type Window } from './schedule.js';

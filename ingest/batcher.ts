@@ -1,9 +1,9 @@
-import type { Pool } from '../src/db.js';
-import type { Logger } from '../src/logger.js';
-import type { Metrics } from '../src/metrics.js';
+import type { Pool } from '../platform/db.js';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import { conflictOf, copyTextFor, storeReadingsFast, storeRejections } from './readings.repo.js';
 import { cleanReason, MAX_RAW_BYTES, readingKey, type Reading, type Rejection } from './telemetry.js';
-import { markDirty, type DirtyDevices } from '../src/queues.js';
+import { markDirty, type DirtyDevices } from '../signals/queues.js';
 
 /** One parsed MQTT message waiting for its commit; `done` sends its PUBACK. */
 export interface PendingMessage {

@@ -1,4 +1,4 @@
-import type { Logger } from '../src/logger.js';
+import type { Logger } from '../platform/logger.js';
 import type { createBatcher } from './batcher.js';
 import { createMqttSession, type MqttSession } from './mqtt-session.js';
 import { parseMessage } from './telemetry.js';

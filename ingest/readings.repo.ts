@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { Pool, Queryable } from '../src/db.js';
+import type { Pool, Queryable } from '../platform/db.js';
 import type { Reading, Rejection, Stream } from './telemetry.js';
 
 export interface StoreResult {

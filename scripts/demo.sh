@@ -40,7 +40,7 @@ trap 'exit 130' INT TERM
 
 # The service and the simulator run in sessions of their own, so Ctrl-C reaches them only
 # through cleanup: once each, as an orderly shutdown, the simulator first.
-setsid "${RUN_TS[@]}" src/main.ts all >.stack/service.log 2>&1 &
+setsid "${RUN_TS[@]}" app/main.ts all >.stack/service.log 2>&1 &
 SERVICE_PID=$!
 echo "demo: service starting (pid ${SERVICE_PID}), log in .stack/service.log"
 for _ in $(seq 1 120); do
@@ -83,7 +83,7 @@ Starting the simulator: 50 tags around Nottingham. Ctrl-C stops the simulator an
 
 EOF
 
-setsid "${RUN_TS[@]}" scripts/simulate.ts --devices 50 --api "$API" "$@" &
+setsid "${RUN_TS[@]}" sim/simulate.ts --devices 50 --api "$API" "$@" &
 SIM_PID=$!
 wait "$SIM_PID" || true
 SIM_PID=""

@@ -1,5 +1,5 @@
-import { ROLES, type Role } from '../src/http/auth.js';
-import { mintDevToken } from '../src/http/dev-tokens.js';
+import { ROLES, type Role } from '../platform/http/auth.js';
+import { mintDevToken } from '../platform/http/dev-tokens.js';
 import { readStackEnv } from './stack.js';
 
 /**

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildApp } from '../src/http/app.js';
-import { createPool } from '../src/db.js';
-import { createLogger } from '../src/logger.js';
-import { createMetrics } from '../src/metrics.js';
+import { buildApp } from '../app/app.js';
+import { createPool } from '../platform/db.js';
+import { createLogger } from '../platform/logger.js';
+import { createMetrics } from '../platform/metrics.js';
 
 /**
  * The OpenAPI document of the HTTP API, as the service itself serves it (/docs/json), built

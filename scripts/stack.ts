@@ -12,7 +12,7 @@ import {
   stopPostgres,
   stopRedis,
 } from './stack/services.js';
-import { connectBrokerAdmin } from '../src/broker/dynsec.js';
+import { connectBrokerAdmin } from '../registry/dynsec.js';
 
 /**
  * `npm run stack:up` / `stack:down` (contract §7): PostgreSQL, Redis and Mosquitto on loopback

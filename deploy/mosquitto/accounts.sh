@@ -6,7 +6,7 @@
 #
 # Environment: MQTT_HOST, MQTT_PORT (default 1883), MQTT_ADMIN_USERNAME, MQTT_ADMIN_PASSWORD,
 # MQTT_USERNAME, MQTT_PASSWORD (the ingest account to create).
-# The role matches serviceCommands() in src/broker/dynsec.ts: subscribe to all telemetry,
+# The role matches serviceCommands() in registry/dynsec.ts: subscribe to all telemetry,
 # shared or not, publish nothing.
 set -eu
 : "${MQTT_HOST:?}" "${MQTT_ADMIN_USERNAME:?}" "${MQTT_ADMIN_PASSWORD:?}" "${MQTT_USERNAME:?}" "${MQTT_PASSWORD:?}"

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { migrate, storageMode, withTransaction, type Queryable } from '../../src/db.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
+import { migrate, storageMode, withTransaction, type Queryable } from '../../platform/db.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
 import { localDays, type DayResult, type DayStatus } from '../../alcohol/days.js';
 import { DEFAULT_PARAMS } from '../../alcohol/params.js';
 import { evaluateDeviceAlcohol } from '../../alcohol/evaluate.job.js';
 import { cohortTotals, cohortTotalsFromDays, ensureParams, rollupDrift, saveDays } from '../../alcohol/alcohol.repo.js';
-import { createRng, hashSeed, type Rng } from '../../scripts/sim/rng.js';
+import { createRng, hashSeed, type Rng } from '../../sim/rng.js';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { startTimescale, type TimescaleHandle } from '../support/timescale.js';
 

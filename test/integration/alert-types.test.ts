@@ -4,7 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { DateTime } from 'luxon';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream, startReceiver } from '../support/sse.js';
-import { tickHealth } from '../../alerts/health.job.js';
+import { tickHealth } from '../../health/health.job.js';
 import { ALERT_TYPES } from '../../alerts/rules.js';
 
 /** Every alert type of contract §5, each caused through MQTT, seen on the stream and by a webhook. */

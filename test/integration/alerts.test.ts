@@ -4,7 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { Queue } from 'bullmq';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, token, waitFor, type TestService } from '../support/env.js';
 import { openStream, startReceiver } from '../support/sse.js';
-import { tickHealth } from '../../alerts/health.job.js';
+import { tickHealth } from '../../health/health.job.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { requeuePending, WEBHOOK_QUEUE } from '../../alerts/webhooks.js';
 

@@ -8,8 +8,8 @@ import mqtt from 'mqtt';
 import YAML from 'yaml';
 import { Ajv } from 'ajv';
 import { ROOT } from '../../scripts/stack.js';
-import { ConfigSchema, loadConfig } from '../../src/config.js';
-import { migrate } from '../../src/db.js';
+import { ConfigSchema, loadConfig } from '../../platform/config.js';
+import { migrate } from '../../platform/db.js';
 import { stack, startTestBroker } from '../support/env.js';
 
 /**
@@ -62,7 +62,7 @@ describe('docker-compose.yml', () => {
     expect(Object.fromEntries(tagwatchServices.map(([n, s]) => [n, s.command]))).toEqual({ migrate: ['migrate'], api: ['api'], ingest: ['ingest'], worker: ['worker'] });
   });
 
-  it('gives every service part the settings src/config.ts requires, and they load', () => {
+  it('gives every service part the settings platform/config.ts requires, and they load', () => {
     const required = (ConfigSchema.required ?? []).filter((k) => (ConfigSchema.properties as Record<string, { default?: unknown }>)[k]?.default === undefined);
     expect(required).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'MQTT_URL']));
     for (const [name, s] of tagwatchServices) {

@@ -4,7 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { SMTPServer } from 'smtp-server';
 import { simpleParser } from 'mailparser';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
-import { tickHealth } from '../../alerts/health.job.js';
+import { tickHealth } from '../../health/health.job.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { Queue } from 'bullmq';
 import { EMAIL_QUEUE, requeuePendingEmails } from '../../alerts/email.js';

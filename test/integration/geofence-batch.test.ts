@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
 import { createTestDatabase, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
-import { evaluateDeviceBatch } from '../../src/worker.part.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
+import { evaluateDeviceBatch } from '../../app/worker.part.js';
 import { evaluateDeviceGeofence } from '../../geofence/evaluate.job.js';
 import { paramsFrom } from '../../alcohol/params.js';
-import { createDeviceReadingsQueue, restoreDirty, type DirtyDevices } from '../../src/queues.js';
+import { createDeviceReadingsQueue, restoreDirty, type DirtyDevices } from '../../signals/queues.js';
 
 /**
  * The batched evaluation path: many devices per job and transaction must decide exactly what

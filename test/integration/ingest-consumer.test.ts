@@ -7,8 +7,8 @@ import { createMqttSession, type InboundMessage, type SessionOptions } from '../
 import { createIngestConsumer } from '../../ingest/consumer.js';
 import { createBatcher } from '../../ingest/batcher.js';
 import { parseMessage } from '../../ingest/telemetry.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createTestDatabase, startTestBroker, waitFor } from '../support/env.js';
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import mqtt, { type MqttClient } from 'mqtt';
-import { migrate } from '../../src/db.js';
+import { migrate } from '../../platform/db.js';
 import { freePort, startPostgres, stopPostgres } from '../../scripts/stack/services.js';
 import { ROOT } from '../../scripts/stack.js';
 import { createTestDatabase, stack, startTestBroker, startTestService, testConfig, waitFor } from '../support/env.js';
@@ -117,7 +117,7 @@ describe('ingest faults', () => {
     function startIngest(instance: string): ChildProcess {
       const s = stack();
       // node itself (not the tsx wrapper), so SIGKILL hits the process that holds the MQTT sessions
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), 'ingest'], {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'app/main.ts'), 'ingest'], {
         cwd: ROOT,
         env: {
           ...process.env,

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, stack, startTestBroker, startTestService, testConfig, waitFor, type TestService } from '../support/env.js';
-import { runSimulation, type SimOptions, type Summary } from '../../scripts/simulate.js';
-import { planFleet } from '../../scripts/sim/model.js';
+import { runSimulation, type SimOptions, type Summary } from '../../sim/simulate.js';
+import { planFleet } from '../../sim/model.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let broker: Awaited<ReturnType<typeof startTestBroker>>;

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { migrate, storageMode, type Queryable } from '../../src/db.js';
-import { insertDevice, newDevicePassword, setDeviceActive } from '../../src/registry/devices.repo.js';
-import { applyRetentionPolicy, deleteExpiredReadings } from '../../src/retention.js';
+import { migrate, storageMode, type Queryable } from '../../platform/db.js';
+import { insertDevice, newDevicePassword, setDeviceActive } from '../../registry/devices.repo.js';
+import { applyRetentionPolicy, deleteExpiredReadings } from '../../ingest/retention.js';
 import { storeReadings, storeRejections } from '../../ingest/readings.repo.js';
 import { parseMessage } from '../../ingest/telemetry.js';
 import { createTestDatabase } from '../support/env.js';

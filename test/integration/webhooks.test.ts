@@ -7,9 +7,9 @@ import type { Redis } from 'ioredis';
 import { createTestDatabase, stack, waitFor } from '../support/env.js';
 import { startReceiver } from '../support/sse.js';
 import { freePort } from '../../scripts/stack/services.js';
-import { createRedis } from '../../src/queues.js';
-import type { Queryable } from '../../src/db.js';
-import { createLogger } from '../../src/logger.js';
+import { createRedis } from '../../signals/queues.js';
+import type { Queryable } from '../../platform/db.js';
+import { createLogger } from '../../platform/logger.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import type { GateSettings } from '../../alerts/webhook-gate.js';
 import {

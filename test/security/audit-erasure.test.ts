@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
-import { deleteExpiredReadings } from '../../src/retention.js';
+import { deleteExpiredReadings } from '../../ingest/retention.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;

@@ -67,7 +67,7 @@ describe('device identity at the broker (dynamic security)', () => {
   });
 
   it('registers a device the broker already knows (a restored database): the new password works, the old does not', async () => {
-    const { connectBrokerAdmin } = await import('../../src/broker/dynsec.js');
+    const { connectBrokerAdmin } = await import('../../registry/dynsec.js');
     const admin = await connectBrokerAdmin(broker.url, broker.credentials.MQTT_ADMIN_USERNAME!, broker.credentials.MQTT_ADMIN_PASSWORD!);
     await admin.provisionDevice('SEC-3', 'an-old-password');
     await admin.close();

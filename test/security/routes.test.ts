@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { Writable } from 'node:stream';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
-import { ROLES, routeTable, createTokenVerifier } from '../../src/http/auth.js';
-import { createLogger } from '../../src/logger.js';
+import { ROLES, routeTable, createTokenVerifier } from '../../platform/http/auth.js';
+import { createLogger } from '../../platform/logger.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;
@@ -118,7 +118,7 @@ describe('hostile input', () => {
   });
 
   it('rate-limits each user', async () => {
-    const { buildApp } = await import('../../src/http/app.js');
+    const { buildApp } = await import('../../app/app.js');
     const app = await buildApp({ ...appDeps(), rateLimitPerMinute: 5 });
     const h = await authHeader('admin', 'admin-rl');
     const codes: number[] = [];
@@ -159,7 +159,7 @@ describe('tokens and logs', () => {
     const lines: string[] = [];
     const sink = new Writable({ write: (chunk, _e, cb) => (lines.push(chunk.toString()), cb()) });
     const logger = createLogger('debug', sink);
-    const { buildApp } = await import('../../src/http/app.js');
+    const { buildApp } = await import('../../app/app.js');
     const app = await buildApp({ ...appDeps(), logger });
     const h = await authHeader('admin');
     await app.inject({ method: 'POST', url: '/v1/devices', headers: h, payload: { id: 'LOG-1', kind: 'gps' } });

@@ -5,17 +5,17 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig, type Config } from '../../src/config.js';
-import { createPool, type Pool } from '../../src/db.js';
-import { createLogger } from '../../src/logger.js';
-import { createMetrics } from '../../src/metrics.js';
-import { buildApp } from '../../src/http/app.js';
-import { createTokenVerifier, type Role } from '../../src/http/auth.js';
-import { mintDevToken } from '../../src/http/dev-tokens.js';
-import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../src/services.js';
+import { loadConfig, type Config } from '../../platform/config.js';
+import { createPool, type Pool } from '../../platform/db.js';
+import { createLogger } from '../../platform/logger.js';
+import { createMetrics } from '../../platform/metrics.js';
+import { buildApp } from '../../app/app.js';
+import { createTokenVerifier, type Role } from '../../platform/http/auth.js';
+import { mintDevToken } from '../../platform/http/dev-tokens.js';
+import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type Part, type Runtime } from '../../app/services.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createFeedHub } from '../../alerts/feed.js';
-import { connectBrokerAdmin, type BrokerAdmin } from '../../src/broker/dynsec.js';
+import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
 
 export const stack = () => inject('stack');
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { migrate } from '../../src/db.js';
+import { migrate } from '../../platform/db.js';
 import { stackUp, type StackEnv } from '../../scripts/stack.js';
 
 declare module 'vitest' {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../platform/config.js';
 
 const base = {
   DATABASE_URL: 'postgres://u@127.0.0.1:5432/db',

@@ -14,9 +14,9 @@ import {
   silentAt,
   trueTacAt,
   type SimDevice,
-} from '../../scripts/sim/model.js';
-import { createRng } from '../../scripts/sim/rng.js';
-import { TOWN_CENTRE, distanceM, gpsFix, type Position } from '../../scripts/sim/track.js';
+} from '../../sim/model.js';
+import { createRng } from '../../sim/rng.js';
+import { TOWN_CENTRE, distanceM, gpsFix, type Position } from '../../sim/track.js';
 
 // A Friday, two days before the clocks go forward (Sunday 30 March 2025 has 23 hours in London).
 const NOW = Date.parse('2025-03-28T12:00:00Z');

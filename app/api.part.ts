@@ -1,0 +1,40 @@
+import type { FastifyInstance } from 'fastify';
+import { readiness, type Part, type Runtime } from '../platform/runtime.js';
+import { buildApp } from './app.js';
+import { createTokenVerifier } from '../platform/http/auth.js';
+import { createFeedHub } from '../alerts/feed.js';
+import { connectBrokerAdmin } from '../registry/dynsec.js';
+
+export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
+  const feed = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
+  await feed.start();
+  const brokerAdmin =
+    rt.config.MQTT_ADMIN_USERNAME && rt.config.MQTT_ADMIN_PASSWORD
+      ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD)
+      : null;
+  if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
+  const app = await buildApp({
+    emailEnabled: rt.config.SMTP_URL !== undefined,
+    feed,
+    brokerAdmin,
+    allowPrivateWebhooks: rt.config.WEBHOOK_ALLOW_PRIVATE,
+    pool: rt.pool,
+    logger: rt.logger,
+    metrics: rt.metrics,
+    verifyToken: createTokenVerifier({ jwtSecret: rt.config.JWT_SECRET, jwksUrl: rt.config.JWT_JWKS_URL }),
+    readiness: () => readiness(rt, parts()),
+    info: () => ({ storage: rt.storage }),
+  });
+  await app.listen({ port: rt.config.PORT, host: rt.config.HOST });
+  return {
+    name: 'api',
+    app,
+    checks: { alert_feed: () => feed.connected },
+    async stop() {
+      await feed.close();
+      await app.close();
+      await brokerAdmin?.close();
+    },
+  };
+}
+

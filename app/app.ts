@@ -1,0 +1,127 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
+import type { Pool } from '../platform/db.js';
+import { registerAuth, type User } from '../platform/http/auth.js';
+import { problem, Problem } from '../platform/http/problem.js';
+import { documentProblems, documentOperation } from '../platform/http/openapi.js';
+import { registryRoutes } from '../registry/registry.routes.js';
+import { auditRoutes } from '../registry/audit.routes.js';
+import { readingsRoutes } from '../ingest/readings.routes.js';
+import { zonesRoutes } from '../geofence/zones.routes.js';
+import { sobrietyRoutes } from '../alcohol/sobriety.routes.js';
+import { alertsRoutes } from '../alerts/alerts.routes.js';
+import { emailRoutes } from '../alerts/email.routes.js';
+import { registerFatigueMetrics } from '../alerts/fatigue.metrics.js';
+import type { FeedHub } from '../alerts/feed.js';
+import type { BrokerAdmin } from '../registry/dynsec.js';
+
+export interface AppDeps {
+  pool: Pool;
+  logger: Logger;
+  metrics: Metrics;
+  verifyToken: (token: string) => Promise<User>;
+  /** named checks for /readyz (database, redis, mqtt, …) */
+  readiness: () => Promise<Record<string, boolean>>;
+  /** the alert feed for the live stream (null: the stream answers 503) */
+  feed?: FeedHub | null;
+  /** provisions devices at the broker (dynamic security), when configured */
+  brokerAdmin?: BrokerAdmin | null;
+  allowPrivateWebhooks?: boolean;
+  /** whether the service sends alert email (SMTP configured) */
+  emailEnabled?: boolean;
+  /** requests per user per minute */
+  rateLimitPerMinute?: number;
+  /** facts shown by /readyz, e.g. the storage path */
+  info?: () => Record<string, unknown>;
+}
+
+/** Builds the HTTP API without listening (tests use `inject`; app/main.ts listens). */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown; validationContext?: string }, request, reply) => {
+    if (err.validation) {
+      return problem(reply, 400, 'Bad Request', `${err.validationContext ?? 'request'}: ${err.message.replace(/^(body|querystring|params|headers)\/?\s*/, '')}`);
+    }
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) {
+      request.log.error({ err }, 'request failed');
+      return problem(reply, status, 'Internal Server Error', 'the request could not be completed; it has been logged');
+    }
+    return problem(reply, status, httpTitle(status), err.message);
+  });
+  app.setNotFoundHandler((request, reply) => problem(reply, 404, 'Not Found', `no route ${request.method} ${request.url.split('?')[0]}`));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'tagwatch API',
+        version: '1',
+        description: 'Contract v1 (docs/contract.md §6). Errors are RFC 9457 problem details (application/problem+json).',
+        license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+      },
+      // relative: the API is served from the same origin as this document
+      servers: [{ url: '/', description: 'this tagwatch deployment' }],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: documentOperation,
+    // shared schemas (Problem) appear under their own $id in components.schemas
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addSchema(Problem);
+  app.addHook('onRoute', documentProblems);
+  // security headers; the docs page needs its own scripts and styles
+  await app.register(helmet, { contentSecurityPolicy: false });
+  registerAuth(app, deps.verifyToken);
+  // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
+  app.addHook('preValidation', async (request, reply) => {
+    if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {
+      return problem(reply, 400, 'Bad Request', 'NUL characters are not allowed');
+    }
+  });
+  // per-user rate limit (after authentication, so the key is the user, not the address)
+  await app.register(rateLimit, {
+    max: deps.rateLimitPerMinute ?? 600,
+    timeWindow: 60_000,
+    keyGenerator: (request) => request.user?.id ?? request.ip,
+    errorResponseBuilder: (_req, ctx) =>
+      Object.assign(new Error(`rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429 }),
+  });
+
+  app.get('/healthz', { config: { public: true }, schema: { operationId: 'getHealth', summary: 'Liveness: the process answers', tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true }, schema: { operationId: 'getReadiness', summary: 'Readiness: database, Redis and broker reachable (503 when not)', tags: ['operations'], security: [] } }, async (_req, reply) => {
+    const checks = await deps.readiness();
+    const ready = Object.values(checks).every(Boolean);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(deps.info?.() ?? {}) });
+  });
+  registerFatigueMetrics(deps.metrics, deps.pool);
+  app.get('/metrics', { config: { roles: ['admin', 'supervisor'] }, schema: { operationId: 'getMetrics', summary: 'Prometheus metrics', tags: ['operations'] } }, async (_req, reply) => {
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  await app.register(registryRoutes(deps.pool, deps.brokerAdmin ?? null));
+  await app.register(readingsRoutes(deps.pool));
+  await app.register(auditRoutes(deps.pool));
+  await app.register(zonesRoutes(deps.pool));
+  await app.register(sobrietyRoutes(deps.pool));
+  await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
+  await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));
+  return app as unknown as FastifyInstance;
+}
+
+function httpTitle(status: number): string {
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
+}

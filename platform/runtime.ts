@@ -1,0 +1,51 @@
+import type { Redis } from 'ioredis';
+import type { Config } from './config.js';
+import { createPool, storageMode, type Pool } from './db.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { createRedis } from '../signals/queues.js';
+
+/** Shared connections of one process; each part below uses what it needs. */
+export interface Runtime {
+  config: Config;
+  logger: Logger;
+  metrics: Metrics;
+  pool: Pool;
+  redis: Redis;
+  storage: 'timescaledb' | 'postgresql';
+}
+
+export async function createRuntime(config: Config, logger: Logger, metrics: Metrics): Promise<Runtime> {
+  const pool = createPool(config.DATABASE_URL, config.DB_POOL_MAX, logger);
+  const redis = createRedis(config.REDIS_URL);
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis error'));
+  const storage = await storageMode(pool);
+  return { config, logger, metrics, pool, redis, storage };
+}
+
+export interface Part {
+  name: string;
+  /** readiness checks this part adds to /readyz */
+  checks?: Record<string, () => boolean>;
+  stop(): Promise<void>;
+}
+
+export async function readiness(rt: Runtime, parts: Part[]): Promise<Record<string, boolean>> {
+  const database = await rt.pool
+    .query('SELECT 1')
+    .then(() => true)
+    .catch(() => false);
+  const redis = await rt.redis
+    .ping()
+    .then((p) => p === 'PONG')
+    .catch(() => false);
+  const checks: Record<string, boolean> = { database, redis };
+  for (const p of parts) for (const [k, f] of Object.entries(p.checks ?? {})) checks[k] = f();
+  return checks;
+}
+
+export async function closeRuntime(rt: Runtime): Promise<void> {
+  rt.redis.disconnect();
+  await rt.pool.end();
+}
+
