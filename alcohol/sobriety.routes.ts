@@ -59,7 +59,7 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         // not for analysts: naming a subject id would link it to their pseudonym (§6)
         config: { roles: ['offender_manager', 'supervisor'], reasonRequired: supervisorReadsOneSubject },
-        schema: { tags: ['alcohol'], summary: 'Day statuses and the sober-day rate of a subject over [from, to)', params: Type.Object({ id: RefId }), querystring: Period },
+        schema: { operationId: 'getSubjectSobriety', tags: ['alcohol'], summary: 'Day statuses and the sober-day rate of a subject over [from, to)', params: Type.Object({ id: RefId }), querystring: Period },
       },
       async (request, reply) => {
         const { from, to } = request.query;
@@ -105,6 +105,7 @@ export function sobrietyRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['analyst', 'supervisor'] },
         schema: {
+          operationId: 'getSobrietyTotals',
           tags: ['alcohol'],
           summary: 'Sober-day totals for a cohort (or everyone) over [from, to), with per-subject pseudonymous rows',
           querystring: Type.Object(

@@ -49,6 +49,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         // a supervisor naming one subject reads that person's alerts: a reason is required
         config: { roles: MANAGERS, reasonRequired: (request) => supervisorReadsOneSubject(request) && !!(request.query as { subject_id?: string }).subject_id },
         schema: {
+          operationId: 'listAlerts',
           tags: ['alerts'],
           summary: 'Alerts of the caller’s caseload, newest first; page with `before` = the previous page’s next_before',
           querystring: Type.Object(
@@ -80,7 +81,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       },
     );
 
-    app.get('/v1/alerts/:id', { config: { roles: MANAGERS }, schema: { tags: ['alerts'], params: AlertId } }, async (request, reply) => {
+    app.get('/v1/alerts/:id', { config: { roles: MANAGERS }, schema: { operationId: 'getAlert', summary: 'An alert with its history', tags: ['alerts'], params: AlertId } }, async (request, reply) => {
       const alert = await getAlertFor(pool, userOf(request), request.params.id);
       if (!alert) return problem(reply, 404, 'Not Found', `alert ${request.params.id} not found`);
       await audit(pool, request, { action: 'alert.read', subjectId: alert.subject_id as string, detail: { alert_id: alert.id } });
@@ -89,7 +90,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
 
     app.post(
       '/v1/alerts/:id/acknowledge',
-      { config: { roles: ['offender_manager'] }, schema: { tags: ['alerts'], params: AlertId, body: Type.Optional(NoteBody) } },
+      { config: { roles: ['offender_manager'] }, schema: { operationId: 'acknowledgeAlert', summary: 'Acknowledge an alert, with a note', tags: ['alerts'], params: AlertId, body: Type.Optional(NoteBody) } },
       async (request, reply) => {
         const r = await transition(pool, userOf(request), request.params.id, 'acknowledged', request.body?.note ?? null, null);
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
@@ -103,6 +104,8 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['offender_manager'] },
         schema: {
+          operationId: 'resolveAlert',
+          summary: 'Resolve an alert, with a note',
           tags: ['alerts'],
           params: AlertId,
           body: Type.Optional(Type.Object({ note: Type.Optional(Type.String({ maxLength: 2000 })), false_alarm: Type.Optional(Type.Boolean()) }, { additionalProperties: false })),

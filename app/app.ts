@@ -10,6 +10,7 @@ import type { Pool } from '../platform/db.js';
 import { registerAuth, type Role, type User } from '../platform/http/auth.js';
 import { problem, Problem } from '../platform/http/problem.js';
 import { registerReasons } from '../platform/http/reason.js';
+import { documentProblems, documentOperation } from '../platform/http/openapi.js';
 import { registryRoutes } from '../registry/registry.routes.js';
 import { auditRoutes } from '../registry/audit.routes.js';
 import { subjectDataRoutes } from '../registry/subject-data.routes.js';
@@ -81,12 +82,24 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
-      info: { title: 'tagwatch API', version: '1', description: 'Contract v1 (shared/CONTRACT.md §6). Errors are RFC 9457 problem details.' },
+      info: {
+        title: 'tagwatch API',
+        version: '1',
+        description: 'Contract v1 (docs/contract.md §6). Errors are RFC 9457 problem details (application/problem+json).',
+        license: { name: 'Apache-2.0', url: 'https://www.apache.org/licenses/LICENSE-2.0' },
+      },
+      // relative: the API is served from the same origin as this document
+      servers: [{ url: '/', description: 'this tagwatch deployment' }],
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
+    transform: documentOperation,
+    // shared schemas (Problem) appear under their own $id in components.schemas
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addSchema(Problem);
+  app.addHook('onRoute', documentProblems);
   // security headers; the docs page needs its own scripts and styles
   await app.register(helmet, { contentSecurityPolicy: false });
   registerAuth(app, deps.verifyToken);
@@ -107,14 +120,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       Object.assign(new Error(`rate limit of ${ctx.max} requests per minute exceeded; retry in ${Math.ceil(ctx.ttl / 1000)} s`), { statusCode: 429 }),
   });
 
-  app.get('/healthz', { config: { public: true }, schema: { tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { config: { public: true }, schema: { tags: ['operations'], security: [] } }, async (_req, reply) => {
+  app.get('/healthz', { config: { public: true }, schema: { operationId: 'getHealth', summary: 'Liveness: the process answers', tags: ['operations'], security: [] } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true }, schema: { operationId: 'getReadiness', summary: 'Readiness: database, Redis and broker reachable (503 when not)', tags: ['operations'], security: [] } }, async (_req, reply) => {
     const checks = await deps.readiness();
     const ready = Object.values(checks).every(Boolean);
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(deps.info?.() ?? {}) });
   });
   registerFatigueMetrics(deps.metrics, deps.pool);
-  app.get('/metrics', { config: { roles: ['admin', 'supervisor'] }, schema: { tags: ['operations'] } }, async (_req, reply) => {
+  app.get('/metrics', { config: { roles: ['admin', 'supervisor'] }, schema: { operationId: 'getMetrics', summary: 'Prometheus metrics', tags: ['operations'] } }, async (_req, reply) => {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
 

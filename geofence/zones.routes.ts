@@ -105,7 +105,7 @@ export function zonesRoutes(pool: Pool, opts: { reevaluateMaxFixes?: number } = 
 
     app.get(
       '/v1/subjects/:id/zones',
-      { config: { roles: ROLES }, schema: { tags: ['zones'], params: SubjectParams } },
+      { config: { roles: ROLES }, schema: { operationId: 'listZones', summary: 'A subject’s zones', tags: ['zones'], params: SubjectParams } },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
@@ -116,7 +116,7 @@ export function zonesRoutes(pool: Pool, opts: { reevaluateMaxFixes?: number } = 
 
     app.delete(
       '/v1/subjects/:id/zones/:zid',
-      { config: { roles: ROLES }, schema: { tags: ['zones'], params: Type.Object({ id: RefId, zid: Type.String({ maxLength: 64 }) }) } },
+      { config: { roles: ROLES }, schema: { operationId: 'deleteZone', summary: 'Delete a zone', tags: ['zones'], params: Type.Object({ id: RefId, zid: Type.String({ maxLength: 64 }) }) } },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
@@ -131,9 +131,9 @@ export function zonesRoutes(pool: Pool, opts: { reevaluateMaxFixes?: number } = 
       {
         config: { roles: ['admin', 'supervisor', 'offender_manager'] },
         schema: {
+          operationId: 'reevaluateZones',
           tags: ['zones'],
           summary: `Report the breaches the current zones find in a past period (no live alerts): at most ${REEVALUATE_MAX_DAYS} days and REEVALUATE_MAX_FIXES fixes`,
-          operationId: 'reevaluateZones',
           params: SubjectParams,
           body: Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }),
         },

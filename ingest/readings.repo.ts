@@ -86,7 +86,7 @@ export async function storeReadings(db: Queryable, readings: Reading[], topicOf:
 
 /**
  * The fast path for a large batch: one COPY straight into `readings` (PostgreSQL spends about
- * two thirds of the time of `INSERT … ON CONFLICT` on it, measured in README "Benchmarks"). COPY
+ * two thirds of the time of `INSERT … ON CONFLICT` on it, measured in docs/benchmarks.md). COPY
  * cannot skip rows, so it commits only when none can be refused: in the same simple-protocol
  * query, hence the same transaction, a check after the COPY raises unless every device of the
  * batch is registered and active, which rolls the COPY back; and an identity already stored

@@ -19,6 +19,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['offender_manager', 'supervisor'], reasonRequired: supervisorReadsOneSubject },
         schema: {
+          operationId: 'getTrack',
           tags: ['readings'],
           summary: 'GeoJSON FeatureCollection of the fixes in [from, to), in device-time order',
           params: Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }),
@@ -55,6 +56,7 @@ export function readingsRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'listRejections',
           tags: ['readings'],
           summary: 'Rejected telemetry, newest first, each with its reason',
           querystring: Type.Object(

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 import type { Logger } from './logger.js';
@@ -10,7 +10,8 @@ export type Pool = pg.Pool;
 export type Client = pg.PoolClient | pg.Client;
 export type Queryable = Pick<pg.Pool, 'query'> | Pick<pg.PoolClient, 'query'>;
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
+/** migrations/ at the package root, seen from this file as TypeScript or compiled into dist/<folder>/ */
+export const MIGRATIONS_DIR = ['../migrations', '../../migrations'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((d) => existsSync(d)) ?? fileURLToPath(new URL('../migrations', import.meta.url));
 
 export function createPool(databaseUrl: string, max: number, logger?: Logger): pg.Pool {
   const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5000 });

@@ -1,6 +1,6 @@
 import pino, { type Logger } from 'pino';
 
-/** Paths never written to logs: tokens, passwords and secrets (see README "Security model"). */
+/** Paths never written to logs: tokens, passwords and secrets (see docs/security.md). */
 export const REDACT_PATHS = [
   'req.headers.authorization',
   'headers.authorization',

@@ -13,6 +13,8 @@ export function auditRoutes(pool: Pool): FastifyPluginAsyncTypebox {
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'listAudit',
+          summary: 'The audit trail of reads and changes of personal data',
           tags: ['audit'],
           querystring: Type.Object(
             {

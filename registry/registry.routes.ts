@@ -57,6 +57,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'registerDevice',
           tags: ['devices'],
           summary: 'Register a device; the 201 body carries its MQTT password, once',
           body: DeviceBody,
@@ -91,7 +92,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
 
     app.get(
       '/v1/devices/:id',
-      { config: { roles: ['admin'] }, schema: { tags: ['devices'], params: Type.Object({ id: DeviceId }), response: { 200: Device } } },
+      { config: { roles: ['admin'] }, schema: { operationId: 'getDevice', summary: 'A device', tags: ['devices'], params: Type.Object({ id: DeviceId }), response: { 200: Device } } },
       async (request, reply) => {
         const device = await getDevice(pool, request.params.id);
         return device ?? problem(reply, 404, 'Not Found', `device ${request.params.id} not found`);
@@ -103,6 +104,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'updateDevice',
           tags: ['devices'],
           summary: 'Activate or deactivate a device (an inactive device’s telemetry is rejected)',
           params: Type.Object({ id: DeviceId }),
@@ -122,7 +124,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
 
     app.post(
       '/v1/subjects',
-      { config: { roles: ['admin'] }, schema: { tags: ['subjects'], body: SubjectBody, response: { 201: Subject } } },
+      { config: { roles: ['admin'] }, schema: { operationId: 'createSubject', summary: 'Create a subject', tags: ['subjects'], body: SubjectBody, response: { 201: Subject } } },
       async (request, reply) => {
         const body = request.body;
         if (!IANAZone.isValidZone(body.timezone)) return problem(reply, 400, 'Bad Request', `timezone ${body.timezone} is not an IANA time zone`);
@@ -137,7 +139,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       '/v1/subjects/:id',
       {
         config: { roles: ['admin', 'supervisor', 'offender_manager'], reasonRequired: supervisorReadsOneSubject },
-        schema: { tags: ['subjects'], params: SubjectParams, response: { 200: Subject } },
+        schema: { operationId: 'getSubject', summary: 'A subject (the read is audited)', tags: ['subjects'], params: SubjectParams, response: { 200: Subject } },
       },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
@@ -152,6 +154,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       {
         config: { roles: ['admin', 'supervisor', 'offender_manager'] },
         schema: {
+          operationId: 'listSubjects',
           tags: ['subjects'],
           summary: 'Subjects the caller may see (an offender manager: their caseload), by id',
           querystring: Type.Object(
@@ -173,6 +176,8 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'createAssignment',
+          summary: 'Fit a device to a subject from a start time',
           tags: ['assignments'],
           params: SubjectParams,
           body: Type.Object({ device_id: DeviceId, start: DateTimeIn }, { additionalProperties: false }),
@@ -191,7 +196,7 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       '/v1/subjects/:id/assignments',
       {
         config: { roles: ['admin', 'supervisor', 'offender_manager'], reasonRequired: supervisorReadsOneSubject },
-        schema: { tags: ['assignments'], params: SubjectParams, response: { 200: Type.Object({ items: Type.Array(Assignment) }) } },
+        schema: { operationId: 'listAssignments', summary: 'A subject’s device assignments', tags: ['assignments'], params: SubjectParams, response: { 200: Type.Object({ items: Type.Array(Assignment) }) } },
       },
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
@@ -207,6 +212,8 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       {
         config: { roles: ['admin'] },
         schema: {
+          operationId: 'endAssignment',
+          summary: 'End an assignment (the device is taken off)',
           tags: ['assignments'],
           params: Type.Object({ id: Id, aid: Type.String({ maxLength: 20 }) }),
           body: Type.Object({ end: DateTimeIn }, { additionalProperties: false }),

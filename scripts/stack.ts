@@ -1,6 +1,6 @@
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   APP_ROLE,
@@ -33,6 +33,34 @@ const PORTS = {
   mqtts: Number(process.env.STACK_MQTTS_PORT ?? 58883),
 };
 
+/** Where the services that drop privileges keep their files (see serviceDir). */
+export const RUN_BASE = process.env.STACK_RUN_BASE ?? '/var/tmp';
+
+/**
+ * The directory of one service of this stack. Run as root, PostgreSQL and Mosquitto work as
+ * their own users, who cannot enter a checkout under a 0700 directory (/root, mktemp -d): their
+ * files then live in a per-checkout directory under /var/tmp named by a hash of STACK_DIR, and
+ * .stack/<name> is a symlink to it. As another user (services run as that user) or when
+ * .stack/<name> is already a real directory, it is .stack/<name> itself.
+ */
+export function serviceDir(name: 'postgres' | 'mosquitto' | 'redis'): string {
+  const local = join(STACK_DIR, name);
+  const asRoot = process.getuid?.() === 0 && name !== 'redis';
+  let stat: ReturnType<typeof lstatSync> | undefined;
+  try {
+    stat = lstatSync(local);
+  } catch {
+    stat = undefined;
+  }
+  if (stat?.isSymbolicLink()) return resolve(STACK_DIR, readlinkSync(local));
+  if (stat || !asRoot) return local;
+  const hash = createHash('sha256').update(resolve(STACK_DIR)).digest('hex').slice(0, 16);
+  const outside = join(RUN_BASE, `tagwatch-stack-${hash}`, name);
+  mkdirSync(outside, { recursive: true, mode: 0o755 });
+  symlinkSync(outside, local);
+  return outside;
+}
+
 export interface StackEnv {
   /** the service's runtime role (tagwatch_app, member of tagwatch_runtime) */
   DATABASE_URL: string;
@@ -62,9 +90,9 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
   const secret = () => randomBytes(24).toString('base64url');
   const admin = { adminUser: 'tagwatch-admin', adminPassword: previous?.MQTT_ADMIN_PASSWORD ?? secret() };
   const [pg, redis, mqtt] = await Promise.all([
-    startPostgres(join(STACK_DIR, 'postgres'), PORTS.pg),
-    startRedis(join(STACK_DIR, 'redis'), PORTS.redis),
-    startMosquitto(join(STACK_DIR, 'mosquitto'), PORTS.mqtt, admin, { port: PORTS.mqtts, dir: join(STACK_DIR, 'tls') }),
+    startPostgres(serviceDir('postgres'), PORTS.pg),
+    startRedis(serviceDir('redis'), PORTS.redis),
+    startMosquitto(serviceDir('mosquitto'), PORTS.mqtt, admin, { port: PORTS.mqtts }),
   ]);
   const ingest = { user: 'tagwatch-ingest', password: previous?.MQTT_PASSWORD ?? secret() };
   const brokerAdmin = await connectBrokerAdmin(mqtt.url, admin.adminUser, admin.adminPassword);
@@ -128,17 +156,32 @@ async function adoptSchema(superuserUrl: string): Promise<void> {
 }
 
 export function stackDown(): void {
-  stopMosquitto(join(STACK_DIR, 'mosquitto'));
-  stopRedis(join(STACK_DIR, 'redis'));
-  stopPostgres(join(STACK_DIR, 'postgres'));
+  if (!existsSync(STACK_DIR)) return;
+  stopMosquitto(serviceDir('mosquitto'));
+  stopRedis(serviceDir('redis'));
+  stopPostgres(serviceDir('postgres'));
+}
+
+/** Stops the stack and deletes its data: .stack/ and, for a root stack, its directory under /var/tmp. */
+export function stackDestroy(): void {
+  stackDown();
+  if (!existsSync(STACK_DIR)) return;
+  const outside = new Set<string>();
+  for (const name of ['postgres', 'mosquitto', 'redis'] as const) {
+    const local = join(STACK_DIR, name);
+    if (existsSync(local) && lstatSync(local).isSymbolicLink()) outside.add(dirname(resolve(STACK_DIR, readlinkSync(local))));
+  }
+  for (const dir of outside) rmSync(dir, { recursive: true, force: true });
+  rmSync(STACK_DIR, { recursive: true, force: true });
 }
 
 /** True when all three services of .stack/ are running. */
 export function stackRunning(): boolean {
+  if (!existsSync(STACK_DIR)) return false;
   return (
-    isRunning(join(STACK_DIR, 'postgres', 'data', 'postmaster.pid')) &&
-    isRunning(join(STACK_DIR, 'redis', 'redis.pid')) &&
-    isRunning(join(STACK_DIR, 'mosquitto', 'mosquitto.pid'))
+    isRunning(join(serviceDir('postgres'), 'data', 'postmaster.pid')) &&
+    isRunning(join(serviceDir('redis'), 'redis.pid')) &&
+    isRunning(join(serviceDir('mosquitto'), 'mosquitto.pid'))
   );
 }
 
@@ -167,8 +210,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   } else if (cmd === 'down') {
     stackDown();
     console.log('stack down');
+  } else if (cmd === 'destroy') {
+    stackDestroy();
+    console.log('stack down, data deleted');
   } else {
-    console.error('usage: tsx scripts/stack.ts up|down|status');
+    console.error('usage: tsx scripts/stack.ts up|down|status|destroy');
     process.exit(2);
   }
 }

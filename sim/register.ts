@@ -2,6 +2,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname } from 'node:path';
 import type { SimDevice } from './model.js';
 import { TOWN_CENTRE } from './track.js';
+import { tagwatchClient } from '../client/index.js';
 
 /**
  * The simulator's side of the registry API (contract §2, §6), and the file where it keeps the
@@ -10,26 +11,16 @@ import { TOWN_CENTRE } from './track.js';
 
 type ApiResult = { status: number; body: Record<string, unknown> };
 
-async function callApi(api: string, token: string, method: string, path: string, body?: unknown): Promise<ApiResult> {
-  let res: Response;
+/** One call through the typed client (client/), as status and body (a problem on failure). */
+async function call(api: string, p: Promise<{ data?: unknown; error?: unknown; response: Response }>): Promise<ApiResult> {
+  let r: Awaited<typeof p>;
   try {
-    res = await fetch(new URL(path, api), {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    r = await p;
   } catch (err) {
     const cause = (err as Error).cause as Error | undefined;
     throw new Error(`simulate: cannot reach the API at ${api} (${cause?.message ?? (err as Error).message})`);
   }
-  const text = await res.text();
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    parsed = { detail: text };
-  }
-  return { status: res.status, body: parsed };
+  return { status: r.response.status, body: ((r.data ?? r.error ?? {}) as Record<string, unknown>) };
 }
 
 /** 201 created or 409 already there (a re-run reuses it); anything else stops the simulator. */
@@ -68,25 +59,35 @@ export async function registerFleet(
   creds: Record<string, string>,
 ): Promise<{ created: Set<string> }> {
   const created = new Set<string>();
+  const client = tagwatchClient(api, token);
   await inBatches(fleet, 8, async (dev) => {
-    const d = await callApi(api, token, 'POST', '/v1/devices', { id: dev.id, kind: dev.kind });
+    const d = await call(api, client.POST('/v1/devices', { body: { id: dev.id, kind: dev.kind } }));
     if (createdOrExists(d, `register device ${dev.id}`) === 'created') {
       creds[dev.id] = String(d.body.mqtt_password);
       created.add(dev.id);
     }
-    createdOrExists(await callApi(api, token, 'POST', '/v1/subjects', dev.subject), `register subject ${dev.subject.id}`);
-    const a = await callApi(api, token, 'POST', `/v1/subjects/${dev.subject.id}/assignments`, {
-      device_id: dev.id,
-      start: new Date(fittedFrom).toISOString(),
-    });
+    createdOrExists(await call(api, client.POST('/v1/subjects', { body: dev.subject })), `register subject ${dev.subject.id}`);
+    const a = await call(
+      api,
+      client.POST('/v1/subjects/{id}/assignments', {
+        params: { path: { id: dev.subject.id } },
+        body: { device_id: dev.id, start: new Date(fittedFrom).toISOString() },
+      }),
+    );
     createdOrExists(a, `fit ${dev.id} to ${dev.subject.id}`);
     // every fifth GPS-tagged subject is excluded from the town centre their tracks visit
     if (created.has(dev.id) && dev.kind !== 'alcohol' && fleet.indexOf(dev) % 5 === 0) {
-      const z = await callApi(api, token, 'POST', `/v1/subjects/${dev.subject.id}/zones`, {
-        type: 'Feature',
-        geometry: { type: 'Point', coordinates: [TOWN_CENTRE.lon, TOWN_CENTRE.lat] },
-        properties: { kind: 'exclusion', name: TOWN_CENTRE.name, radius_m: TOWN_CENTRE.radius_m, grace_s: 60 },
-      });
+      const z = await call(
+        api,
+        client.POST('/v1/subjects/{id}/zones', {
+          params: { path: { id: dev.subject.id } },
+          body: {
+            type: 'Feature',
+            geometry: { type: 'Point', coordinates: [TOWN_CENTRE.lon, TOWN_CENTRE.lat] },
+            properties: { kind: 'exclusion', name: TOWN_CENTRE.name, radius_m: TOWN_CENTRE.radius_m, grace_s: 60 },
+          },
+        }),
+      );
       if (z.status !== 201) throw new Error(`zone for ${dev.subject.id}: HTTP ${z.status} ${String(z.body.detail ?? '')}`);
     }
   });

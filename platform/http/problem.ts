@@ -28,3 +28,8 @@ export const problemResponses = {
   403: Type.Ref(Problem),
   404: Type.Ref(Problem),
 } as const;
+
+/** An error response as the OpenAPI document and the serializer see it: RFC 9457 problem details. */
+export function problemResponse(description: string) {
+  return { description, content: { 'application/problem+json': { schema: Type.Ref(Problem) } } };
+}

@@ -35,7 +35,9 @@ export function ensurePackages(log: (m: string) => void = console.log): void {
 
 function run(cmd: string, args: string[], opts: { asUser?: string; allowFail?: boolean } = {}): string {
   const [c, a] = opts.asUser && process.getuid?.() === 0 ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
-  const r = spawnSync(c, a, { encoding: 'utf8' });
+  // cwd '/': initdb and postgres change back to their working directory, which a service user
+  // cannot enter when the checkout sits in a 0700 directory (/root, mktemp -d)
+  const r = spawnSync(c, a, { encoding: 'utf8', cwd: '/' });
   if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
   return r.stdout;
 }
@@ -209,9 +211,9 @@ export interface MosquittoHandle {
 export const DYNSEC_PLUGIN = '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
 
 /**
- * The broker settings the ingest design relies on (see README "Ingest design"). With `dynsec`,
- * no anonymous access: device identity through the dynamic-security plugin (README "Security
- * model"); without it (tests of other features, benchmarks), anonymous access on loopback.
+ * The broker settings the ingest design relies on (see docs/ingest.md). With `dynsec`,
+ * no anonymous access: device identity through the dynamic-security plugin (docs/security.md);
+ * without it (tests of other features, benchmarks), anonymous access on loopback.
  */
 export function mosquittoConf(dir: string, port: number, dynsec = false, tls?: { port: number; files: TlsFiles }): string {
   return [

@@ -240,7 +240,7 @@ describe('sober-day rate', () => {
   });
 });
 
-describe('the 13 real recordings (test/fixtures/barcrawl, from the contract data)', () => {
+describe('the 13 real recordings in test/fixtures/barcrawl', () => {
   const dir = fileURLToPath(new URL('../fixtures/barcrawl/', import.meta.url));
   const files = readdirSync(dir).filter((f) => f.endsWith('.csv'));
   it('are all there', () => expect(files).toHaveLength(13));
