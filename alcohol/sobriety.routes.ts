@@ -30,7 +30,8 @@ const Day = Type.Object({
   pending_events: Type.Integer(),
   params_version: Type.Union([Type.String(), Type.Null()]),
 });
-const Ci = Type.Union([Type.Tuple([Type.Number(), Type.Number()]), Type.Null()]);
+// [lo, hi]: an array of two (a tuple would carry `additionalItems`, which OpenAPI 3.0 does not know)
+const Ci = Type.Union([Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }), Type.Null()]);
 const RefBody = Type.Object({
   subject: Ref,
   from: Type.String(),

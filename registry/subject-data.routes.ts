@@ -9,11 +9,7 @@ import type { BrokerAdmin } from './dynsec.js';
 import { eraseSubject } from './erasure.repo.js';
 import { exportSubject } from './export.js';
 
-const ProblemBody = Type.Object(
-  { type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.Optional(Type.String()), instance: Type.Optional(Type.String()) },
-  { additionalProperties: true, description: 'RFC 9457 problem details' },
-);
-const problems = { 400: ProblemBody, 401: ProblemBody, 403: ProblemBody, 404: ProblemBody };
+// error answers (problem details) are documented for every route by platform/http/openapi.ts
 
 /** A data subject's rights, on an admin's instruction: erasure and the subject access export. */
 export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyPluginAsyncTypebox {
@@ -37,7 +33,6 @@ export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): Fasti
               zones: Type.Integer(),
               devices_deactivated: Type.Array(Type.String()),
             }),
-            ...problems,
           },
         },
       },
@@ -71,7 +66,6 @@ export function subjectDataRoutes(pool: Pool, broker: BrokerAdmin | null): Fasti
           params: Type.Object({ id: RefId }),
           response: {
             200: { description: 'a zip archive (manifest.json lists its files)', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } },
-            ...problems,
           },
         },
       },

@@ -9,5 +9,6 @@ db="${POSTGRES_DB:-tagwatch}"
 here="${ROLES_DIR:-/docker-entrypoint-initdb.d}"
 [ -f "$here/roles.psql" ] || here="$(dirname "$0")"
 psql -v ON_ERROR_STOP=1 ${POSTGRES_USER:+--username "$POSTGRES_USER"} --dbname "$db" \
+  -v owner_role="${TAGWATCH_OWNER_ROLE:-tagwatch_owner}" -v app_role="${TAGWATCH_APP_ROLE:-tagwatch_app}" \
   -v owner_password="$TAGWATCH_OWNER_PASSWORD" -v app_password="$TAGWATCH_APP_PASSWORD" -v db="$db" \
   -f "$here/roles.psql"

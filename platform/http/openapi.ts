@@ -20,6 +20,8 @@ const OWN_PROBLEMS: Record<string, Record<number, string>> = {
   deleteNotificationSettings: { 404: 'Not Found: no alert-email address is set' },
 };
 
+const TITLES: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 422: 'Unprocessable Content', 429: 'Too Many Requests', 503: 'Service Unavailable' };
+
 /** Success statuses other than 200 of operations that declare no response schema for them. */
 const SUCCESS: Record<string, number> = { createZone: 201, createWebhook: 201, deleteZone: 204, deleteWebhook: 204, deleteNotificationSettings: 204 };
 
@@ -30,6 +32,12 @@ export function documentProblems(route: RouteOptions): void {
   const add = (status: number, description: string) => {
     if (response[status] === undefined && response[String(status)] === undefined) response[status] = problemResponse(description);
   };
+  // an error answer a route declared as a bare schema is problem details too (problem() sends them so)
+  for (const [status, declared] of Object.entries(response)) {
+    const d = declared as { content?: Record<string, { schema?: { $ref?: string } }>; description?: string } | undefined;
+    const shared = d?.content?.['application/problem+json']?.schema?.$ref === 'Problem#';
+    if (Number(status) >= 400 && !shared) response[status] = problemResponse(d?.description && d.description !== 'problem details' ? d.description : (TITLES[Number(status)] ?? 'Error'));
+  }
   for (const [status, description] of Object.entries(OWN_PROBLEMS[String(schema.operationId)] ?? {})) add(Number(status), description);
   const isPublic = (route.config as { public?: boolean } | undefined)?.public === true;
   if (schema.body || schema.querystring || schema.params) add(400, 'Bad Request: the request does not match its schema');

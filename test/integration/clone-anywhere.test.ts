@@ -55,6 +55,7 @@ function stackCmd(checkout: string, user: string | null, ports: number[], cmd: s
     STACK_PG_PORT: String(ports[0]),
     STACK_REDIS_PORT: String(ports[1]),
     STACK_MQTT_PORT: String(ports[2]),
+    STACK_MQTTS_PORT: String(ports[3]),
   };
   const tsx = join(checkout, 'node_modules', '.bin', 'tsx');
   const [c, a] = user ? ['runuser', ['-u', user, '--', tsx, 'scripts/stack.ts', cmd]] : [tsx, ['scripts/stack.ts', cmd]];
@@ -65,7 +66,7 @@ function stackCmd(checkout: string, user: string | null, ports: number[], cmd: s
 
 async function upUseDown(user: string | null): Promise<void> {
   const checkout = cloneInto0700(user);
-  const ports = [await freePort(), await freePort(), await freePort()];
+  const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
   cleanups.push(() => void stackCmd(checkout, user, ports, 'destroy'));
   stackCmd(checkout, user, ports, 'up');
   const env = readEnv(join(checkout, '.stack', 'env'));

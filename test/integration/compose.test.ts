@@ -9,7 +9,7 @@ import YAML from 'yaml';
 import { Ajv } from 'ajv';
 import { ROOT } from '../../scripts/stack.js';
 import { ConfigSchema, loadConfig } from '../../platform/config.js';
-import { migrate } from '../../platform/db.js';
+import { migrate, pendingMigrations } from '../../platform/db.js';
 import { stack, startTestBroker } from '../support/env.js';
 
 /**
@@ -32,6 +32,8 @@ const SAMPLE: Record<string, string> = {
   MQTT_ADMIN_PASSWORD: 'admin-secret',
   MQTT_INGEST_PASSWORD: 'ingest-secret',
   JWT_JWKS_URL: 'https://idp.example/.well-known/jwks.json',
+  JWT_ISSUER: 'https://idp.example/',
+  SECRETS_KEY: 'MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=',
 };
 function interpolate(v: string, vars: Record<string, string> = SAMPLE): string {
   return v
@@ -67,14 +69,16 @@ describe('docker-compose.yml', () => {
     expect(required).toEqual(expect.arrayContaining(['DATABASE_URL', 'REDIS_URL', 'MQTT_URL']));
     for (const [name, s] of tagwatchServices) {
       const env = envOf(s);
-      for (const key of [...required, 'MIGRATION_DATABASE_URL']) expect(env[key], `${name}: ${key}`).toBeTruthy();
+      for (const key of required) expect(env[key], `${name}: ${key}`).toBeTruthy();
       expect(env.JWT_JWKS_URL || env.JWT_SECRET, `${name}: JWT_JWKS_URL or JWT_SECRET`).toBeTruthy();
       expect(() => loadConfig(env), name).not.toThrow();
       // the broker admits no anonymous client: every part that connects has an account
       expect(env.MQTT_USERNAME, name).toBe('tagwatch-ingest');
       expect(env.MQTT_PASSWORD, name).toBe(SAMPLE.MQTT_INGEST_PASSWORD);
-      expect(env.DATABASE_URL).toMatch(name === 'migrate' ? /^postgres:\/\/tagwatch_owner:/ : /^postgres:\/\/tagwatch_app:/);
-      expect(env.MIGRATION_DATABASE_URL).toMatch(/^postgres:\/\/tagwatch_owner:/);
+      // every part runs as the runtime role; only migrate and the worker (retention) get the owner
+      expect(env.DATABASE_URL).toMatch(/^postgres:\/\/tagwatch_app:/);
+      if (name === 'migrate' || name === 'worker') expect(env.MIGRATION_DATABASE_URL, name).toMatch(/^postgres:\/\/tagwatch_owner:/);
+      else expect(env.MIGRATION_DATABASE_URL, name).toBeUndefined();
     }
     expect(envOf(compose.services.api!)).toMatchObject({ MQTT_ADMIN_USERNAME: 'tagwatch-admin', MQTT_ADMIN_PASSWORD: SAMPLE.MQTT_ADMIN_PASSWORD });
     expect(readFileSync(join(ROOT, 'deploy/mosquitto/mosquitto.conf'), 'utf8')).toMatch(/^allow_anonymous false$/m);
@@ -124,10 +128,18 @@ describe('docker-compose.yml set-up steps, run against the local stack', () => {
     });
     const owner = randomBytes(9).toString('hex');
     const app = randomBytes(9).toString('hex');
+    // roles of this test's own (roles are cluster-wide: the stack's tagwatch_owner/app stay untouched)
+    const suffix = randomBytes(4).toString('hex');
+    const [ownerRole, appRole] = [`owner_${suffix}`, `app_${suffix}`];
+    cleanups.push(async () => {
+      await admin.query(`DROP OWNED BY ${ownerRole}, ${appRole} CASCADE`).catch(() => undefined);
+      await admin.query(`DROP ROLE IF EXISTS ${appRole}`);
+      await admin.query(`DROP ROLE IF EXISTS ${ownerRole}`);
+    });
     const run = () =>
       spawnSync('sh', [join(ROOT, 'deploy/postgres/10-roles.sh')], {
         encoding: 'utf8',
-        env: { PATH: process.env.PATH, PGHOST: base.hostname, PGPORT: base.port, PGUSER: 'postgres', POSTGRES_DB: dbName, TAGWATCH_OWNER_PASSWORD: owner, TAGWATCH_APP_PASSWORD: app },
+        env: { PATH: process.env.PATH, PGHOST: base.hostname, PGPORT: base.port, PGUSER: 'postgres', POSTGRES_DB: dbName, TAGWATCH_OWNER_ROLE: ownerRole, TAGWATCH_APP_ROLE: appRole, TAGWATCH_OWNER_PASSWORD: owner, TAGWATCH_APP_PASSWORD: app },
       });
     const first = run();
     expect(first.status, first.stderr).toBe(0);
@@ -138,11 +150,13 @@ describe('docker-compose.yml set-up steps, run against the local stack', () => {
       await c.connect();
       return c;
     };
-    const o = await as('tagwatch_owner', owner);
+    const o = await as(ownerRole, owner);
     await migrate(o); // the migrate service, as the migration role
     await o.end();
-    const a = await as('tagwatch_app', app);
-    await migrate(a); // a part starting up: nothing left to apply
+    const a = await as(appRole, app);
+    expect(await pendingMigrations(a)).toEqual([]); // a part starting up as the runtime role: nothing left to apply
+    await expect(a.query(`TRUNCATE audit_log`)).rejects.toThrow(/permission denied/);
+    await expect(a.query(`DELETE FROM audit_log`)).rejects.toThrow(/permission denied/);
     await a.query(`INSERT INTO devices (id, kind) VALUES ('ROLE-D1', 'gps')`);
     expect((await a.query(`SELECT id FROM devices`)).rows).toEqual([{ id: 'ROLE-D1' }]);
     await expect(a.query(`CREATE TABLE sneaky (x int)`)).rejects.toThrow(/permission denied/);

@@ -80,7 +80,7 @@ afterAll(async () => {
 describe('the packed artifact', () => {
   it('ships compiled JavaScript and no development tools', () => {
     const pkg = join(work, 'app', 'node_modules', 'tagwatch');
-    expect(existsSync(join(pkg, 'dist', 'src', 'main.js'))).toBe(true);
+    expect(existsSync(join(pkg, 'dist', 'app', 'main.js'))).toBe(true);
     expect(existsSync(join(pkg, 'npm-shrinkwrap.json'))).toBe(true);
     expect(existsSync(join(pkg, 'src'))).toBe(false);
     for (const dev of ['tsx', 'typescript', 'vitest']) expect(existsSync(join(work, 'app', 'node_modules', dev)), dev).toBe(false);

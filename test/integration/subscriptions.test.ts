@@ -269,7 +269,7 @@ describe('OpenAPI', () => {
       expect(op, `${method} ${path}`).toBeDefined();
       expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z]+$/);
       expect(op.summary).toBeTruthy();
-      expect(op.responses[code].content['application/problem+json'].schema.properties).toHaveProperty('status');
+      expect(op.responses[code].content['application/problem+json'].schema.$ref, `${method} ${path} ${code}`).toBe('#/components/schemas/Problem');
     }
   });
 });
