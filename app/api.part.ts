@@ -4,6 +4,8 @@ import { buildApp } from './app.js';
 import { createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { Queue } from 'bullmq';
+import { CRIME_QUEUE, type CrimeJob } from '../crime/match.job.js';
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
   const feed = createFeedHub(rt.config.DATABASE_URL, rt.pool, rt.logger);
@@ -13,7 +15,9 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
       ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD)
       : null;
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
+  const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: rt.config.QUEUE_PREFIX });
   const app = await buildApp({
+    crimeQueue,
     emailEnabled: rt.config.SMTP_URL !== undefined,
     feed,
     brokerAdmin,
@@ -33,6 +37,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     async stop() {
       await feed.close();
       await app.close();
+      await crimeQueue.close();
       await brokerAdmin?.close();
     },
   };

@@ -19,6 +19,10 @@ import { emailRoutes } from '../alerts/email.routes.js';
 import { registerFatigueMetrics } from '../alerts/fatigue.metrics.js';
 import type { FeedHub } from '../alerts/feed.js';
 import type { BrokerAdmin } from '../registry/dynsec.js';
+import type { Queue } from 'bullmq';
+import { crimeBatchRoutes } from '../crime/crime.routes.js';
+import { crimeRoutes } from '../crime/crimes.routes.js';
+import type { CrimeJob } from '../crime/match.job.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -36,6 +40,8 @@ export interface AppDeps {
   emailEnabled?: boolean;
   /** requests per user per minute */
   rateLimitPerMinute?: number;
+  /** the crime-matching queue (null or absent: runs wait for the worker's maintenance tick) */
+  crimeQueue?: Queue<CrimeJob> | null;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
 }
@@ -75,7 +81,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   registerAuth(app, deps.verifyToken);
   // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
   app.addHook('preValidation', async (request, reply) => {
-    if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {
+    if (/%00/.test(request.url) || (request.body !== undefined && !Buffer.isBuffer(request.body) && JSON.stringify(request.body).includes('\\u0000'))) {
       return problem(reply, 400, 'Bad Request', 'NUL characters are not allowed');
     }
   });
@@ -106,9 +112,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(sobrietyRoutes(deps.pool));
   await app.register(alertsRoutes({ pool: deps.pool, feed: deps.feed ?? null, allowPrivateWebhooks: deps.allowPrivateWebhooks ?? false }));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false));
+  await app.register(crimeBatchRoutes({ pool: deps.pool, queue: deps.crimeQueue ?? null, logger: deps.logger }));
+  await app.register(crimeRoutes({ pool: deps.pool, metrics: deps.metrics }));
   return app as unknown as FastifyInstance;
 }
 
 function httpTitle(status: number): string {
-  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
 }

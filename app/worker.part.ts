@@ -8,6 +8,7 @@ import { tickHealth } from '../health/health.job.js';
 import { runEvaluationJob } from '../evaluation/evaluate.job.js';
 import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeuePendingEmails, type EmailJob } from '../alerts/email.js';
 import { createFeedDrainer } from '../alerts/drain.js';
+import { CRIME_QUEUE, requeueOpenRuns, runCrimeMatch, type CrimeJob } from '../crime/match.job.js';
 import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -26,10 +27,20 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('health-tick', { every: 60_000 }, { name: 'health-tick' });
   await maintenance.upsertJobScheduler('webhook-requeue', { every: 60_000 }, { name: 'webhook-requeue' });
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
+  await maintenance.upsertJobScheduler('crime-requeue', { every: 60_000 }, { name: 'crime-requeue' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, deliverySettings(rt.config), {}, rt.metrics);
   const dispatchState = createDispatchState();
+  const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
+  // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
+  const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger), {
+    connection: rt.redis.duplicate(),
+    prefix,
+    concurrency: 1,
+    lockDuration: 300_000,
+  });
+  crimeWorker.on('failed', (job, err) => rt.logger.warn({ run: job?.data.runId, err: err.message }, 'crime matching run failed'));
   const dispatcher = createFeedDrainer(rt, 'webhook dispatch', () => dispatchFeed(rt.pool, webhookQueue, webhookWorker.hooks, dispatchState));
   const email = startEmail(rt);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
@@ -43,6 +54,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
         return { raised: r.raised.length, escalated: r.escalated.length };
       }
       if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
+      if (job.name === 'crime-requeue') return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       if (rt.storage === 'timescaledb') return { mode: 'timescaledb', deleted: 0 }; // the policy drops chunks
@@ -66,6 +78,8 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       await dispatcher.close();
       await email?.close();
       await evaluation.close();
+      await crimeWorker.close();
+      await crimeQueue.close();
       await webhookWorker.close();
       await webhookQueue.close();
       await deviceQueue.close();

@@ -16,6 +16,8 @@ import { closeRuntime, createRuntime, readiness, startIngest, startWorker, type 
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
 import { createFeedHub } from '../../alerts/feed.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
+import { Queue } from 'bullmq';
+import { CRIME_QUEUE, type CrimeJob } from '../../crime/match.job.js';
 
 export const stack = () => inject('stack');
 
@@ -116,7 +118,9 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
   await feed?.start();
   const brokerAdmin: BrokerAdmin | null =
     config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD) : null;
+  const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: config.QUEUE_PREFIX });
   const app = await buildApp({
+    crimeQueue,
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
@@ -135,6 +139,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     stop: async () => {
       await feed?.close();
       await app.close();
+      await crimeQueue.close();
       await brokerAdmin?.close();
       if (ingest) await ingest.stop();
       if (worker) await worker.stop();
