@@ -290,3 +290,20 @@ describe('bad batches', () => {
 it('places the test subjects where the test says (distance check of the set-up)', () => {
   expect(haversineM(C.lat, C.lon, north(150).lat, north(150).lon)).toBeCloseTo(150, 0);
 });
+
+it('documents every crime route in the OpenAPI document: operationId, summary, tags, 4xx problems, both batch media types', async () => {
+  const doc = (await svc.app.inject({ method: 'GET', url: '/docs/json' })).json();
+  const ops = Object.entries(doc.paths as Record<string, Record<string, { operationId?: string; summary?: string; tags?: string[]; responses?: Record<string, unknown>; requestBody?: { content: Record<string, unknown> } }>>)
+    .filter(([path]) => path.startsWith('/v1/crime'))
+    .flatMap(([path, methods]) => Object.entries(methods).map(([m, op]) => ({ at: `${m} ${path}`, ...op })));
+  expect(ops).toHaveLength(8);
+  for (const op of ops) {
+    expect(op.operationId, op.at).toMatch(/^[a-zA-Z]+$/);
+    expect(op.summary, op.at).toBeTruthy();
+    expect(op.tags, op.at).toEqual(['crime']);
+    expect(Object.keys(op.responses ?? {}).filter((c) => c.startsWith('4')).length, op.at).toBeGreaterThanOrEqual(3);
+  }
+  expect(new Set(ops.map((o) => o.operationId)).size).toBe(8);
+  const upload = ops.find((o) => o.at === 'post /v1/crime-batches')!;
+  expect(Object.keys(upload.requestBody!.content).sort()).toEqual(['application/json', 'text/csv']);
+});
