@@ -51,6 +51,11 @@ export async function loadTrails(db: Pool | PoolClient, from: number, to: number
     await client.query('BEGIN');
     const fitted = (await client.query<{ subject_id: string; device_id: string; lo: Date; hi: Date }>(`${FITTED_SQL} ORDER BY a.subject_id, a.start_at`, [new Date(from), new Date(to)])).rows;
     await client.query(`CREATE TEMP TABLE crime_fitted (s int, d int, device_id text, lo timestamptz, hi timestamptz) ON COMMIT DROP`);
+    // per device through the primary key (device, stream, ts): the cost follows the devices and the
+    // window, never the table (a hash join over a month of readings would scan all of it)
+    await client.query(`SET LOCAL enable_hashjoin = off`);
+    await client.query(`SET LOCAL enable_mergejoin = off`);
+    await client.query(`SET LOCAL enable_seqscan = off`);
     const b = new TrailBuilder(1 << 16);
     const deviceIx = new Map<string, number>();
     const devices: string[] = [];
@@ -75,6 +80,7 @@ export async function loadTrails(db: Pool | PoolClient, from: number, to: number
         page.map((p) => p.lo),
         page.map((p) => p.hi),
       ]);
+      await client.query('ANALYZE crime_fitted');
       const bytes = await copyOut(
         client,
         `COPY (SELECT f.s, f.d, (extract(epoch FROM r.ts) * 1000)::float8, r.lat, r.lon, r.accuracy_m, (extract(epoch FROM r.received_at) * 1000)::float8
