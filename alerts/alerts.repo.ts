@@ -10,6 +10,10 @@ export interface NewAlert {
   startedAt: Date;
   late: boolean;
   evidence: unknown[];
+  /** a crime_proximity alert's match (its identity: one alert per confirmed match) */
+  crimeMatchId?: string | null;
+  /** who raised it and why, when a person did (a confirmed crime match); default the system */
+  raisedBy?: { actor: string; note: string };
 }
 
 export interface AlertRow {
@@ -46,21 +50,24 @@ const COLS = `id, type, severity, subject_id, device_id, zone_id, started_at, ra
  */
 export async function raiseAlert(db: TxClient, a: NewAlert): Promise<RaiseResult> {
   const r = await db.query<AlertRow>(
-    `INSERT INTO alerts (type, severity, subject_id, device_id, zone_id, started_at, late, evidence, per_event, review_status)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING ${COLS}`,
-    [a.type, SEVERITY[a.type], a.subjectId, a.deviceId, a.zoneId, a.startedAt, a.late, JSON.stringify(a.evidence), PER_EVENT_TYPES.includes(a.type), isReviewed(a.type) ? 'pending' : null],
+    `INSERT INTO alerts (type, severity, subject_id, device_id, zone_id, started_at, late, evidence, per_event, review_status, crime_match_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING ${COLS}`,
+    [a.type, SEVERITY[a.type], a.subjectId, a.deviceId, a.zoneId, a.startedAt, a.late, JSON.stringify(a.evidence), PER_EVENT_TYPES.includes(a.type), isReviewed(a.type) ? 'pending' : null, a.crimeMatchId ?? null],
   );
   if (r.rows[0]) {
-    await db.query(`INSERT INTO alert_events (alert_id, actor, action, note) VALUES ($1, 'system', 'raised', $2)`, [
+    await db.query(`INSERT INTO alert_events (alert_id, actor, action, note) VALUES ($1, $2, 'raised', $3)`, [
       r.rows[0].id,
-      a.late ? 'raised from readings that arrived late' : null,
+      a.raisedBy?.actor ?? 'system',
+      a.raisedBy?.note ?? (a.late ? 'raised from readings that arrived late' : null),
     ]);
     return { outcome: 'raised', alert: r.rows[0] };
   }
-  const same = await db.query(
-    `SELECT 1 FROM alerts WHERE subject_id = $1 AND type = $2 AND coalesce(zone_id::text, '') = coalesce($3::text, '') AND started_at = $4`,
-    [a.subjectId, a.type, a.zoneId, a.startedAt],
-  );
+  const same = a.crimeMatchId
+    ? await db.query(`SELECT 1 FROM alerts WHERE crime_match_id = $1`, [a.crimeMatchId])
+    : await db.query(
+        `SELECT 1 FROM alerts WHERE subject_id = $1 AND type = $2 AND coalesce(zone_id::text, '') = coalesce($3::text, '') AND started_at = $4 AND crime_match_id IS NULL`,
+        [a.subjectId, a.type, a.zoneId, a.startedAt],
+      );
   if (same.rowCount) return { outcome: 'already_alerted' };
   if (PER_EVENT_TYPES.includes(a.type)) throw new Error(`alert for ${a.subjectId}/${a.type} at ${a.startedAt.toISOString()} neither inserted nor found`);
   const open = await db.query<{ id: string }>(

@@ -8,6 +8,8 @@ import { connectBrokerAdmin } from '../registry/dynsec.js';
 import { readBrokerCa } from '../registry/ca.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { subscriptionSettings } from '../alerts/webhooks.routes.js';
+import { Queue } from 'bullmq';
+import { CRIME_QUEUE, type CrimeJob } from '../crime/match.job.js';
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
   const subscriptions = subscriptionSettings(rt.config);
@@ -22,7 +24,9 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
         })
       : null;
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
+  const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: rt.config.QUEUE_PREFIX });
   const app = await buildApp({
+    crimeQueue,
     emailEnabled: rt.config.SMTP_URL !== undefined,
     feed,
     stream: streamSettings(rt.config),
@@ -46,6 +50,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     async stop() {
       await feed.close();
       await app.close();
+      await crimeQueue.close();
       await brokerAdmin?.close();
     },
   };

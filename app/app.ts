@@ -27,6 +27,10 @@ import { registerFatigueMetrics } from '../alerts/fatigue.metrics.js';
 import type { FeedHub } from '../alerts/feed.js';
 import { alertStreamRoutes, DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../alerts/stream.routes.js';
 import type { BrokerAdmin } from '../registry/dynsec.js';
+import type { Queue } from 'bullmq';
+import { crimeBatchRoutes } from '../crime/crime.routes.js';
+import { crimeRoutes } from '../crime/crimes.routes.js';
+import type { CrimeJob } from '../crime/match.job.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -54,6 +58,8 @@ export interface AppDeps {
   rateLimitPerMinute?: number;
   /** most fixes one zone re-evaluation reads (REEVALUATE_MAX_FIXES) */
   reevaluateMaxFixes?: number;
+  /** the crime-matching queue (null or absent: runs wait for the worker's maintenance tick) */
+  crimeQueue?: Queue<CrimeJob> | null;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
 }
@@ -107,7 +113,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   if (!app.getSchema('Problem')) app.addSchema(Problem);
   // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
   app.addHook('preValidation', async (request, reply) => {
-    if (/%00/.test(request.url) || (request.body !== undefined && JSON.stringify(request.body).includes('\\u0000'))) {
+    if (/%00/.test(request.url) || (request.body !== undefined && !Buffer.isBuffer(request.body) && JSON.stringify(request.body).includes('\\u0000'))) {
       return problem(reply, 400, 'Bad Request', 'NUL characters are not allowed');
     }
   });
@@ -151,9 +157,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const subscriptions = deps.subscriptions ?? DEFAULT_SUBSCRIPTIONS;
   await app.register(webhookRoutes(deps.pool, deps.allowPrivateWebhooks ?? false, subscriptions, deps.resolveHost));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));
+  await app.register(crimeBatchRoutes({ pool: deps.pool, queue: deps.crimeQueue ?? null, logger: deps.logger }));
+  await app.register(crimeRoutes({ pool: deps.pool, metrics: deps.metrics }));
   return app as unknown as FastifyInstance;
 }
 
 function httpTitle(status: number): string {
-  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
+  return ({ 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 413: 'Content Too Large', 415: 'Unsupported Media Type', 422: 'Unprocessable Content', 429: 'Too Many Requests' } as Record<number, string>)[status] ?? 'Error';
 }

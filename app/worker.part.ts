@@ -11,6 +11,7 @@ import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeu
 import { createFeedDrainer } from '../alerts/drain.js';
 import { createOutboxState } from '../alerts/outbox.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
+import { CRIME_QUEUE, requeueOpenRuns, runCrimeMatch, type CrimeJob } from '../crime/match.job.js';
 import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -33,10 +34,20 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('health-tick', { every: 60_000 }, { name: 'health-tick' });
   await maintenance.upsertJobScheduler('webhook-requeue', { every: 60_000 }, { name: 'webhook-requeue' });
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
+  await maintenance.upsertJobScheduler('crime-requeue', { every: 60_000 }, { name: 'crime-requeue' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
   const dispatchState = createDispatchState();
+  const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
+  // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
+  const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger), {
+    connection: rt.redis.duplicate(),
+    prefix,
+    concurrency: 1,
+    lockDuration: 300_000,
+  });
+  crimeWorker.on('failed', (job, err) => rt.logger.warn({ run: job?.data.runId, err: err.message }, 'crime matching run failed'));
   const dispatcher = createFeedDrainer(rt, 'webhook dispatch', () => dispatchFeed(rt.pool, webhookQueue, webhookWorker.hooks, dispatchState));
   const email = startEmail(rt);
   const deps = { pool: rt.pool, logger: rt.logger, metrics: rt.metrics };
@@ -51,6 +62,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
         return { raised: r.raised.length, escalated: r.escalated.length };
       }
       if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
+      if (job.name === 'crime-requeue') return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       return runRetention(rt, ownerPool);
@@ -73,6 +85,8 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       await dispatcher.close();
       await email?.close();
       await evaluation.close();
+      await crimeWorker.close();
+      await crimeQueue.close();
       await webhookWorker.close();
       await webhookQueue.close();
       await deviceQueue.close();

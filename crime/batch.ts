@@ -61,7 +61,7 @@ export function parseCrimeCsv(body: Buffer, now: number): ParsedBatch {
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   let records: string[][];
   try {
-    records = parse(text, { relax_column_count: true, skip_empty_lines: true, trim: false, bom: true }) as string[][];
+    records = parse(text, { relax_column_count: true, relax_quotes: true, skip_empty_lines: true, trim: false, bom: true }) as string[][];
   } catch (err) {
     return { ok: false, reason: `not CSV: ${(err as Error).message.split('\n')[0]}` };
   }
@@ -100,8 +100,16 @@ function looksLikeHeader(cols: string[]): boolean {
 /** Every row of one upload belongs to the batch id of its first good row. */
 function sameBatch(rows: CrimeRow[], errors: RowError[]): { rows: CrimeRow[]; errors: RowError[] } {
   const id = rows[0]?.batch_id;
-  const kept = rows.filter((r) => r.batch_id === id);
-  for (const r of rows) if (r.batch_id !== id) errors.push({ row: r.row, reason: `batch id ${r.batch_id} differs from the batch's ${id}` });
+  const kept: CrimeRow[] = [];
+  const seen = new Map<string, number>();
+  for (const r of rows) {
+    if (r.batch_id !== id) errors.push({ row: r.row, reason: `batch id ${r.batch_id} differs from the batch's ${id}` });
+    else if (seen.has(r.crime_ref)) errors.push({ row: r.row, reason: `crime reference ${r.crime_ref} repeats row ${seen.get(r.crime_ref)}` });
+    else {
+      seen.set(r.crime_ref, r.row);
+      kept.push(r);
+    }
+  }
   errors.sort((a, b) => a.row - b.row);
   return { rows: kept, errors };
 }

@@ -167,7 +167,7 @@ export async function crimeMatches(db: Queryable, crimeId: string, runId: string
   const m = await db.query<MatchRecord>(
     `SELECT m.id, m.run_id, m.crime_id, m.subject_id, s.display_name, m.category, m.deciding, m.coverage, m.review, m.reviewed_by, m.reviewed_at, m.review_note, m.alert_id
        FROM crime_matches m JOIN subjects s ON s.id = m.subject_id
-      WHERE m.crime_id = $1 AND m.run_id = $2 ORDER BY m.category DESC, m.subject_id`,
+      WHERE m.crime_id = $1 AND m.run_id = $2 ORDER BY m.category, m.subject_id`,
     [crimeId, run.id],
   );
   return { run, matches: m.rows };
@@ -180,19 +180,6 @@ export async function getMatch(db: Queryable, id: string): Promise<MatchRecord |
     [id],
   );
   return r.rows[0] ?? null;
-}
-
-/** Records a review once per decision; returns the match as it now stands, or null if another review won. */
-export async function reviewMatch(db: Queryable, id: string, decision: 'confirmed' | 'rejected', by: string, note: string | null): Promise<boolean> {
-  const r = await db.query(
-    `UPDATE crime_matches SET review = $2, reviewed_by = $3, reviewed_at = now(), review_note = $4 WHERE id = $1 AND review = 'pending'`,
-    [id, decision, by, note],
-  );
-  return r.rowCount === 1;
-}
-
-export async function linkAlert(db: Queryable, matchId: string, alertId: string): Promise<void> {
-  await db.query(`UPDATE crime_matches SET alert_id = $2 WHERE id = $1`, [matchId, alertId]);
 }
 
 export async function recordCheck(db: Queryable, c: { crimeId: string; subjectId: string; actor: string; reason: string; category: string; paramsVersion: string }): Promise<void> {

@@ -70,3 +70,13 @@ function groups(crimes: CrimeRecord[], gapMs: number): CrimeRecord[][] {
   if (cur.length) out.push(cur);
   return out;
 }
+
+/**
+ * Queues again every run left `queued` or `running` (Redis lost its jobs, or the upload could not
+ * queue). A run whose job still exists is not queued twice: the job id is the run's.
+ */
+export async function requeueOpenRuns(pool: Pool, queue: Queue<CrimeJob>): Promise<number> {
+  const r = await pool.query<{ id: string }>(`SELECT id::text FROM crime_runs WHERE status IN ('queued', 'running') ORDER BY id`);
+  for (const x of r.rows) await enqueueRun(queue, x.id);
+  return r.rows.length;
+}

@@ -79,7 +79,22 @@ CREATE TABLE crime_checks (
 );
 CREATE INDEX crime_checks_at_idx ON crime_checks (at DESC, id DESC);
 
+-- crime_proximity alerts (contract §5): each confirmed match is its own alert. Its identity is
+-- the match (alerts.crime_match_id, unique), not (subject, type, zone, started_at): two crimes
+-- with the same window start for one subject are two alerts. The one-open rule already exempts
+-- them (alerts.per_event, set by PER_EVENT_TYPES in alerts/rules.ts, migration ...070).
+ALTER TABLE alerts ADD COLUMN crime_match_id bigint REFERENCES crime_matches (id) ON DELETE SET NULL;
+CREATE UNIQUE INDEX alerts_crime_match_idx ON alerts (crime_match_id) WHERE crime_match_id IS NOT NULL;
+DROP INDEX IF EXISTS alerts_once_idx;
+CREATE UNIQUE INDEX alerts_once_idx ON alerts (subject_id, type, coalesce(zone_id::text, ''), started_at) WHERE crime_match_id IS NULL;
+CREATE INDEX crime_runs_open_idx ON crime_runs (id) WHERE status IN ('queued', 'running');
+
 -- Down Migration
+DROP INDEX crime_runs_open_idx;
+DROP INDEX alerts_once_idx;
+CREATE UNIQUE INDEX alerts_once_idx ON alerts (subject_id, type, coalesce(zone_id::text, ''), started_at);
+DROP INDEX alerts_crime_match_idx;
+ALTER TABLE alerts DROP COLUMN crime_match_id;
 DROP TABLE crime_checks;
 DROP TABLE crime_matches;
 DROP TABLE crime_runs;

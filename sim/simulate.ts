@@ -7,6 +7,9 @@ import { devTokenOptions, mintDevToken } from '../platform/http/dev-tokens.js';
 import { ROOT, readStackEnv } from '../scripts/stack.js';
 import { messagesBetween, planFleet, silentAt, type SimDevice } from './model.js';
 import { inBatches, loadCredentials, registerFleet, saveCredentials } from './register.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { planFleet as fleetOf } from './fleet.js';
+import { planCrimes } from './crimes.js';
 
 /**
  * The fleet simulator (contract §7): registers its tags, subjects and fittings through the HTTP
@@ -220,6 +223,12 @@ town-centre visits, drinking days, tampers, flat batteries and store-and-forward
   --history H       hours of backlog a newly registered tag sends first, as bursts (default 26)
   --credentials F   where device MQTT passwords are kept between runs
                     (default .stack/sim-credentials.json)
+  --crimes N        do not publish: write a crime batch CSV of N crimes for the simulated
+                    town (contract §8) and its ground truth (JSON), then exit. One in five
+                    is committed by a simulated subject at its TRUE position; windows end
+                    by 10 minutes ago and start at most --history hours back (24 at most).
+                    Use the --devices, --seed, --prefix and --rate of the simulation.
+  --out DIR         where --crimes writes (default .stack/crimes)
 
 MQTTS_URL, MQTT_CA_FILE, MQTT_URL and JWT_SECRET are read from .stack/env when not in the
 environment: against the local stack, tags publish over TLS.`;
@@ -227,7 +236,7 @@ environment: against the local stack, tags publish over TLS.`;
 async function main(argv: string[]): Promise<void> {
   let v: Record<string, string | undefined>;
   try {
-    const names = ['devices', 'rate', 'api', 'mqtt', 'ca', 'duration', 'seed', 'token', 'prefix', 'history', 'credentials'];
+    const names = ['devices', 'rate', 'api', 'mqtt', 'ca', 'duration', 'seed', 'token', 'prefix', 'history', 'credentials', 'crimes', 'out'];
     v = parseArgs({ args: argv, options: Object.fromEntries(names.map((k) => [k, { type: 'string' as const }])), strict: true }).values as Record<string, string | undefined>;
   } catch (err) {
     throw new Error(`simulate: ${(err as Error).message} (see --help)`);
@@ -240,6 +249,21 @@ async function main(argv: string[]): Promise<void> {
   };
   const prefix = v.prefix ?? 'sim-';
   if (!/^[A-Za-z0-9_-]{0,40}$/.test(prefix)) throw new Error('simulate: --prefix must be up to 40 characters of [A-Za-z0-9_-]');
+  if (v.crimes !== undefined) {
+    const now = Math.floor(Date.now() / 60_000) * 60_000;
+    const fleet = fleetOf({ seed: v.seed ?? 1, devices: Math.floor(num('devices', 50, 1)), prefix });
+    const hours = Math.min(24, num('history', 26, 1));
+    const plan = planCrimes(fleet, { seed: v.seed ?? 1, count: Math.floor(num('crimes', 0, 1)), from: now - hours * 3_600_000 + 3_600_000, to: now - 600_000, rate: num('rate', 4, 0.01) });
+    const dir = v.out ?? join(ROOT, '.stack', 'crimes');
+    mkdirSync(dir, { recursive: true });
+    const csvPath = join(dir, `${plan.batchId}.csv`);
+    writeFileSync(csvPath, plan.csv);
+    writeFileSync(join(dir, `${plan.batchId}.truth.json`), JSON.stringify(plan.truth, null, 1));
+    const committed = plan.truth.filter((t) => t.committed_by).length;
+    console.log(`simulate: ${plan.truth.length} crimes (${committed} committed by simulated subjects) in ${csvPath}; ground truth beside it`);
+    console.log(`simulate: upload with: curl -X POST -H "authorization: Bearer $TOKEN" -H 'content-type: text/csv' --data-binary @${csvPath} http://127.0.0.1:8080/v1/crime-batches`);
+    return;
+  }
   // devices speak TLS: the stack's TLS listener unless a URL is given
   const mqttUrl = v.mqtt ?? process.env.MQTTS_URL ?? process.env.MQTT_URL ?? stackEnv?.MQTTS_URL ?? stackEnv?.MQTT_URL;
   const caFile = v.ca ?? process.env.MQTT_CA_FILE ?? stackEnv?.MQTT_CA_FILE;

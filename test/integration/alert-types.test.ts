@@ -122,6 +122,23 @@ describe('every alert type end to end', () => {
     await tickHealth({ pool: svc.rt.pool, logger: svc.rt.logger, metrics: svc.rt.metrics }, Date.now(), 15 * MIN);
     expected.set('no_gps_fix', ng.subjectId);
 
+    // crime_proximity: fixes at a crime scene over MQTT, a batch matched by the worker, a confirmed review
+    const cp = await subject('crime_proximity', 'gps');
+    const start = Math.floor(now / MIN) * MIN - 120 * MIN;
+    await send(cp.device, 'gps', Array.from({ length: 24 }, (_, i) => ({ ts: iso(start + i * 5 * MIN), ...AT_HOME, accuracy_m: 10 })));
+    await waitFor(async () => (await db.pool.query(`SELECT count(*)::int n FROM readings WHERE device_id = $1`, [cp.device])).rows[0].n === 24, 'crime trail stored');
+    const compact = (ms: number) => iso(ms).replace(/[-:T]/g, '').slice(0, 14);
+    const csv = `NOTTINGHAMSHIRE,BIAD,,NOT20261201,TYPES/1,${compact(start + 30 * MIN)},${compact(start + 60 * MIN)},,,${AT_HOME.lat},${AT_HOME.lon},WGS84,rear door\n`;
+    const up = await svc.app.inject({ method: 'POST', url: '/v1/crime-batches', headers: { ...(await authHeader('crime_analyst')), 'content-type': 'text/csv' }, payload: csv });
+    expect(up.statusCode, up.body).toBe(201);
+    const crimeId = await waitFor(async () => {
+      const b = await api('GET', `/v1/crime-batches/${up.json().id}`, undefined, ['crime_analyst']);
+      return b.runs[0].status === 'done' ? b.crime_ids[0].id : null;
+    }, 'crime run done');
+    const match = (await api('GET', `/v1/crimes/${crimeId}`, undefined, ['crime_analyst'])).subjects[0];
+    await api('POST', `/v1/crime-matches/${match.match_id}/review`, { decision: 'confirmed', note: 'on CCTV' }, ['crime_analyst']);
+    expected.set('crime_proximity', cp.subjectId);
+
     expect([...expected.keys()].sort()).toEqual([...ALERT_TYPES].sort());
     for (const [type, subjectId] of expected) {
       const alert = await waitFor(async () => (await db.pool.query(`SELECT id FROM alerts WHERE type = $1 AND subject_id = $2`, [type, subjectId])).rows[0], `${type} raised`, 30_000);

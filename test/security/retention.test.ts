@@ -47,6 +47,15 @@ async function seed(tag: string, at: Date): Promise<void> {
   await q(`INSERT INTO alcohol_params (version, params) VALUES ('v-ret', '{}') ON CONFLICT DO NOTHING`, []);
   await q(`INSERT INTO alcohol_days (subject_id, date, status, reviewed_status, covered_minutes, drinking_events, tampers, params_version) VALUES ($1, $2::timestamptz::date, 'sober', 'sober', 1, 0, 0, 'v-ret')`, [subject, at]);
   await q(`INSERT INTO alcohol_day_months (subject_id, month, sober_days, drinking_days, tamper_days, not_monitored_days) VALUES ($1, date_trunc('month', $2::timestamptz)::date, 1, 0, 0, 0)`, [subject, at]);
+  // a crime batch uploaded at `at`, its crime, run and match, and a one-subject check
+  const b = await q(`INSERT INTO crime_batches (police_batch_id, force, uploaded_by, uploaded_at, rows_total) VALUES ($1, 'NOTTS', $2, $3, 1) RETURNING id`, [`${tag}20261201`, tag, at]);
+  const c = await q(
+    `INSERT INTO crimes (batch_id, row_no, crime_ref, crime_type, force, from_at, to_at, lat, lon, datum, free_text) VALUES ($1, 1, $2, 'RB', 'NOTTS', $3, $3, 52.9, -1.1, 'WGS84', $2) RETURNING id`,
+    [b.rows[0].id, tag, at],
+  );
+  const run = await q(`INSERT INTO crime_runs (batch_id, params, params_version, crimes_total, requested_by) VALUES ($1, '{}', $2, 1, $2) RETURNING id`, [b.rows[0].id, tag]);
+  await q(`INSERT INTO crime_matches (run_id, crime_id, subject_id, category, deciding, coverage, review_note) VALUES ($1, $2, $3, 'placed', '[]', '{}', $4)`, [run.rows[0].id, c.rows[0].id, subject, tag]);
+  await q(`INSERT INTO crime_checks (crime_id, subject_id, actor, reason, category, params_version, at) VALUES ($1, $2, $3, $3, 'ruled_out', 'v', $4)`, [c.rows[0].id, subject, tag, at]);
 }
 
 const TEXT_TYPES = ['text', 'character varying', 'jsonb', 'bytea', 'uuid', 'ARRAY'];

@@ -24,6 +24,7 @@ afterAll(async () => {
 
 /** A concrete URL for a route pattern: sample values for its path parameters. */
 function concrete(url: string): string {
+  if (/^\/v1\/crime/.test(url)) return url.replace(':subject_id', 'R-S1').replace(':id', '1');
   return url
     .replace(':ref', 'AAAAAAAAAAAAAAAA')
     .replace(':zid', '00000000-0000-4000-8000-000000000000')
@@ -41,6 +42,23 @@ describe('every route x every role, generated from the route table', () => {
   it('has the alcohol review route for the review role only (ALCOHOL_REVIEW_ROLE, supervisor by default)', () => {
     const review = routeTable(svc.app).filter((r) => r.url === '/v1/alerts/:id/review');
     expect(review).toEqual([{ method: 'POST', url: '/v1/alerts/:id/review', roles: ['supervisor'], public: false, reason: false }]);
+  });
+
+  it('gives crime matching to crime analysts, its reads to supervisors, its checks list to supervisors and admins (contract §8)', () => {
+    const crime = routeTable(svc.app)
+      .filter((r) => /^\/v1\/crime/.test(r.url))
+      .map((r) => `${r.method} ${r.url} ${[...r.roles].sort().join('+')}`)
+      .sort();
+    expect(crime).toEqual([
+      'GET /v1/crime-batches/:id crime_analyst+supervisor',
+      'GET /v1/crime-batches/:id/results.csv crime_analyst',
+      'GET /v1/crime-checks admin+supervisor',
+      'GET /v1/crimes/:id crime_analyst+supervisor',
+      'GET /v1/crimes/:id/subjects/:subject_id crime_analyst+supervisor',
+      'POST /v1/crime-batches crime_analyst',
+      'POST /v1/crime-batches/:id/rerun crime_analyst',
+      'POST /v1/crime-matches/:id/review crime_analyst',
+    ]);
   });
 
   it('answers 401 without a token on every non-public route', async () => {

@@ -20,6 +20,8 @@ import { subscriptionSettings } from '../../alerts/webhooks.routes.js';
 import { streamSettings } from '../../alerts/stream.routes.js';
 import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
 import { readBrokerCa } from '../../registry/ca.js';
+import { Queue } from 'bullmq';
+import { CRIME_QUEUE, type CrimeJob } from '../../crime/match.job.js';
 
 export const stack = () => inject('stack');
 
@@ -138,7 +140,9 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
   await feed?.start();
   const brokerAdmin: BrokerAdmin | null =
     config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { serviceUsernames: [config.MQTT_USERNAME], ca: readBrokerCa(config.MQTT_CA_FILE) }) : null;
+  const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: config.QUEUE_PREFIX });
   const app = await buildApp({
+    crimeQueue,
     pool: rt.pool,
     logger: rt.logger,
     metrics: rt.metrics,
@@ -161,6 +165,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     stop: async () => {
       await feed?.close();
       await app.close();
+      await crimeQueue.close();
       await brokerAdmin?.close();
       if (ingest) await ingest.stop();
       if (worker) await worker.stop();

@@ -82,3 +82,18 @@ describe('crime batch CSV (contract §8)', () => {
     expect(csvCell(-1.5)).toBe('-1.5');
   });
 });
+
+describe('crime references within one batch', () => {
+  it('reports a repeated crime reference as a row error and keeps the first', () => {
+    const r = parseCrimeCsv(csv(good, good.replace('BIAD', 'AB')), NOW);
+    expect(r).toEqual({ ok: true, rows: [expect.objectContaining({ row: 1, crime_type: 'BIAD' })], errors: [{ row: 2, reason: 'crime reference CR/1/26 repeats row 1' }] });
+  });
+});
+
+describe('quotes inside an unquoted field', () => {
+  it('keeps a formula-injection text as data instead of refusing the file', () => {
+    const r = parseCrimeCsv(csv(good.replace('rear door forced', '=cmd|" /C calc"!A0')), NOW);
+    expect(r.ok && r.rows[0]!.free_text).toBe('=cmd|" /C calc"!A0');
+    expect(csvCell('=cmd|" /C calc"!A0')).toBe(`"'=cmd|"" /C calc""!A0"`);
+  });
+});
