@@ -71,7 +71,8 @@ async function upUseDown(user: string | null): Promise<void> {
   stackCmd(checkout, user, ports, 'up');
   const env = readEnv(join(checkout, '.stack', 'env'));
 
-  const db = new pg.Client({ connectionString: env.DATABASE_URL });
+  // the schema owner's URL: the service's own (runtime) role may create nothing
+  const db = new pg.Client({ connectionString: env.MIGRATION_DATABASE_URL });
   await db.connect();
   await db.query(`CREATE TABLE t (x int)`);
   await db.query(`INSERT INTO t VALUES (1)`);

@@ -132,6 +132,7 @@ describe('docker-compose.yml set-up steps, run against the local stack', () => {
     const suffix = randomBytes(4).toString('hex');
     const [ownerRole, appRole] = [`owner_${suffix}`, `app_${suffix}`];
     cleanups.push(async () => {
+      await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`); // it is the owner role's
       await admin.query(`DROP OWNED BY ${ownerRole}, ${appRole} CASCADE`).catch(() => undefined);
       await admin.query(`DROP ROLE IF EXISTS ${appRole}`);
       await admin.query(`DROP ROLE IF EXISTS ${ownerRole}`);
