@@ -9,6 +9,7 @@ import type { Config } from '../platform/config.js';
 import { encryptSecret, parseSecretsKey } from './secrets.js';
 import type { Resolver } from './webhook-address.js';
 import { urlProblem } from './webhooks.js';
+import { countActiveWebhooks, endWebhook, insertWebhook, listWebhooks, renewWebhook } from './webhooks.repo.js';
 
 /** What subscriptions (webhooks, alert email) are held to: finding 11 of issue 9. */
 export interface SubscriptionSettings {
@@ -43,10 +44,6 @@ const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const WebhookId = Type.Object({ id: Type.String({ maxLength: 64 }) });
 const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 
-/** A webhook as listed: never its secret. */
-const COLS = `id, owner_id, owner_role, url, created_at, expires_at, renewed_at, revoked_at, revoked_by,
-  CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN NOT active THEN 'deleted' WHEN expires_at <= now() THEN 'expired' ELSE 'active' END AS status`;
-
 /**
  * Webhooks (contract §5, §6): registered by a manager or supervisor for what their role lets
  * them see, for SUBSCRIPTION_DAYS, renewable by their owner (which also brings the role the
@@ -75,15 +72,11 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         const id = randomUUID();
         const created = await withTransaction(pool, async (tx) => {
           await lockKeys(tx, 'webhooks:', [user.id]); // one registration per user at a time
-          const held = await tx.query<{ n: number }>(`SELECT count(*)::int n FROM webhooks WHERE owner_id = $1 AND active`, [user.id]);
-          if (held.rows[0]!.n >= settings.webhooksPerUser) return rollbackWith({ held: held.rows[0]!.n });
-          const r = await tx.query<{ created_at: Date; expires_at: Date }>(
-            `INSERT INTO webhooks (id, owner_id, owner_role, url, secret_enc, expires_at) VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))
-             RETURNING created_at, expires_at`,
-            [id, user.id, user.role, request.body.url, encryptSecret(settings.secretsKey!, id, request.body.secret), settings.days],
-          );
+          const held = await countActiveWebhooks(tx, user.id);
+          if (held >= settings.webhooksPerUser) return rollbackWith({ held });
+          const row = await insertWebhook(tx, { id, ownerId: user.id, ownerRole: user.role, url: request.body.url, secretEnc: encryptSecret(settings.secretsKey!, id, request.body.secret), days: settings.days });
           await audit(tx, request, { action: 'webhook.create', detail: { webhook_id: id, url: request.body.url } });
-          return { row: r.rows[0]! };
+          return { row };
         });
         if ('held' in created) {
           return problem(reply, 409, 'Conflict', `at most ${settings.webhooksPerUser} webhooks per user (WEBHOOKS_PER_USER); you have ${created.held}: delete one first`);
@@ -101,12 +94,11 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
       async (request) => {
         const user = userOf(request);
         if (user.role === 'admin') {
-          const r = await pool.query(`SELECT ${COLS} FROM webhooks ORDER BY created_at`);
-          await audit(pool, request, { action: 'webhooks.read', detail: { count: r.rows.length } });
-          return { items: r.rows };
+          const items = await listWebhooks(pool, null);
+          await audit(pool, request, { action: 'webhooks.read', detail: { count: items.length } });
+          return { items };
         }
-        const r = await pool.query(`SELECT ${COLS} FROM webhooks WHERE owner_id = $1 AND active ORDER BY created_at`, [user.id]);
-        return { items: r.rows };
+        return { items: await listWebhooks(pool, user.id) };
       },
     );
 
@@ -125,14 +117,10 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
       async (request, reply) => {
         const user = userOf(request);
         if (!isUuid(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
-        const r = await pool.query<{ expires_at: Date }>(
-          `UPDATE webhooks SET expires_at = now() + make_interval(days => $3), renewed_at = now(), owner_role = $4
-            WHERE id = $1 AND owner_id = $2 AND active RETURNING expires_at`,
-          [request.params.id, user.id, settings.days, user.role],
-        );
-        if (!r.rowCount) return problem(reply, 404, 'Not Found', 'webhook not found');
+        const expiresAt = await renewWebhook(pool, request.params.id, user.id, user.role, settings.days);
+        if (!expiresAt) return problem(reply, 404, 'Not Found', 'webhook not found');
         await audit(pool, request, { action: 'webhook.renew', detail: { webhook_id: request.params.id } });
-        return { id: request.params.id, expires_at: r.rows[0]!.expires_at };
+        return { id: request.params.id, expires_at: expiresAt };
       },
     );
 
@@ -146,11 +134,9 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         const user = userOf(request);
         if (!isUuid(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
         const admin = user.role === 'admin';
-        const r = admin
-          ? await pool.query<{ owner_id: string }>(`UPDATE webhooks SET active = false, revoked_at = now(), revoked_by = $2 WHERE id = $1 AND active RETURNING owner_id`, [request.params.id, user.id])
-          : await pool.query<{ owner_id: string }>(`UPDATE webhooks SET active = false WHERE id = $1 AND owner_id = $2 AND active RETURNING owner_id`, [request.params.id, user.id]);
-        if (!r.rowCount) return problem(reply, 404, 'Not Found', 'webhook not found');
-        await audit(pool, request, { action: admin ? 'webhook.revoke' : 'webhook.delete', detail: { webhook_id: request.params.id, owner_id: r.rows[0]!.owner_id } });
+        const ownerId = await endWebhook(pool, request.params.id, { id: user.id, admin });
+        if (!ownerId) return problem(reply, 404, 'Not Found', 'webhook not found');
+        await audit(pool, request, { action: admin ? 'webhook.revoke' : 'webhook.delete', detail: { webhook_id: request.params.id, owner_id: ownerId } });
         return reply.code(204).send();
       },
     );

@@ -127,16 +127,14 @@ export interface DispatchHooks {
   openUntil(webhookId: string, now: number): number | null;
 }
 
-/** What the webhook dispatcher remembers between rounds (see alerts/outbox.ts). */
-export type DispatchState = OutboxState;
-export const createDispatchState = createOutboxState;
+
 
 /**
  * Turns new feed events (and late ones that filled a gap) into delivery rows and jobs for the
  * webhooks that may see them. The cursor and the rows move in one transaction. Returns how
  * many feed events it took.
  */
-export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?: DispatchHooks, state: DispatchState = createDispatchState()): Promise<number> {
+export async function dispatchFeed(pool: Pool, queue: Queue<DeliveryJob>, hooks?: DispatchHooks, state: OutboxState = createOutboxState()): Promise<number> {
   const outbox: Outbox<{ id: string; webhook_id: string }> = {
     cursorTable: 'delivery_cursor',
     async plan(tx, events) {

@@ -12,7 +12,7 @@ import { createFeedDrainer } from '../alerts/drain.js';
 import { createOutboxState } from '../alerts/outbox.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { CRIME_QUEUE, requeueOpenRuns, runCrimeMatch, type CrimeJob } from '../crime/match.job.js';
-import { createDispatchState, createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
+import { createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
 /** Evaluation jobs run at once: each is a batch of devices holding one pooled connection at a time. */
@@ -38,7 +38,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
-  const dispatchState = createDispatchState();
+  const dispatchState = createOutboxState();
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
   // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
   const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger), {

@@ -2,7 +2,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
 import type { Pool, Queryable } from '../platform/db.js';
-import type { Reading, Rejection, Stream } from './telemetry.js';
+import type { Reading, Rejection } from './telemetry.js';
+import type { Stream } from '../signals/streams.js';
 
 export interface StoreResult {
   /** readings written by this call */

@@ -6,7 +6,6 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
  * milliseconds, server clock); no I/O.
  */
 
-export { STREAMS, type Stream } from '../signals/streams.js';
 import type { Stream } from '../signals/streams.js';
 
 export const DEVICE_ID_PATTERN = '^[A-Za-z0-9_-]{3,64}$';

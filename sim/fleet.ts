@@ -1,4 +1,4 @@
-import type { Stream } from '../ingest/telemetry.js';
+import type { Stream } from '../signals/streams.js';
 import { rngFor } from './rng.js';
 import { placesFor, type Places } from './track.js';
 import { drinkerFor, type Drinker } from './alcohol.js';

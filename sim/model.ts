@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
-import type { AlcoholReading, GpsReading, StatusReading, Stream } from '../ingest/telemetry.js';
+import type { AlcoholReading, GpsReading, StatusReading } from '../ingest/telemetry.js';
+import type { Stream } from '../signals/streams.js';
 import { rngFor, type Rng } from './rng.js';
 import { gpsFix, planDay, positionAt, type Position, type Segment } from './track.js';
 import { ZONE, type SimDevice } from './fleet.js';

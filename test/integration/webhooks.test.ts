@@ -1,3 +1,4 @@
+import { createOutboxState } from '../../alerts/outbox.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -15,7 +16,6 @@ import type { GateSettings } from '../../alerts/webhook-gate.js';
 import { encryptSecret } from '../../alerts/secrets.js';
 import {
   backoffMs,
-  createDispatchState,
   createWebhookWorker,
   DEFAULT_DELIVERY,
   dispatchFeed,
@@ -89,7 +89,7 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
     for (const c of connections) c.disconnect();
   });
   let subjects = 0;
-  const state = createDispatchState();
+  const state = createOutboxState();
   const dispatch = async () => {
     while ((await dispatchFeed(db.pool, queue, delivery.hooks, state)) > 0);
   };
