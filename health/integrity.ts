@@ -30,6 +30,11 @@ export interface IntegrityParams {
 
 export const DEFAULT_INTEGRITY: IntegrityParams = { gpsFixMinutes: 15, alcoholReadingMinutes: 30, gapRatio: 0.5, minJudgedMinutes: 30, coveredHoursPerDay: 20 };
 
+/** The parameters from the settings MONITORING_GPS_FIX_MINUTES and MONITORING_ALCOHOL_READING_MINUTES (the rest fixed). */
+export function integrityParams(s: { MONITORING_GPS_FIX_MINUTES: number; MONITORING_ALCOHOL_READING_MINUTES: number }): IntegrityParams {
+  return { ...DEFAULT_INTEGRITY, gpsFixMinutes: s.MONITORING_GPS_FIX_MINUTES, alcoholReadingMinutes: s.MONITORING_ALCOHOL_READING_MINUTES };
+}
+
 export const HOUR_MS = 3_600_000;
 const MIN_MS = 60_000;
 

@@ -124,6 +124,19 @@ describe('GET /v1/subjects/{id}/monitoring', () => {
   });
 });
 
+describe('configured cadence', () => {
+  it('expects what MONITORING_GPS_FIX_MINUTES says (a fix every 5 minutes: 12 an hour)', async () => {
+    const other = await startTestService(testConfig({ DATABASE_URL: db.url, MONITORING_GPS_FIX_MINUTES: '5', MONITORING_ALCOHOL_READING_MINUTES: '20' }));
+    try {
+      const res = await other.app.inject({ method: 'GET', url: `/v1/subjects/M-OK/monitoring?from=${iso(cur - 2 * H)}&to=${iso(cur - H)}`, headers: await om1() });
+      expect(res.json().cadence).toMatchObject({ gps_fix_minutes: 5, alcohol_reading_minutes: 20 });
+      expect(res.json().hours[0]).toMatchObject({ gps: { expected: 12, received: 12 }, alcohol: { expected: 3, received: 2 } });
+    } finally {
+      await other.stop();
+    }
+  });
+});
+
 describe('GET /v1/monitoring/gaps', () => {
   const ids = (body: { subjects: Array<{ subject_id: string }> }) => body.subjects.map((s) => s.subject_id);
 
