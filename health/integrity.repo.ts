@@ -28,12 +28,13 @@ export async function fittingsBetween(db: Queryable, subjectIds: readonly string
  */
 export async function hourCounts(db: Queryable, subjectIds: readonly string[] | null, streams: readonly MonitoredStream[], from: Date, to: Date): Promise<Map<string, HourCount[]>> {
   const r = await db.query<{ subject_id: string; stream: MonitoredStream; hour: Date; received: number }>(
-    `SELECT a.subject_id, r.stream, date_trunc('hour', r.ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, count(*)::int AS received
+    `SELECT a.subject_id, s.stream, r.hour, sum(r.n)::int AS received
        FROM assignments a
        CROSS JOIN LATERAL unnest($3::text[]) AS s(stream)
        JOIN LATERAL (
-         SELECT stream, ts FROM readings
+         SELECT date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS hour, count(*) AS n FROM readings
           WHERE device_id = a.device_id AND stream = s.stream AND ts >= greatest(a.start_at, $1) AND ts < least(coalesce(a.end_at, 'infinity'), $2)
+          GROUP BY 1
        ) r ON true
       WHERE a.start_at < $2 AND coalesce(a.end_at, 'infinity') > $1 AND ($4::text[] IS NULL OR a.subject_id = ANY($4::text[]))
       GROUP BY 1, 2, 3`,
