@@ -10,6 +10,7 @@ import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { subscriptionSettings } from '../alerts/webhooks.routes.js';
 import { Queue } from 'bullmq';
 import { CRIME_QUEUE, type CrimeJob } from '../crime/match.job.js';
+import { integrityParams } from '../health/integrity.js';
 
 export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part & { app: FastifyInstance }> {
   const subscriptions = subscriptionSettings(rt.config);
@@ -41,6 +42,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
     readiness: () => readiness(rt, parts()),
     info: () => ({ storage: rt.storage }),
     reevaluateMaxFixes: rt.config.REEVALUATE_MAX_FIXES,
+    monitoring: integrityParams(rt.config),
   });
   await app.listen({ port: rt.config.PORT, host: rt.config.HOST });
   return {

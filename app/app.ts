@@ -24,6 +24,9 @@ import { emailRoutes } from '../alerts/email.routes.js';
 import { DEFAULT_SUBSCRIPTIONS, webhookRoutes, type SubscriptionSettings } from '../alerts/webhooks.routes.js';
 import type { Resolver } from '../alerts/webhook-address.js';
 import { registerFatigueMetrics } from '../alerts/fatigue.metrics.js';
+import { registerIntegrityMetrics } from '../health/integrity.metrics.js';
+import { integrityRoutes } from '../health/integrity.routes.js';
+import { DEFAULT_INTEGRITY, type IntegrityParams } from '../health/integrity.js';
 import type { FeedHub } from '../alerts/feed.js';
 import { alertStreamRoutes, DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../alerts/stream.routes.js';
 import type { BrokerAdmin } from '../registry/dynsec.js';
@@ -56,6 +59,8 @@ export interface AppDeps {
   alcoholReviewRole?: Role;
   /** requests per user per minute */
   rateLimitPerMinute?: number;
+  /** monitoring integrity's cadences and thresholds (default DEFAULT_INTEGRITY; MONITORING_* settings) */
+  monitoring?: IntegrityParams;
   /** most fixes one zone re-evaluation reads (REEVALUATE_MAX_FIXES) */
   reevaluateMaxFixes?: number;
   /** the crime-matching queue (null or absent: runs wait for the worker's maintenance tick) */
@@ -133,6 +138,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks, ...(deps.info?.() ?? {}) });
   });
   registerFatigueMetrics(deps.metrics, deps.pool);
+  registerIntegrityMetrics(deps.metrics, deps.pool, deps.monitoring ?? DEFAULT_INTEGRITY);
   app.get('/metrics', { config: { roles: ['admin', 'supervisor'] }, schema: { operationId: 'getMetrics', summary: 'Prometheus metrics', tags: ['operations'] } }, async (_req, reply) => {
     return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
@@ -143,6 +149,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(subjectDataRoutes(deps.pool, deps.brokerAdmin ?? null));
   await app.register(zonesRoutes(deps.pool, { reevaluateMaxFixes: deps.reevaluateMaxFixes }));
   await app.register(sobrietyRoutes(deps.pool));
+  await app.register(integrityRoutes(deps.pool, deps.monitoring ?? DEFAULT_INTEGRITY));
   const reviewRole = deps.alcoholReviewRole ?? 'supervisor';
   await app.register(reviewRoutes(deps.pool, reviewRole));
   await app.register(

@@ -329,6 +329,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/subjects/{id}/monitoring": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Expected and received GPS fixes and alcohol readings per UTC hour of [from, to) (at most 31 days), and whether the subject is in a monitoring gap now */
+        get: operations["getSubjectMonitoring"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/monitoring/gaps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Subjects with a device fitted now who are in a monitoring gap (managers: their caseload; supervisors: all) */
+        get: operations["listMonitoringGaps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/alerts/{id}/review": {
         parameters: {
             query?: never;
@@ -2625,6 +2659,213 @@ export interface operations {
                 };
             };
             /** @description Forbidden: the role or the caseload does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: the rate limit is exceeded */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSubjectMonitoring: {
+        parameters: {
+            query: {
+                /** @description RFC 3339 date-time */
+                from: string;
+                /** @description RFC 3339 date-time */
+                to: string;
+            };
+            header?: never;
+            path: {
+                /** @description the caller's own reference */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        subject_id: string;
+                        from: string;
+                        to: string;
+                        now: string;
+                        cadence: {
+                            gps_fix_minutes: number;
+                            alcohol_reading_minutes: number;
+                            gap_ratio: number;
+                            covered_hours_per_day: number;
+                        };
+                        hours: {
+                            hour: string;
+                            local: string;
+                            gps: {
+                                fitted_minutes: number;
+                                expected: number;
+                                received: number;
+                            } | null;
+                            alcohol: {
+                                fitted_minutes: number;
+                                expected: number;
+                                received: number;
+                            } | null;
+                        }[];
+                        monitoring_gap: {
+                            gap: boolean;
+                            gps: {
+                                gap: boolean;
+                                reasons: string[];
+                                judged: {
+                                    hour: string;
+                                    fitted_minutes: number;
+                                    expected: number;
+                                    received: number;
+                                } | null;
+                            };
+                            alcohol: {
+                                gap: boolean;
+                                reasons: string[];
+                                judged: {
+                                    hour: string;
+                                    fitted_minutes: number;
+                                    expected: number;
+                                    received: number;
+                                } | null;
+                                fitted_hours_24h: number;
+                                covered_hours_24h: number;
+                            };
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: the rate limit is exceeded */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listMonitoringGaps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        now: string;
+                        cadence: {
+                            gps_fix_minutes: number;
+                            alcohol_reading_minutes: number;
+                            gap_ratio: number;
+                            covered_hours_per_day: number;
+                        };
+                        fitted_subjects: number;
+                        subjects: {
+                            subject_id: string;
+                            monitoring_gap: {
+                                gap: boolean;
+                                gps: {
+                                    gap: boolean;
+                                    reasons: string[];
+                                    judged: {
+                                        hour: string;
+                                        fitted_minutes: number;
+                                        expected: number;
+                                        received: number;
+                                    } | null;
+                                };
+                                alcohol: {
+                                    gap: boolean;
+                                    reasons: string[];
+                                    judged: {
+                                        hour: string;
+                                        fitted_minutes: number;
+                                        expected: number;
+                                        received: number;
+                                    } | null;
+                                    fitted_hours_24h: number;
+                                    covered_hours_24h: number;
+                                };
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -64,6 +64,8 @@ export const ConfigSchema = Type.Object({
   SMTP_URL: Type.Optional(Url(['smtp', 'smtps'], 'SMTP server for alert email, e.g. smtp://user:pass@mail.example:587 (STARTTLS when offered; ?tls=required insists) or smtps://…:465; unset: no email')),
   EMAIL_FROM: Type.String({ minLength: 3, maxLength: 200, default: 'tagwatch <alerts@tagwatch.invalid>', description: 'From address of alert email' }),
   CONSOLE_URL: Type.Optional(Url(['https', 'http'], 'base URL of the web console, for links in alert email')),
+  MONITORING_GPS_FIX_MINUTES: Type.Integer({ minimum: 1, maximum: 120, default: 15, description: 'monitoring integrity: a fitted GPS tag is expected to give a fix at least this often (minutes)' }),
+  MONITORING_ALCOHOL_READING_MINUTES: Type.Integer({ minimum: 1, maximum: 240, default: 30, description: 'monitoring integrity: a fitted alcohol tag is expected to give a reading this often (minutes; contract §4: about every 30)' }),
   REEVALUATE_MAX_FIXES: Type.Integer({ minimum: 1, maximum: 5_000_000, default: 500_000, description: 'most fixes one zone re-evaluation (POST /v1/subjects/{id}/reevaluate) reads; a period holding more is refused with 422' }),
   SSE_MAX_PER_USER: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: 'most live alert streams (GET /v1/alerts/stream) open at once per user, per API process' }),
   SSE_MAX_TOTAL: Type.Integer({ minimum: 1, maximum: 100000, default: 2000, description: 'most live alert streams open at once per API process' }),

@@ -7,6 +7,7 @@ import { storeReadings, storeRejections } from '../../ingest/readings.repo.js';
 import { parseMessage } from '../../ingest/telemetry.js';
 import { createTestDatabase } from '../support/env.js';
 import { startTimescale, type TimescaleHandle } from '../support/timescale.js';
+import { fittingsBetween, hourCounts } from '../../health/integrity.repo.js';
 
 // The same scenarios run on PGlite + TimescaleDB (hypertable, compression, retention policy) and
 // on the stack's PostgreSQL 15 (plain tables, deleteExpiredReadings); equal outputs are the proof
@@ -225,5 +226,36 @@ describe('TimescaleDB path (PGlite) and plain PostgreSQL path', () => {
     expect(keptTs.filter((r) => r.device_id === 'TAG-A')).toHaveLength(340);
     expect(keptTs).toEqual(await readingsOf(plain.pool, ['TAG-RET', 'TAG-A']));
     expect((await chunks()).filter((x) => x.old)).toEqual([]);
+  });
+  it('counts readings per subject, stream and UTC hour (monitoring integrity) identically on both paths', async () => {
+    const start = Math.floor(NOW / HOUR) * HOUR - 5 * HOUR;
+    const steps = async (db: Queryable) => {
+      await db.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) VALUES ('TS-MON', 'x', 'flex', 'amber', '{om-1}')`);
+      await db.query(`INSERT INTO devices (id, kind) VALUES ('TAG-MON', 'combined')`);
+      await db.query(`INSERT INTO assignments (subject_id, device_id, start_at) VALUES ('TS-MON', 'TAG-MON', $1)`, [new Date(start + HOUR / 2)]);
+      // a fix every 5 minutes for 4 hours from 30 minutes before the fitting, an alcohol reading every 30
+      await db.query(
+        `INSERT INTO readings (device_id, stream, ts, data) SELECT 'TAG-MON', 'gps', t, '{}'::jsonb FROM generate_series($1::timestamptz, $2::timestamptz, interval '5 minutes') t`,
+        [new Date(start), new Date(start + 4 * HOUR - 60_000)],
+      );
+      await db.query(
+        `INSERT INTO readings (device_id, stream, ts, data) SELECT 'TAG-MON', 'alcohol', t, '{}'::jsonb FROM generate_series($1::timestamptz, $2::timestamptz, interval '30 minutes') t`,
+        [new Date(start), new Date(start + 4 * HOUR - 60_000)],
+      );
+      const counts = await hourCounts(db, ['TS-MON'], ['gps', 'alcohol'], new Date(start - HOUR), new Date(NOW));
+      const fittings = await fittingsBetween(db, null, new Date(start - HOUR), new Date(NOW));
+      return { counts: (counts.get('TS-MON') ?? []).sort((a, b) => a.hour - b.hour || a.stream.localeCompare(b.stream)), fittings };
+    };
+    const onTs = await steps(tsDb);
+    expect(onTs.counts).toEqual([
+      { stream: 'alcohol', hour: start, received: 1 },
+      { stream: 'gps', hour: start, received: 6 },
+      ...[1, 2, 3].flatMap((h) => [
+        { stream: 'alcohol' as const, hour: start + h * HOUR, received: 2 },
+        { stream: 'gps' as const, hour: start + h * HOUR, received: 12 },
+      ]),
+    ]);
+    expect(onTs.fittings).toEqual([{ subject_id: 'TS-MON', device_id: 'TAG-MON', kind: 'combined', start: start + HOUR / 2, end: null }]);
+    expect(await steps(plain.pool)).toEqual(onTs);
   });
 });

@@ -61,6 +61,14 @@ describe('every route x every role, generated from the route table', () => {
     ]);
   });
 
+  it('gives monitoring integrity to managers (their caseload) and supervisors, never analysts or admins (issue 14 §4)', () => {
+    const monitoring = routeTable(svc.app)
+      .filter((r) => /monitoring/.test(r.url))
+      .map((r) => `${r.method} ${r.url} ${[...r.roles].sort().join('+')} reason:${r.reason}`)
+      .sort();
+    expect(monitoring).toEqual(['GET /v1/monitoring/gaps offender_manager+supervisor reason:false', 'GET /v1/subjects/:id/monitoring offender_manager+supervisor reason:true']);
+  });
+
   it('answers 401 without a token on every non-public route', async () => {
     for (const r of routeTable(svc.app).filter((x) => !x.public)) {
       const res = await svc.app.inject({ method: r.method as 'GET', url: concrete(r.url) });
@@ -94,6 +102,7 @@ describe('every route x every role, generated from the route table', () => {
         '/v1/alerts': '?subject_id=R-S1',
         '/v1/subjects/:id/track': '?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
         '/v1/subjects/:id/sobriety': '?from=2026-01-01&to=2026-02-01',
+        '/v1/subjects/:id/monitoring': '?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
         '/v1/sobriety': '?from=2026-01-01&to=2026-02-01',
         '/v1/alerts/stats': '?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',
       };
@@ -101,7 +110,7 @@ describe('every route x every role, generated from the route table', () => {
       const res = await svc.app.inject({ method: 'GET', url, headers: sup });
       if (res.statusCode === 400 && /X-Tagwatch-Reason/.test(res.json().detail)) asked.push(r.url);
     }
-    expect(asked.sort()).toEqual(['/v1/alerts', '/v1/subjects/:id', '/v1/subjects/:id/assignments', '/v1/subjects/:id/sobriety', '/v1/subjects/:id/track']);
+    expect(asked.sort()).toEqual(['/v1/alerts', '/v1/subjects/:id', '/v1/subjects/:id/assignments', '/v1/subjects/:id/monitoring', '/v1/subjects/:id/sobriety', '/v1/subjects/:id/track']);
     expect(routeTable(svc.app).filter((x) => x.reason).map((x) => x.url).sort()).toEqual(asked.sort());
   });
 });

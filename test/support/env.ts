@@ -22,6 +22,7 @@ import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
 import { readBrokerCa } from '../../registry/ca.js';
 import { Queue } from 'bullmq';
 import { CRIME_QUEUE, type CrimeJob } from '../../crime/match.job.js';
+import { integrityParams } from '../../health/integrity.js';
 
 export const stack = () => inject('stack');
 
@@ -157,6 +158,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
     reevaluateMaxFixes: config.REEVALUATE_MAX_FIXES,
+    monitoring: integrityParams(config),
   });
   return {
     rt,

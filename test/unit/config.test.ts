@@ -15,6 +15,7 @@ describe('loadConfig', () => {
     expect(c.LOG_LEVEL).toBe('info');
     expect(c.RETENTION_DAYS).toBe(2190);
     expect(c.SMTP_URL).toBeUndefined(); // email is off by default
+    expect([c.MONITORING_GPS_FIX_MINUTES, c.MONITORING_ALCOHOL_READING_MINUTES]).toEqual([15, 30]);
   });
   it('defaults the JWT audience and claim names (contract 1.1 §6), and allows a JWKS over http on loopback only', () => {
     const c = loadConfig(base);
@@ -37,6 +38,8 @@ describe('loadConfig', () => {
     [{ ...base, JWT_JWKS_URL: 'http://idp.example/jwks', JWT_ISSUER: 'https://idp.example/' }, /^config: JWT_JWKS_URL .*https/],
     [{ ...base, JWT_AUDIENCE: '' + ' '.repeat(3) }, /^config: JWT_AUDIENCE is malformed/],
     [{ ...base, JWT_ROLE_CLAIM: 'a b' }, /^config: JWT_ROLE_CLAIM is malformed/],
+    [{ ...base, MONITORING_GPS_FIX_MINUTES: '0' }, /^config: MONITORING_GPS_FIX_MINUTES is malformed/],
+    [{ ...base, MONITORING_ALCOHOL_READING_MINUTES: 'half-hourly' }, /^config: MONITORING_ALCOHOL_READING_MINUTES is malformed/],
   ])('stops with one line naming the setting: %#', (env, message) => {
     expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(message);
     try {
