@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../platform/config.js';
 import { createPool, withTransaction, type Pool, type TxClient } from '../../platform/db.js';
+import { consoleSettings } from '../../console/settings.js';
 import { createLogger } from '../../platform/logger.js';
 import { createMetrics } from '../../platform/metrics.js';
 import { buildApp } from '../../app/app.js';
@@ -157,6 +158,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     readiness: () => readiness(rt, parts),
     info: () => ({ storage: rt.storage }),
     reevaluateMaxFixes: config.REEVALUATE_MAX_FIXES,
+    console: consoleSettings(config),
   });
   return {
     rt,
