@@ -52,3 +52,27 @@ export function csrfMatches(expected: string, given: unknown): boolean {
   if (typeof given !== 'string' || given.length !== expected.length) return false;
   return timingSafeEqual(Buffer.from(expected), Buffer.from(given));
 }
+
+/** An OpenID Connect sign-in under way (state, nonce, PKCE verifier), for the callback to finish. */
+export interface PendingSignIn {
+  state: string;
+  nonce: string;
+  verifier: string;
+}
+export const SIGN_IN_MS = 10 * 60_000;
+
+export async function startSignIn(db: Queryable, pending: PendingSignIn, now: Date): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  await db.query(`DELETE FROM console_sign_ins WHERE created_at <= $1`, [new Date(now.getTime() - SIGN_IN_MS)]);
+  await db.query(`INSERT INTO console_sign_ins (token_hash, state, nonce, verifier, created_at) VALUES ($1, $2, $3, $4, $5)`, [hash(token), pending.state, pending.nonce, pending.verifier, now]);
+  return token;
+}
+
+/** The sign-in of a cookie token, removed as it is read (a callback is good once), or null when unknown or older than 10 minutes. */
+export async function takeSignIn(db: Queryable, token: string, now: Date): Promise<PendingSignIn | null> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return null;
+  const r = await db.query<PendingSignIn>(`DELETE FROM console_sign_ins WHERE token_hash = $1 RETURNING state, nonce, verifier, created_at`, [hash(token)]);
+  const row = r.rows[0] as (PendingSignIn & { created_at: Date }) | undefined;
+  if (!row || row.created_at.getTime() <= now.getTime() - SIGN_IN_MS) return null;
+  return { state: row.state, nonce: row.nonce, verifier: row.verifier };
+}

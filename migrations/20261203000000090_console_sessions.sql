@@ -13,5 +13,16 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_expires_idx ON console_sessions (expires_at);
 
+-- OpenID Connect sign-ins under way: the state, nonce and PKCE verifier of one authorization
+-- request, keyed by the SHA-256 of a random cookie token; used once, kept at most 10 minutes.
+CREATE TABLE console_sign_ins (
+  token_hash    text PRIMARY KEY,
+  state         text NOT NULL,
+  nonce         text NOT NULL,
+  verifier      text NOT NULL,
+  created_at    timestamptz NOT NULL DEFAULT now()
+);
+
 -- Down Migration
+DROP TABLE IF EXISTS console_sign_ins;
 DROP TABLE IF EXISTS console_sessions;

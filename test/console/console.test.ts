@@ -282,7 +282,7 @@ describe('the development sign-in exists only when allowed', () => {
     expect(() => consoleSettings(testConfig({ DEV_SIGN_IN: 'true', HOST: '0.0.0.0' }))).toThrow(/loopback/);
     expect(() => consoleSettings(testConfig({ DEV_SIGN_IN: 'true', HOST: '10.1.2.3' }))).toThrow(/loopback/);
     expect(consoleSettings(testConfig({ DEV_SIGN_IN: 'true', HOST: '::1' })).devSignIn).toBe(true);
-    expect(consoleSettings(testConfig({ HOST: '0.0.0.0' }))).toEqual({ devSignIn: false, secureCookie: true });
+    expect(consoleSettings(testConfig({ HOST: '0.0.0.0' }))).toEqual({ devSignIn: false, secureCookie: true, oidc: null });
     expect(consoleSettings(testConfig({ CONSOLE_URL: 'https://console.example.test' })).secureCookie).toBe(true);
   });
 
