@@ -10,26 +10,42 @@ export interface CaseloadRow {
   cohort: string;
   rag: string;
   device_id: string | null;
+  /** device time of the fitted device's latest reading, and its battery (%), from device_health */
+  last_reading_at: Date | null;
+  battery_pct: number | null;
   open_high: number;
   open_medium: number;
   open_low: number;
 }
 
-/** The user's caseload (managers: subjects listing them; supervisors: all), by RAG (red first) then id. */
-export async function caseloadFor(db: Queryable, user: User, limit: number): Promise<CaseloadRow[]> {
-  const f = caseloadFilter(user, 2, 's.offender_manager_ids');
+export const CASELOAD_SORTS = { rag: `CASE s.rag WHEN 'red' THEN 0 WHEN 'amber' THEN 1 ELSE 2 END, s.id`, id: 's.id', alerts: 'open_high DESC, open_medium DESC, open_low DESC, s.id' } as const;
+export type CaseloadSort = keyof typeof CASELOAD_SORTS;
+
+export interface CaseloadQuery {
+  /** part of the id or name, case-insensitive */
+  search?: string;
+  rag?: 'red' | 'amber' | 'green';
+  sort: CaseloadSort;
+  limit: number;
+}
+
+/** The user's caseload (managers: subjects listing them; supervisors: all), searched, filtered and sorted (default: RAG, red first, then id). */
+export async function caseloadFor(db: Queryable, user: User, q: CaseloadQuery): Promise<CaseloadRow[]> {
+  const f = caseloadFilter(user, 4, 's.offender_manager_ids');
   const r = await db.query<CaseloadRow>(
-    `SELECT s.id, s.display_name, s.cohort, s.rag,
-            (SELECT a.device_id FROM assignments a WHERE a.subject_id = s.id AND a.start_at <= now() AND (a.end_at IS NULL OR a.end_at > now()) ORDER BY a.start_at DESC LIMIT 1) AS device_id,
-            count(al.id) FILTER (WHERE al.severity = 'high')::int AS open_high,
-            count(al.id) FILTER (WHERE al.severity = 'medium')::int AS open_medium,
-            count(al.id) FILTER (WHERE al.severity = 'low')::int AS open_low
-       FROM subjects s LEFT JOIN alerts al ON al.subject_id = s.id AND al.status = 'open'
+    `SELECT s.id, s.display_name, s.cohort, s.rag, cur.device_id, h.last_ts AS last_reading_at, h.battery_pct,
+            (SELECT count(*) FROM alerts al WHERE al.subject_id = s.id AND al.status = 'open' AND al.severity = 'high')::int AS open_high,
+            (SELECT count(*) FROM alerts al WHERE al.subject_id = s.id AND al.status = 'open' AND al.severity = 'medium')::int AS open_medium,
+            (SELECT count(*) FROM alerts al WHERE al.subject_id = s.id AND al.status = 'open' AND al.severity = 'low')::int AS open_low
+       FROM subjects s
+       LEFT JOIN LATERAL (SELECT a.device_id FROM assignments a WHERE a.subject_id = s.id AND a.start_at <= now() AND (a.end_at IS NULL OR a.end_at > now()) ORDER BY a.start_at DESC LIMIT 1) cur ON true
+       LEFT JOIN device_health h ON h.device_id = cur.device_id
       WHERE ${f.sql}
-      GROUP BY s.id
-      ORDER BY CASE s.rag WHEN 'red' THEN 0 WHEN 'amber' THEN 1 ELSE 2 END, s.id
+        AND ($2::text IS NULL OR strpos(lower(s.id), lower($2)) > 0 OR strpos(lower(s.display_name), lower($2)) > 0)
+        AND ($3::text IS NULL OR s.rag = $3)
+      ORDER BY ${CASELOAD_SORTS[q.sort]}
       LIMIT $1`,
-    [limit, ...f.params],
+    [q.limit, q.search ?? null, q.rag ?? null, ...f.params],
   );
   return r.rows;
 }

@@ -5,7 +5,7 @@ import { audit, auditSubjects } from '../registry/audit.repo.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
 import { acknowledgeAlert, resolveAlert } from '../alerts/alerts.routes.js';
 import { getAlertFor, listAlertsFor } from '../alerts/lifecycle.repo.js';
-import { caseloadFor, evidenceWithReceipt, inboxFor } from './console.repo.js';
+import { CASELOAD_SORTS, caseloadFor, evidenceWithReceipt, inboxFor, type CaseloadSort } from './console.repo.js';
 import { csrfMatches } from './sessions.repo.js';
 import { signOut } from './sign-in.routes.js';
 import type { ConsoleDeps } from './console.plugin.js';
@@ -43,9 +43,13 @@ export function pageRoutes(deps: ConsoleDeps) {
     app.post('/sign-out', { config: { roles: ROLES, session: true }, schema: { hide: true } }, async (request, reply) => signOut(deps, request, reply));
 
     app.get('/caseload', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
-      const rows = await caseloadFor(pool, userOf(request), CASELOAD_MAX);
-      await auditSubjects(pool, request, 'subject.list', new Map(rows.map((s) => [s.id, { via: 'console.caseload' }])), { count: rows.length });
-      return reply.view('caseload.njk', page(request, { title: 'Caseload', nav: 'caseload', rows, truncated: rows.length === CASELOAD_MAX }));
+      const raw = request.query as Record<string, unknown>;
+      const search = typeof raw.q === 'string' && raw.q.trim() !== '' ? raw.q.trim().slice(0, 128) : undefined;
+      const rag = typeof raw.rag === 'string' && ['red', 'amber', 'green'].includes(raw.rag) ? (raw.rag as 'red' | 'amber' | 'green') : undefined;
+      const sort = typeof raw.sort === 'string' && raw.sort in CASELOAD_SORTS ? (raw.sort as CaseloadSort) : 'rag';
+      const rows = await caseloadFor(pool, userOf(request), { search, rag, sort, limit: CASELOAD_MAX });
+      await auditSubjects(pool, request, 'subject.list', new Map(rows.map((s) => [s.id, { via: 'console.caseload' }])), { count: rows.length, filter: { search: search ?? null, rag: rag ?? null } });
+      return reply.view('caseload.njk', page(request, { title: 'Caseload', nav: 'caseload', rows, truncated: rows.length === CASELOAD_MAX, search: search ?? '', rag: rag ?? '', sort }));
     });
 
     app.get('/alerts', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {

@@ -36,6 +36,7 @@ beforeAll(async () => {
   for (const f of fixes) {
     await db.pool.query(`INSERT INTO readings (device_id, stream, ts, received_at, lat, lon, accuracy_m, data) VALUES ('C-D1', 'gps', $1, $2, $3, $4, $5, '{}')`, [f.ts, f.received, f.lat, f.lon, f.accuracy_m]);
   }
+  await db.pool.query(`INSERT INTO device_health (device_id, last_ts, last_received_at, battery_pct) VALUES ('C-D1', $1, $1, 64)`, [new Date(T0 + 60_000)]);
   await raise('breach', 'exclusion_breach', 'C-S1', 'C-D1', new Date(T0), true, fixes.map(({ received: _r, ...f }) => ({ ...f, class: 'inside' })));
   await raise('battery', 'low_battery', 'C-S1', 'C-D1', new Date(T0 + 3600_000));
   await raise('strap', 'strap_tamper', 'C-S2', 'C-D1', new Date(T0 + 7200_000));
@@ -130,6 +131,8 @@ describe('console pages', () => {
     expect(res.body).not.toContain('Carol Other');
     expect(res.body).toContain('C-D1');
     expect(res.body).toMatch(/1 high, 1 low/);
+    expect(res.body).toContain('64%'); // the fitted device's battery
+    expect(res.body).toContain('Unknown'); // Bob has no device
     expect(res.body).toContain('Red');
     const rows = await auditRows('om-1', 'subject.list');
     expect(rows.map((r) => r.subject_id).sort()).toEqual(expect.arrayContaining(['C-S1', 'C-S2']));
@@ -297,5 +300,23 @@ describe('the development sign-in exists only when allowed', () => {
     } finally {
       await other.stop();
     }
+  });
+});
+
+describe('caseload search, filter and sort (no JavaScript: a GET form)', () => {
+  it('searches by name or id, filters by RAG and sorts, within the caseload only', async () => {
+    const c = new ConsoleClient(svc.app);
+    await c.signIn('offender_manager', 'om-1');
+    const names = async (query: string) => [...(await c.get(`/console/caseload${query}`)).body.matchAll(/href="\/console\/subjects\/([^"]+)"/g)].map((m) => m[1]);
+    expect(await names('')).toEqual(['C-S1', 'C-S2']); // red before green
+    expect(await names('?q=bob')).toEqual(['C-S2']);
+    expect(await names('?q=c-s1')).toEqual(['C-S1']);
+    expect(await names('?q=carol')).toEqual([]); // om-2's: never found
+    expect(await names('?rag=green')).toEqual(['C-S2']);
+    expect(await names('?sort=id&rag=')).toEqual(['C-S1', 'C-S2']);
+    expect(await names('?sort=nonsense&rag=purple')).toEqual(['C-S1', 'C-S2']); // unknown values: the defaults
+    const page = await c.get('/console/caseload?q=%27%3B%20DROP%20TABLE%20subjects%3B%20--');
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('Nobody in your caseload matches');
   });
 });
