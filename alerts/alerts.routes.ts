@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { rollbackWith, withTransaction, type Pool, type TxClient } from '../platform/db.js';
 import { DateTime } from 'luxon';
 import { audit, auditSubjects } from '../registry/audit.repo.js';
@@ -37,6 +38,37 @@ export function parseAlertCursor(before: string): { raised_at: string; id: strin
   const id = before.slice(cut + 1);
   if (cut < 1 || !UUID.test(id) || !DateTime.fromISO(raisedAt, { setZone: true }).isValid) return null;
   return { raised_at: raisedAt, id };
+}
+
+/**
+ * Resolves an alert of the caller's caseload (the API and the console both come here): the
+ * transition, its audit row and, for a false alarm resolved by the review role, the review.
+ */
+export async function resolveAlert(deps: AlertRoutesDeps, request: FastifyRequest, id: string, note: string | null, falseAlarm: boolean): Promise<Transition> {
+  const user = userOf(request);
+  const reviews = falseAlarm && user.role === deps.reviewRole && deps.reviewFalseAlarm ? deps.reviewFalseAlarm : null;
+  return withTransaction(deps.pool, async (client) => {
+    // the review first: it takes the subject's alcohol lock before touching the alert row, in
+    // the order the evaluate job takes them (lock, then alert rows), so the two never deadlock
+    const before = reviews ? await getAlertFor(client, user, id) : null;
+    const reviewed = before !== null && isReviewed(before.type as string) && before.status !== 'resolved';
+    if (reviewed) await reviews!(client, user, id, note);
+    const t = await transition(client, user, id, 'resolved', note, falseAlarm);
+    if (!t.ok) {
+      if (reviewed) rollbackWith(t); // undo the review with the refused resolve
+      return t;
+    }
+    await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: id } });
+    if (reviewed) await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
+    return t;
+  });
+}
+
+/** Acknowledges an alert of the caller's caseload, with its audit row (the API and the console). */
+export async function acknowledgeAlert(pool: Pool, request: FastifyRequest, id: string, note: string | null): Promise<Transition> {
+  const r = await transition(pool, userOf(request), id, 'acknowledged', note, null);
+  if (r.ok) await audit(pool, request, { action: 'alert.acknowledge', subjectId: r.alert.subject_id as string, detail: { alert_id: id } });
+  return r;
 }
 
 /** Alerts, their lifecycle and fatigue figures (contract §5, §6); the live stream is in stream.routes.ts, webhooks in webhooks.routes.ts. */
@@ -92,9 +124,8 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
       '/v1/alerts/:id/acknowledge',
       { config: { roles: ['offender_manager'] }, schema: { operationId: 'acknowledgeAlert', summary: 'Acknowledge an alert, with a note', tags: ['alerts'], params: AlertId, body: Type.Optional(NoteBody) } },
       async (request, reply) => {
-        const r = await transition(pool, userOf(request), request.params.id, 'acknowledged', request.body?.note ?? null, null);
+        const r = await acknowledgeAlert(pool, request, request.params.id, request.body?.note ?? null);
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
-        await audit(pool, request, { action: 'alert.acknowledge', subjectId: r.alert.subject_id as string, detail: { alert_id: request.params.id } });
         return r.alert;
       },
     );
@@ -112,26 +143,7 @@ export function alertsRoutes(deps: AlertRoutesDeps): FastifyPluginAsyncTypebox {
         },
       },
       async (request, reply) => {
-        const user = userOf(request);
-        const note = request.body?.note ?? null;
-        const falseAlarm = request.body?.false_alarm ?? false;
-        const reviews = falseAlarm && user.role === deps.reviewRole && deps.reviewFalseAlarm ? deps.reviewFalseAlarm : null;
-        const id = request.params.id;
-        const r = await withTransaction(pool, async (client) => {
-          // the review first: it takes the subject's alcohol lock before touching the alert row, in
-          // the order the evaluate job takes them (lock, then alert rows), so the two never deadlock
-          const before = reviews ? await getAlertFor(client, user, id) : null;
-          const reviewed = before !== null && isReviewed(before.type as string) && before.status !== 'resolved';
-          if (reviewed) await reviews!(client, user, id, note);
-          const t = await transition(client, user, id, 'resolved', note, falseAlarm);
-          if (!t.ok) {
-            if (reviewed) rollbackWith(t); // undo the review with the refused resolve
-            return t;
-          }
-          await audit(client, request, { action: 'alert.resolve', subjectId: t.alert.subject_id as string, detail: { alert_id: id } });
-          if (reviewed) await audit(client, request, { action: 'alert.review', subjectId: t.alert.subject_id as string, detail: { alert_id: id, type: t.alert.type, decision: 'not_confirmed', via: 'resolve' } });
-          return t;
-        });
+        const r = await resolveAlert(deps, request, request.params.id, request.body?.note ?? null, request.body?.false_alarm ?? false);
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
         return r.alert;
       },

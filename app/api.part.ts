@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { readiness, type Part, type Runtime } from '../platform/runtime.js';
 import { buildApp } from './app.js';
+import { consoleSettings } from '../console/settings.js';
 import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { streamSettings } from '../alerts/stream.routes.js';
@@ -27,6 +28,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: rt.config.QUEUE_PREFIX });
   const app = await buildApp({
+    console: consoleSettings(rt.config),
     crimeQueue,
     emailEnabled: rt.config.SMTP_URL !== undefined,
     feed,

@@ -6,7 +6,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
-import type { Pool } from '../platform/db.js';
+import type { Pool, TxClient } from '../platform/db.js';
 import { registerAuth, type Role, type User } from '../platform/http/auth.js';
 import { problem, Problem } from '../platform/http/problem.js';
 import { registerReasons } from '../platform/http/reason.js';
@@ -34,6 +34,9 @@ import type { Queue } from 'bullmq';
 import { crimeBatchRoutes } from '../crime/crime.routes.js';
 import { crimeRoutes } from '../crime/crimes.routes.js';
 import type { CrimeJob } from '../crime/match.job.js';
+import cookie from '@fastify/cookie';
+import { consolePlugin, consoleSessionAuth } from '../console/console.plugin.js';
+import type { ConsoleSettings } from '../console/settings.js';
 
 export interface AppDeps {
   pool: Pool;
@@ -65,6 +68,8 @@ export interface AppDeps {
   reevaluateMaxFixes?: number;
   /** the crime-matching queue (null or absent: runs wait for the worker's maintenance tick) */
   crimeQueue?: Queue<CrimeJob> | null;
+  /** the console's sign-in settings (console/settings.ts; default: no development sign-in, Secure cookie) */
+  console?: ConsoleSettings;
   /** facts shown by /readyz, e.g. the storage path */
   info?: () => Record<string, unknown>;
 }
@@ -113,7 +118,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.addHook('onRoute', documentProblems);
   // security headers; the docs page needs its own scripts and styles
   await app.register(helmet, { contentSecurityPolicy: false });
-  registerAuth(app, deps.verifyToken);
+  const consoleSettings = deps.console ?? { devSignIn: false, secureCookie: true };
+  await app.register(cookie);
+  registerAuth(app, deps.verifyToken, consoleSessionAuth(deps.pool, consoleSettings));
   registerReasons(app);
   if (!app.getSchema('Problem')) app.addSchema(Problem);
   // PostgreSQL text cannot hold NUL: refuse it at the door rather than fail in the database
@@ -152,20 +159,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(integrityRoutes(deps.pool, deps.monitoring ?? DEFAULT_INTEGRITY));
   const reviewRole = deps.alcoholReviewRole ?? 'supervisor';
   await app.register(reviewRoutes(deps.pool, reviewRole));
-  await app.register(
-    alertsRoutes({
-      pool: deps.pool,
-      feed: deps.feed ?? null,
-      reviewRole,
-      reviewFalseAlarm: (db, user, alertId, note) => reviewInTransaction(db, user, alertId, 'not_confirmed', note),
-    }),
-  );
+  const alertDeps = {
+    pool: deps.pool,
+    feed: deps.feed ?? null,
+    reviewRole,
+    reviewFalseAlarm: (db: TxClient, user: User, alertId: string, note: string | null) => reviewInTransaction(db, user, alertId, 'not_confirmed', note),
+  };
+  await app.register(alertsRoutes(alertDeps));
   await app.register(alertStreamRoutes({ pool: deps.pool, feed: deps.feed ?? null, metrics: deps.metrics, settings: deps.stream ?? DEFAULT_STREAM_SETTINGS }));
   const subscriptions = deps.subscriptions ?? DEFAULT_SUBSCRIPTIONS;
   await app.register(webhookRoutes(deps.pool, deps.allowPrivateWebhooks ?? false, subscriptions, deps.resolveHost));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));
   await app.register(crimeBatchRoutes({ pool: deps.pool, queue: deps.crimeQueue ?? null, logger: deps.logger }));
   await app.register(crimeRoutes({ pool: deps.pool, metrics: deps.metrics }));
+  await app.register(consolePlugin({ pool: deps.pool, settings: consoleSettings, alerts: alertDeps }), { prefix: '/console' });
   return app as unknown as FastifyInstance;
 }
 

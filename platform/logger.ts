@@ -16,6 +16,10 @@ export const REDACT_PATHS = [
   'config.MQTT_PASSWORD',
   'config.MQTT_ADMIN_PASSWORD',
   'config.SMTP_URL',
+  'config.OIDC_CLIENT_SECRET',
+  'req.headers.cookie',
+  'headers.cookie',
+  'cookie',
 ];
 
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {

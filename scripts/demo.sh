@@ -12,6 +12,9 @@ set -a
 . .stack/env
 set +a
 export PORT="${PORT:-8080}"
+# the console's development sign-in (pick a role and user id): loopback only, refused with OIDC_ISSUER
+export DEV_SIGN_IN=true HOST=127.0.0.1
+unset OIDC_ISSUER
 API="http://127.0.0.1:${PORT}"
 
 if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then
@@ -61,6 +64,7 @@ ANALYST=$("${RUN_TS[@]}" scripts/dev-token.ts analyst analyst-1)
 cat <<EOF
 
 tagwatch is running.
+  Console    ${API}/console  (development sign-in: e.g. offender manager om-1, or supervisor)
   API        ${API}/v1
   OpenAPI    ${API}/docs
   readiness  ${API}/readyz

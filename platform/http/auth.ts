@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, jwtVerify, type JWTVerifyGetKey } from 'jose';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { problem } from './problem.js';
 import { jwksUrlProblem, type Config } from '../config.js';
 
@@ -21,8 +21,10 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** roles allowed on the route; every route declares this unless `public` */
     roles?: readonly Role[];
-    /** no authentication: health, readiness and the OpenAPI document only */
+    /** no authentication: health, readiness, the OpenAPI document and the console's sign-in pages */
     public?: boolean;
+    /** authenticated by the console's session cookie instead of a bearer token (`/console/…` only) */
+    session?: boolean;
   }
 }
 
@@ -101,6 +103,18 @@ export interface RouteEntry {
   public: boolean;
   /** the route declares when a reason is required (config.reasonRequired) */
   reason: boolean;
+  /** authenticated by the console session cookie (never a bearer token) */
+  session: boolean;
+}
+
+/**
+ * The console's session check, given to registerAuth: the user of the request's session cookie
+ * (or null), and how to answer a request without one (401) or of a role the route does not allow
+ * (403): the console answers with pages, not problem details.
+ */
+export interface SessionAuth {
+  authenticate: (request: FastifyRequest) => Promise<User | null>;
+  refuse: (request: FastifyRequest, reply: FastifyReply, status: 401 | 403) => FastifyReply;
 }
 
 const tables = new WeakMap<FastifyInstance, RouteEntry[]>();
@@ -110,21 +124,32 @@ export function routeTable(app: FastifyInstance): RouteEntry[] {
   return tables.get(app) ?? [];
 }
 
-export function registerAuth(app: FastifyInstance, verify: (token: string) => Promise<User>): void {
+export function registerAuth(app: FastifyInstance, verify: (token: string) => Promise<User>, session: SessionAuth | null = null): void {
   const table: RouteEntry[] = [];
   tables.set(app, table);
   app.decorateRequest('user', null);
   app.addHook('onRoute', (route) => {
-    const cfg = route.config as { roles?: readonly Role[]; public?: boolean; reasonRequired?: unknown } | undefined;
+    const cfg = route.config as { roles?: readonly Role[]; public?: boolean; session?: boolean; reasonRequired?: unknown } | undefined;
     if (route.url.startsWith('/docs')) return; // swagger-ui's own routes: public documentation
     if (!cfg?.public && !cfg?.roles?.length) throw new Error(`route ${route.method} ${route.url} declares no roles`);
+    // the session cookie is the console's: an API route never accepts it, a console route never a bearer token
+    if (cfg?.session && !route.url.startsWith('/console')) throw new Error(`route ${route.method} ${route.url}: only /console routes use the session cookie`);
+    if (route.url.startsWith('/console') && !cfg?.public && !cfg?.session) throw new Error(`route ${route.method} ${route.url}: a console route is authenticated by the session cookie (config.session)`);
     for (const method of ([] as string[]).concat(route.method)) {
-      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public, reason: typeof cfg?.reasonRequired === 'function' });
+      if (method !== 'HEAD') table.push({ method, url: route.url, roles: cfg?.roles ?? [], public: !!cfg?.public, reason: typeof cfg?.reasonRequired === 'function', session: !!cfg?.session });
     }
   });
   app.addHook('onRequest', async (request: FastifyRequest, reply) => {
-    const cfg = request.routeOptions.config as { roles?: readonly Role[]; public?: boolean } | undefined;
+    const cfg = request.routeOptions.config as { roles?: readonly Role[]; public?: boolean; session?: boolean } | undefined;
     if (cfg?.public || request.url.startsWith('/docs') || !request.routeOptions.url) return;
+    if (cfg?.session) {
+      // no session check configured: nobody gets in (fail closed)
+      const user = session ? await session.authenticate(request) : null;
+      if (!user) return session ? session.refuse(request, reply, 401) : problem(reply, 401, 'Unauthorized', 'a console session is required');
+      request.user = user;
+      if (!cfg.roles?.includes(user.role)) return session!.refuse(request, reply, 403);
+      return;
+    }
     const header = request.headers.authorization;
     const match = header ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!match) return problem(reply, 401, 'Unauthorized', 'a Bearer token is required');

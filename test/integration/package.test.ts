@@ -118,4 +118,14 @@ describe('the packed artifact', () => {
     );
     expect(alert).toEqual({ type: 'strap_tamper', subject_id: 'PKG-S1' });
   }, 120_000);
+
+  it('serves the console from the packed artifact: its templates and the GOV.UK assets ship', async () => {
+    await waitFor(async () => (await fetch(`${apiUrl}/readyz`)).status === 200, 'the packed service ready', 60_000, 200);
+    const page = await fetch(`${apiUrl}/console/sign-in`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('Sign in to the electronic monitoring console');
+    const css = await fetch(`${apiUrl}/console/assets/govuk-frontend.min.css`);
+    expect(css.status).toBe(200);
+    expect((await fetch(`${apiUrl}/console/assets/console.js`)).status).toBe(200);
+  });
 });

@@ -6,6 +6,9 @@ import { Writable } from 'node:stream';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { ROLES, routeTable, createTokenVerifier, authOptions } from '../../platform/http/auth.js';
 import { createLogger } from '../../platform/logger.js';
+import { createSession } from '../../console/sessions.repo.js';
+import { cookieName } from '../../console/console.plugin.js';
+import { consoleSettings } from '../../console/settings.js';
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;
@@ -36,12 +39,16 @@ describe('every route x every role, generated from the route table', () => {
   it('knows the routes (a new route is in the matrix by construction)', () => {
     const table = routeTable(svc.app);
     expect(table.length).toBeGreaterThanOrEqual(30);
-    expect(table.filter((r) => r.public).map((r) => r.url).sort()).toEqual(['/healthz', '/readyz']);
+    expect(table.filter((r) => r.public).map((r) => r.url).sort()).toEqual(['/console/assets/*', '/console/sign-in', '/healthz', '/readyz']);
+    // the console's pages take the session cookie and nothing else; the API never takes it
+    expect(table.filter((r) => r.url.startsWith('/console') && !r.public).every((r) => r.session)).toBe(true);
+    expect(table.filter((r) => r.session).every((r) => /^\/console(\/|$)/.test(r.url))).toBe(true);
+    expect(table.filter((r) => r.session).length).toBeGreaterThanOrEqual(10);
   });
 
   it('has the alcohol review route for the review role only (ALCOHOL_REVIEW_ROLE, supervisor by default)', () => {
     const review = routeTable(svc.app).filter((r) => r.url === '/v1/alerts/:id/review');
-    expect(review).toEqual([{ method: 'POST', url: '/v1/alerts/:id/review', roles: ['supervisor'], public: false, reason: false }]);
+    expect(review).toEqual([{ method: 'POST', url: '/v1/alerts/:id/review', roles: ['supervisor'], public: false, reason: false, session: false }]);
   });
 
   it('gives crime matching to crime analysts, its reads to supervisors, its checks list to supervisors and admins (contract §8)', () => {
@@ -70,14 +77,49 @@ describe('every route x every role, generated from the route table', () => {
   });
 
   it('answers 401 without a token on every non-public route', async () => {
-    for (const r of routeTable(svc.app).filter((x) => !x.public)) {
+    for (const r of routeTable(svc.app).filter((x) => !x.public && !x.session)) {
       const res = await svc.app.inject({ method: r.method as 'GET', url: concrete(r.url) });
       expect(res.statusCode, `${r.method} ${r.url}`).toBe(401);
     }
   });
 
+  it('lets nobody into a console route without a session, not even with a bearer token of an allowed role', async () => {
+    const tokens = await Promise.all(ROLES.map((role) => authHeader(role, role === 'offender_manager' ? 'om-1' : `${role}-1`)));
+    for (const r of routeTable(svc.app).filter((x) => x.session)) {
+      for (const headers of [{}, ...tokens]) {
+        const res = await svc.app.inject({ method: r.method as 'GET', url: concrete(r.url), headers });
+        // pages send the browser to the sign-in page; form posts are refused
+        if (r.method === 'GET') {
+          expect(res.statusCode, `${r.method} ${r.url}`).toBe(303);
+          expect(res.headers.location).toBe('/console/sign-in');
+        } else expect(res.statusCode, `${r.method} ${r.url}`).toBe(401);
+      }
+    }
+  });
+
+  it('answers 403 to every role a console route does not allow, and never 401/403 to one it allows (sessions of each role, with their CSRF token)', async () => {
+    const failures: string[] = [];
+    for (const r of routeTable(svc.app).filter((x) => x.session)) {
+      for (const role of ROLES) {
+        // a session of its own for each request (sign-out ends the one it is sent with)
+        const s = await createSession(db.pool, { id: role === 'offender_manager' ? 'om-1' : `${role}-1`, role }, new Date());
+        const res = await svc.app.inject({
+          method: r.method as 'GET',
+          url: concrete(r.url),
+          headers: { cookie: `${cookieName(consoleSettings(svc.rt.config))}=${s.token}`, ...(r.method === 'GET' ? {} : { 'content-type': 'application/x-www-form-urlencoded' }) },
+          payload: r.method === 'GET' ? undefined : new URLSearchParams({ _csrf: s.csrf, reason: 'route matrix' }).toString(),
+        });
+        const allowed = r.roles.includes(role);
+        const refused = [401, 403].includes(res.statusCode) || (res.statusCode === 303 && res.headers.location === '/console/sign-in');
+        if (allowed ? refused : res.statusCode !== 403) failures.push(`${role} ${r.method} ${r.url} -> ${res.statusCode}`);
+        if (res.statusCode >= 500) failures.push(`${role} ${r.method} ${r.url} -> ${res.statusCode} ${res.body}`);
+      }
+    }
+    expect(failures).toEqual([]);
+  });
+
   it('answers 403 to every role a route does not allow, and never 401/403 to one it allows', async () => {
-    const table = routeTable(svc.app).filter((x) => !x.public && !x.url.endsWith('/stream'));
+    const table = routeTable(svc.app).filter((x) => !x.public && !x.session && !x.url.endsWith('/stream'));
     // with a reason, so routes that require one for some roles are exercised past that check
     const tokens = Object.fromEntries(
       await Promise.all(ROLES.map(async (role) => [role, { ...(await authHeader(role, role === 'offender_manager' ? 'om-1' : `${role}-1`)), 'x-tagwatch-reason': 'route matrix' }])),
@@ -97,7 +139,7 @@ describe('every route x every role, generated from the route table', () => {
   it('asks a supervisor for a reason on every route reading one subject, and on those only', async () => {
     const sup = await authHeader('supervisor', 'sup-matrix');
     const asked: string[] = [];
-    for (const r of routeTable(svc.app).filter((x) => x.method === 'GET' && x.roles.includes('supervisor') && !x.url.endsWith('/stream'))) {
+    for (const r of routeTable(svc.app).filter((x) => x.method === 'GET' && x.roles.includes('supervisor') && !x.session && !x.url.endsWith('/stream'))) {
       const query: Record<string, string> = {
         '/v1/alerts': '?subject_id=R-S1',
         '/v1/subjects/:id/track': '?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z',

@@ -7,6 +7,7 @@ import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../../platform/config.js';
 import { createPool, withTransaction, type Pool, type TxClient } from '../../platform/db.js';
+import { consoleSettings } from '../../console/settings.js';
 import { createLogger } from '../../platform/logger.js';
 import { createMetrics } from '../../platform/metrics.js';
 import { buildApp } from '../../app/app.js';
@@ -159,6 +160,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
     info: () => ({ storage: rt.storage }),
     reevaluateMaxFixes: config.REEVALUATE_MAX_FIXES,
     monitoring: integrityParams(config),
+    console: consoleSettings(config),
   });
   return {
     rt,

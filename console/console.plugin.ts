@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import fastifyView from '@fastify/view';
+import formbody from '@fastify/formbody';
+import nunjucks from 'nunjucks';
+import type { Pool } from '../platform/db.js';
+import type { SessionAuth } from '../platform/http/auth.js';
+import type { AlertRoutesDeps } from '../alerts/alerts.routes.js';
+import { touchSession, type ConsoleSession } from './sessions.repo.js';
+import type { ConsoleSettings } from './settings.js';
+import { signInRoutes } from './sign-in.routes.js';
+import { pageRoutes } from './pages.routes.js';
+import { displayTime } from './present.js';
+
+/**
+ * The console (contract 1.1 §9): server-rendered GOV.UK Frontend / MoJ Frontend pages under
+ * /console, authenticated by a server-side session cookie (never a bearer token), with a strict
+ * content security policy of its own: nothing is requested from outside the service.
+ */
+export const COOKIE = 'tagwatch_console';
+export const SECURE_COOKIE = '__Host-tagwatch_console';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the console session of the request (set by the session check of a console route) */
+    consoleSession: ConsoleSession | null;
+    /** per-response nonce of the page's inline script */
+    cspNonce: string;
+  }
+}
+
+export interface ConsoleDeps {
+  pool: Pool;
+  settings: ConsoleSettings;
+  alerts: AlertRoutesDeps;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const GOVUK = join(dirname(require.resolve('govuk-frontend/package.json')), 'dist');
+const MOJ = dirname(require.resolve('@ministryofjustice/frontend/package.json'));
+
+export function cookieName(settings: ConsoleSettings): string {
+  return settings.secureCookie ? SECURE_COOKIE : COOKIE;
+}
+
+/** Registered by buildApp with `{ prefix: '/console' }`: every route below is /console/…. */
+/** The session check registerAuth runs for every console route (`config.session`). */
+export function consoleSessionAuth(pool: Pool, settings: ConsoleSettings): SessionAuth {
+  return {
+    authenticate: async (request) => {
+      const token = request.cookies?.[cookieName(settings)];
+      const session = token ? await touchSession(pool, token, new Date()) : null;
+      request.consoleSession = session;
+      return session?.user ?? null;
+    },
+    refuse: (request, reply, status) => {
+      if (status === 401) {
+        // a page: to the sign-in page; anything else: a plain refusal
+        if (request.method === 'GET') return reply.code(303).header('location', '/console/sign-in').send();
+        return reply.code(401).type('text/plain').send('sign in first');
+      }
+      return reply.code(403).view('error.njk', { title: 'You cannot see this page', message: `Your role (${request.user?.role}) does not give access to this page.`, user: request.user });
+    },
+  };
+}
+
+/** GOV.UK and MoJ style sheets refer to /assets/…: rewritten once to where the console serves them. */
+function rewrittenCss(file: string, prefix: string): string {
+  return readFileSync(file, 'utf8').replaceAll('url(/assets/', `url(${prefix}`).replace(/\/\*# sourceMappingURL=.*?\*\//g, '');
+}
+
+export function consolePlugin(deps: ConsoleDeps) {
+  return async (app: FastifyInstance): Promise<void> => {
+    app.decorateRequest('consoleSession', null);
+    app.decorateRequest('cspNonce', '');
+    await app.register(formbody, { bodyLimit: 64 * 1024 });
+    await app.register(fastifyStatic, { root: join(here, 'public'), serve: false });
+    await app.register(fastifyView, { engine: { nunjucks }, templates: [join(here, 'views'), GOVUK, MOJ], options: { autoescape: true, onConfigure: (env: nunjucks.Environment) => env.addFilter('when', displayTime) }, defaultContext: { assetPath: '/console/assets/govuk' } });
+
+    app.addHook('onRequest', async (request, reply) => {
+      request.cspNonce = randomBytes(16).toString('base64');
+      // GOV.UK's page template puts it on its one inline script
+      // (@fastify/view merges reply.locals into every page's context; its types do not declare it)
+      const withLocals = reply as unknown as { locals: Record<string, unknown> | null };
+      withLocals.locals = { ...(withLocals.locals ?? {}), cspNonce: request.cspNonce };
+      reply.header(
+        'content-security-policy',
+        `default-src 'self'; script-src 'self' 'nonce-${request.cspNonce}'; style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'`,
+      );
+      reply.header('cache-control', request.url.startsWith('/console/assets/') ? 'public, max-age=3600' : 'no-store');
+      reply.header('referrer-policy', 'no-referrer');
+    });
+
+    const css = {
+      'govuk-frontend.min.css': rewrittenCss(join(GOVUK, 'govuk', 'govuk-frontend.min.css'), '/console/assets/govuk/'),
+      'moj-frontend.min.css': rewrittenCss(join(MOJ, 'moj', 'moj-frontend.min.css'), '/console/assets/moj/'),
+    } as Record<string, string>;
+    const files: Record<string, [string, string]> = {
+      'govuk-frontend.min.js': ['govuk-frontend.min.js', join(GOVUK, 'govuk')],
+      'console.js': ['console.js', join(here, 'public')],
+      'console.css': ['console.css', join(here, 'public')],
+    };
+    app.get<{ Params: { '*': string } }>('/assets/*', { config: { public: true }, schema: { hide: true } }, async (request, reply: FastifyReply) => {
+      const path = request.params['*'];
+      if (css[path]) return reply.type('text/css; charset=utf-8').send(css[path]);
+      const file = files[path];
+      if (file) return reply.sendFile(file[0], file[1]);
+      if (path.startsWith('govuk/')) return reply.sendFile(path.slice('govuk/'.length), join(GOVUK, 'govuk', 'assets'));
+      if (path.startsWith('moj/')) return reply.sendFile(path.slice('moj/'.length), join(MOJ, 'moj', 'assets'));
+      return reply.code(404).type('text/plain').send('not found');
+    });
+
+    await app.register(signInRoutes(deps));
+    await app.register(pageRoutes(deps));
+    app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
+  };
+}

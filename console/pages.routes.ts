@@ -1,0 +1,130 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ROLES, userOf } from '../platform/http/auth.js';
+import { parseReason, REASON_MAX, REASON_MIN } from '../platform/http/reason.js';
+import { audit, auditSubjects } from '../registry/audit.repo.js';
+import { getSubjectFor } from '../registry/subjects.repo.js';
+import { acknowledgeAlert, resolveAlert } from '../alerts/alerts.routes.js';
+import { getAlertFor, listAlertsFor } from '../alerts/lifecycle.repo.js';
+import { CASELOAD_SORTS, caseloadFor, evidenceWithReceipt, inboxFor, type CaseloadSort } from './console.repo.js';
+import { csrfMatches } from './sessions.repo.js';
+import { signOut } from './sign-in.routes.js';
+import type { ConsoleDeps } from './console.plugin.js';
+import { alertView, lateText } from './present.js';
+
+const MANAGERS = ['offender_manager', 'supervisor'] as const;
+const PAGE_SIZE = 25;
+const CASELOAD_MAX = 500;
+
+type Params = { id: string };
+type Form = Record<string, unknown>;
+
+/** The pages of offender managers and supervisors: caseload, alert inbox, alert and subject pages. */
+export function pageRoutes(deps: ConsoleDeps) {
+  const { pool } = deps;
+  return async (app: FastifyInstance): Promise<void> => {
+    // every change a console session makes carries the session's CSRF token (forms: `_csrf`)
+    app.addHook('preHandler', async (request, reply) => {
+      if (request.method === 'GET' || !request.routeOptions.config?.session) return;
+      const given = (request.body as Form | undefined)?._csrf;
+      if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, given)) {
+        return reply.code(403).view('error.njk', page(request, { title: 'This form has expired', message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.' }));
+      }
+    });
+
+    const page = (request: FastifyRequest, data: Record<string, unknown>) => ({ ...data, user: request.user, csrf: request.consoleSession?.csrf ?? '' });
+    const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) =>
+      reply.code(404).view('error.njk', page(request, { title: 'Page not found', message: `There is no ${what} with this reference in your caseload.` }));
+
+    app.get('/', { config: { roles: ROLES, session: true }, schema: { hide: true } }, async (request, reply) => {
+      if ((MANAGERS as readonly string[]).includes(userOf(request).role)) return reply.code(303).header('location', '/console/caseload').send();
+      return reply.view('home.njk', page(request, { title: 'Console' }));
+    });
+
+    app.post('/sign-out', { config: { roles: ROLES, session: true }, schema: { hide: true } }, async (request, reply) => signOut(deps, request, reply));
+
+    app.get('/caseload', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
+      const raw = request.query as Record<string, unknown>;
+      const search = typeof raw.q === 'string' && raw.q.trim() !== '' ? raw.q.trim().slice(0, 128) : undefined;
+      const rag = typeof raw.rag === 'string' && ['red', 'amber', 'green'].includes(raw.rag) ? (raw.rag as 'red' | 'amber' | 'green') : undefined;
+      const sort = typeof raw.sort === 'string' && raw.sort in CASELOAD_SORTS ? (raw.sort as CaseloadSort) : 'rag';
+      const rows = await caseloadFor(pool, userOf(request), { search, rag, sort, limit: CASELOAD_MAX });
+      await auditSubjects(pool, request, 'subject.list', new Map(rows.map((s) => [s.id, { via: 'console.caseload' }])), { count: rows.length, filter: { search: search ?? null, rag: rag ?? null } });
+      return reply.view('caseload.njk', page(request, { title: 'Caseload', nav: 'caseload', rows, truncated: rows.length === CASELOAD_MAX, search: search ?? '', rag: rag ?? '', sort }));
+    });
+
+    app.get('/alerts', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
+      const n = Number((request.query as { page?: string }).page ?? '1');
+      const pageNo = Number.isInteger(n) && n >= 1 && n <= 10_000 ? n : 1;
+      const { items, more } = await inboxFor(pool, userOf(request), pageNo, PAGE_SIZE);
+      const shown = new Map<string, { alert_ids: string[] }>();
+      for (const a of items) shown.set(a.subject_id, { alert_ids: [...(shown.get(a.subject_id)?.alert_ids ?? []), a.id] });
+      await auditSubjects(pool, request, 'alerts.read', shown, { count: items.length, via: 'console.inbox', filter: { status: 'open' } });
+      return reply.view('inbox.njk', page(request, { title: 'Open alerts', nav: 'alerts', items: items.map((a) => ({ ...a, view: alertView(a) })), pageNo, more }));
+    });
+
+    /** The alert page; a supervisor first states why (the reason lands in the audit row, as X-Tagwatch-Reason does on the API). */
+    const showAlert = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
+      const alert = await getAlertFor(pool, userOf(request), request.params.id);
+      if (!alert) return notFound(request, reply, 'alert');
+      await audit(pool, request, { action: 'alert.read', subjectId: alert.subject_id as string, detail: { alert_id: alert.id, via: 'console' } });
+      const fixes = await evidenceWithReceipt(pool, alert.device_id as string | null, alert.evidence);
+      const a = alert as Record<string, unknown> & { history: unknown[] };
+      return reply.view('alert.njk', page(request, { title: 'Alert', nav: 'alerts', alert: a, view: alertView(a as never), late: lateText(a as never), fixes }));
+    };
+    const askReason = (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, action: string, error?: string) =>
+      reply.code(error ? 400 : 200).view('reason.njk', page(request, { title: 'Why are you opening this record?', action, error, min: REASON_MIN, max: REASON_MAX }));
+    /** The reason form's answer: records it on the request (the audit row carries it) and returns null, or says what is wrong with it. */
+    const takeReason = (request: FastifyRequest<{ Params: Params }>): string | null => {
+      const parsed = parseReason(String((request.body as Form | undefined)?.reason ?? ''));
+      if ('problem' in parsed) return `The reason ${parsed.problem}`;
+      request.reason = parsed.reason;
+      return null;
+    };
+
+    app.get<{ Params: Params }>('/alerts/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
+      if (userOf(request).role === 'supervisor') return askReason(request, reply, `/console/alerts/${encodeURIComponent(request.params.id)}/open`);
+      return showAlert(request, reply);
+    });
+    app.post<{ Params: Params }>('/alerts/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => {
+      const why = takeReason(request);
+      if (why) return askReason(request, reply, `/console/alerts/${encodeURIComponent(request.params.id)}/open`, why);
+      return showAlert(request, reply);
+    });
+
+    const note = (body: Form | undefined): string | null => {
+      const t = typeof body?.note === 'string' ? body.note.trim().slice(0, 2000) : '';
+      return t === '' ? null : t;
+    };
+    const back = (request: FastifyRequest<{ Params: Params }>) => ((request.body as Form | undefined)?.return_to === 'inbox' ? '/console/alerts' : `/console/alerts/${encodeURIComponent(request.params.id)}`);
+    const changed = (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, r: { ok: boolean; status?: number; detail?: string }) => {
+      if (r.ok) return reply.code(303).header('location', back(request)).send();
+      if (r.status === 404) return notFound(request, reply, 'alert');
+      return reply.code(409).view('error.njk', page(request, { title: 'The alert has already changed', message: r.detail }));
+    };
+    app.post<{ Params: Params }>('/alerts/:id/acknowledge', { config: { roles: ['offender_manager'], session: true }, schema: { hide: true } }, async (request, reply) => {
+      return changed(request, reply, await acknowledgeAlert(pool, request, request.params.id, note(request.body as Form)));
+    });
+    app.post<{ Params: Params }>('/alerts/:id/resolve', { config: { roles: ['offender_manager'], session: true }, schema: { hide: true } }, async (request, reply) => {
+      const body = request.body as Form | undefined;
+      return changed(request, reply, await resolveAlert(deps.alerts, request, request.params.id, note(body), body?.false_alarm === 'yes'));
+    });
+
+    const showSubject = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
+      const user = userOf(request);
+      const subject = await getSubjectFor(pool, user, request.params.id);
+      if (!subject) return notFound(request, reply, 'person');
+      const alerts = await listAlertsFor(pool, user, { subject_id: subject.id, limit: 50 });
+      await audit(pool, request, { action: 'subject.read', subjectId: subject.id, detail: { via: 'console', alert_ids: alerts.map((a) => a.id) } });
+      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })) }));
+    };
+    app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
+      if (userOf(request).role === 'supervisor') return askReason(request, reply, `/console/subjects/${encodeURIComponent(request.params.id)}/open`);
+      return showSubject(request, reply);
+    });
+    app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => {
+      const why = takeReason(request);
+      if (why) return askReason(request, reply, `/console/subjects/${encodeURIComponent(request.params.id)}/open`, why);
+      return showSubject(request, reply);
+    });
+  };
+}
