@@ -97,25 +97,7 @@ describe('a backlog longer than one chunk', () => {
     expect(one.failed.size).toBe(0);
 
     // the chunked device dies when its third chunk's watermark is written
-    let writes = 0;
-    const dying = new Proxy(pool, {
-      get(target, prop) {
-        if (prop !== 'connect') return Reflect.get(target, prop);
-        return async () => {
-          const client = await target.connect();
-          const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
-          return new Proxy(client, {
-            get(c, p) {
-              if (p !== 'query') return Reflect.get(c, p);
-              return (...args: unknown[]) => {
-                if (typeof args[0] === 'string' && args[0].includes('INSERT INTO geofence_progress') && ++writes === 3) return Promise.reject(new Error('connection terminated'));
-                return query(...args);
-              };
-            },
-          });
-        };
-      },
-    }) as Pool;
+    const dying = dyingAtThirdWatermark(pool);
     const crashed = await evaluateDeviceBatch(deps(dying, 90), [chunked], new Map([[chunked, { gps: t0 }]]), false, Date.now());
     expect([...crashed.failed.keys()]).toEqual([chunked]);
     // two chunks of 90 committed
@@ -153,25 +135,7 @@ describe('a backlog longer than one chunk', () => {
     const late = t0 + 280 * 30_000 + 15_000;
     const one = await evaluateDeviceBatch(deps(pool, 1000), [whole], new Map([[whole, { gps: late }]]), false, Date.now());
     expect(one.failed.size).toBe(0);
-    let writes = 0;
-    const dying = new Proxy(pool, {
-      get(target, prop) {
-        if (prop !== 'connect') return Reflect.get(target, prop);
-        return async () => {
-          const client = await target.connect();
-          const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
-          return new Proxy(client, {
-            get(c, p) {
-              if (p !== 'query') return Reflect.get(c, p);
-              return (...args: unknown[]) => {
-                if (typeof args[0] === 'string' && args[0].includes('INSERT INTO geofence_progress') && ++writes === 3) return Promise.reject(new Error('connection terminated'));
-                return query(...args);
-              };
-            },
-          });
-        };
-      },
-    }) as Pool;
+    const dying = dyingAtThirdWatermark(pool);
     const crashed = await evaluateDeviceBatch(deps(dying, 40), [chunked], new Map([[chunked, { gps: late }]]), false, Date.now());
     expect([...crashed.failed.keys()]).toEqual([chunked]);
     const mid = (await pool.query(`SELECT replay_from, replay_cursor FROM geofence_progress WHERE device_id = $1`, [chunked])).rows[0];
@@ -192,3 +156,26 @@ describe('a backlog longer than one chunk', () => {
     expect(b).toEqual(a);
   });
 });
+
+/** A pool whose connections fail the third write of a geofence watermark (a crash mid-backlog). */
+function dyingAtThirdWatermark(pool: Pool): Pool {
+  let writes = 0;
+  return new Proxy(pool, {
+    get(target, prop) {
+      if (prop !== 'connect') return Reflect.get(target, prop);
+      return async () => {
+        const client = await target.connect();
+        const query = client.query.bind(client) as (...a: unknown[]) => Promise<unknown>;
+        return new Proxy(client, {
+          get(c, p) {
+            if (p !== 'query') return Reflect.get(c, p);
+            return (...args: unknown[]) => {
+              if (typeof args[0] === 'string' && args[0].includes('INSERT INTO geofence_progress') && ++writes === 3) return Promise.reject(new Error('connection terminated'));
+              return query(...args);
+            };
+          },
+        });
+      };
+    },
+  }) as Pool;
+}
