@@ -77,11 +77,13 @@ function rewrittenCss(file: string, prefix: string): string {
 
 export function consolePlugin(deps: ConsoleDeps) {
   return async (app: FastifyInstance): Promise<void> => {
+    // MAP_TILE_URL's origin is the one place outside the service a page may load from (map tiles)
+    const tileOrigin = deps.settings.mapTiles ? ` ${new URL(deps.settings.mapTiles.url.replace(/[{}]/g, '')).origin}` : '';
     app.decorateRequest('consoleSession', null);
     app.decorateRequest('cspNonce', '');
     await app.register(formbody, { bodyLimit: 64 * 1024 });
     await app.register(fastifyStatic, { root: join(here, 'public'), serve: false });
-    await app.register(fastifyView, { engine: { nunjucks }, templates: [join(here, 'views'), GOVUK, MOJ], options: { autoescape: true, onConfigure: (env: nunjucks.Environment) => env.addFilter('when', displayTime) }, defaultContext: { assetPath: '/console/assets/govuk' } });
+    await app.register(fastifyView, { engine: { nunjucks }, templates: [join(here, 'views'), GOVUK, MOJ], options: { autoescape: true, onConfigure: (env: nunjucks.Environment) => env.addFilter('when', displayTime) }, defaultContext: { assetPath: '/console/assets/govuk', mapTiles: deps.settings.mapTiles ?? null } });
 
     app.addHook('onRequest', async (request, reply) => {
       request.cspNonce = randomBytes(16).toString('base64');
@@ -91,7 +93,7 @@ export function consolePlugin(deps: ConsoleDeps) {
       withLocals.locals = { ...(withLocals.locals ?? {}), cspNonce: request.cspNonce };
       reply.header(
         'content-security-policy',
-        `default-src 'self'; script-src 'self' 'nonce-${request.cspNonce}'; style-src 'self'; img-src 'self'; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'`,
+        `default-src 'self'; script-src 'self' 'nonce-${request.cspNonce}'; style-src 'self'; img-src 'self'${tileOrigin}; font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'`,
       );
       reply.header('cache-control', request.url.startsWith('/console/assets/') ? 'public, max-age=3600' : 'no-store');
       reply.header('referrer-policy', 'no-referrer');
@@ -111,6 +113,8 @@ export function consolePlugin(deps: ConsoleDeps) {
       if (css[path]) return reply.type('text/css; charset=utf-8').send(css[path]);
       const file = files[path];
       if (file) return reply.sendFile(file[0], file[1]);
+      // the bundled page scripts and their style sheets (scripts/bundle.ts)
+      if (/^js\/[\w.-]+\.(js|css)$/.test(path)) return reply.sendFile(path.slice('js/'.length), join(here, 'public', 'js'));
       if (path.startsWith('govuk/')) return reply.sendFile(path.slice('govuk/'.length), join(GOVUK, 'govuk', 'assets'));
       if (path.startsWith('moj/')) return reply.sendFile(path.slice('moj/'.length), join(MOJ, 'moj', 'assets'));
       return reply.code(404).type('text/plain').send('not found');

@@ -99,3 +99,15 @@ export async function evidenceWithReceipt(db: Queryable, deviceId: string | null
   }
   return fixes.map((f) => ({ ts: f.ts, received_at: received.get(new Date(f.ts).toISOString()) ?? null, lat: f.lat, lon: f.lon, accuracy_m: f.accuracy_m, class: f.class }));
 }
+
+export interface MapZone { id: string; name: string; kind: 'exclusion' | 'inclusion'; geometry: unknown; radius_m: number | null; deleted: boolean }
+
+/** One zone of a subject for a map, deleted ones too (an alert keeps the zone it was raised on). */
+export async function zoneForMap(db: Queryable, subjectId: string, zoneId: string | null): Promise<MapZone | null> {
+  if (!zoneId) return null;
+  const r = await db.query<MapZone>(
+    `SELECT id, name, kind, geometry, radius_m, deleted_at IS NOT NULL AS deleted FROM zones WHERE subject_id = $1 AND id = $2`,
+    [subjectId, zoneId],
+  );
+  return r.rows[0] ?? null;
+}

@@ -5,7 +5,7 @@ import { audit, auditSubjects } from '../registry/audit.repo.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
 import { acknowledgeAlert, resolveAlert } from '../alerts/alerts.routes.js';
 import { getAlertFor, listAlertsFor } from '../alerts/lifecycle.repo.js';
-import { CASELOAD_SORTS, caseloadFor, evidenceWithReceipt, inboxFor, type CaseloadSort } from './console.repo.js';
+import { CASELOAD_SORTS, caseloadFor, evidenceWithReceipt, inboxFor, zoneForMap, type CaseloadSort } from './console.repo.js';
 import { csrfMatches } from './sessions.repo.js';
 import { signOut } from './sign-in.routes.js';
 import type { ConsoleDeps } from './console.plugin.js';
@@ -69,7 +69,9 @@ export function pageRoutes(deps: ConsoleDeps) {
       await audit(pool, request, { action: 'alert.read', subjectId: alert.subject_id as string, detail: { alert_id: alert.id, via: 'console' } });
       const fixes = await evidenceWithReceipt(pool, alert.device_id as string | null, alert.evidence);
       const a = alert as Record<string, unknown> & { history: unknown[] };
-      return reply.view('alert.njk', page(request, { title: 'Alert', nav: 'alerts', alert: a, view: alertView(a as never), late: lateText(a as never), fixes }));
+      const zone = await zoneForMap(pool, alert.subject_id as string, (alert.zone_id as string | null) ?? null);
+      const mapData = { zone, fixes: fixes.map((f) => ({ ts: f.ts, lon: f.lon, lat: f.lat, accuracy_m: f.accuracy_m, class: f.class })) };
+      return reply.view('alert.njk', page(request, { title: 'Alert', nav: 'alerts', alert: a, view: alertView(a as never), late: lateText(a as never), fixes, zone, mapData }));
     };
     const askReason = (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, action: string, error?: string) =>
       reply.code(error ? 400 : 200).view('reason.njk', page(request, { title: 'Why are you opening this record?', action, error, min: REASON_MIN, max: REASON_MAX }));

@@ -22,6 +22,8 @@ export interface ConsoleSettings {
   /** the session cookie is Secure (false only for plain http on a loopback address) */
   secureCookie: boolean;
   oidc?: OidcSettings | null;
+  /** XYZ raster tiles of the maps (MAP_TILE_URL); null: a plain background, nothing outside the service */
+  mapTiles?: { url: string; attribution: string } | null;
 }
 
 export interface ConsoleEnv {
@@ -33,6 +35,8 @@ export interface ConsoleEnv {
   CONSOLE_URL?: string;
   JWT_USER_CLAIM?: string;
   JWT_ROLE_CLAIM?: string;
+  MAP_TILE_URL?: string;
+  MAP_TILE_ATTRIBUTION?: string;
 }
 
 export function isLoopbackHost(host: string): boolean {
@@ -77,5 +81,6 @@ export function consoleSettings(env: ConsoleEnv): ConsoleSettings {
   }
   const consoleUrl = env.CONSOLE_URL ? new URL(env.CONSOLE_URL) : null;
   const plainLoopback = consoleUrl ? consoleUrl.protocol === 'http:' && isLoopbackHost(consoleUrl.hostname) : isLoopbackHost(env.HOST);
-  return { devSignIn: !!env.DEV_SIGN_IN, secureCookie: !plainLoopback, oidc };
+  const mapTiles = env.MAP_TILE_URL ? { url: env.MAP_TILE_URL, attribution: env.MAP_TILE_ATTRIBUTION ?? '' } : null;
+  return { devSignIn: !!env.DEV_SIGN_IN, secureCookie: !plainLoopback, oidc, mapTiles };
 }

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 RUN_TS=(node --import tsx)
 
 npm run --silent stack:up
+npm run --silent bundle # the console's browser scripts
 set -a
 . .stack/env
 set +a

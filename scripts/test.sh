@@ -20,4 +20,5 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     || echo "test: chromium could not be installed: the browser tests will fail" >&2
 fi
 node_modules/.bin/tsc --noEmit -p .
+node_modules/.bin/tsc --noEmit -p browser
 node_modules/.bin/vitest run "$@"

@@ -86,6 +86,12 @@ describe('the console in a browser (Debian chromium, Playwright, axe-core)', () 
     await page.getByRole('link', { name: 'Entered an exclusion zone' }).click();
     await page.waitForURL(`${base}/console/alerts/${alertId}`);
     expect(await page.getByTestId('evidence').locator('tbody tr').count()).toBe(3);
+    // the evidence map: drawn by the bundled OpenLayers script (a canvas and a scale line), no tiles
+    await expect.poll(() => page.locator('#alert-map').getAttribute('data-ready')).toBe('true');
+    expect(await page.locator('#alert-map canvas').count()).toBeGreaterThan(0);
+    expect(await page.locator('#alert-map .ol-scale-bar, #alert-map .ol-scale-line').count()).toBeGreaterThan(0);
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
     await accessible(page, '05-alert');
 
     await page.getByLabel('Note (optional)').first().fill('Phoned Frank: on his way home');

@@ -3,6 +3,7 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../platform/db.js';
 import { stackUp, type StackEnv } from '../../scripts/stack.js';
 import { OWNER_ROLE } from '../../scripts/stack/services.js';
+import { bundle } from '../../scripts/bundle.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -20,6 +21,7 @@ export function withDatabase(url: string, db: string): string {
 
 /** Starts the real services once (idempotent) and migrates a template database the test files copy. */
 export default async function setup(project: TestProject) {
+  await bundle(); // the console's browser scripts (served from console/public/js)
   const env = await stackUp(() => undefined);
   // created by the superuser, owned and migrated by the owner role; the tests run the service as
   // the runtime role (test/support/env.ts createTestDatabase)
