@@ -2,8 +2,9 @@ import type { Logger } from '../platform/logger.js';
 import type { Metrics } from '../platform/metrics.js';
 import { withTransaction, type Pool } from '../platform/db.js';
 import type { AlertRow } from '../alerts/alerts.repo.js';
-import { advanceZones, prepareZones } from './evaluate.js';
+import { advanceZones } from './evaluate.js';
 import { gpsDeviceFitted, loadRules, subjectsWithCurfews } from './zones.repo.js';
+import { zoneCache } from './zone-cache.js';
 import { applyFinding, loadStates, lockSubject, saveStates } from './states.repo.js';
 
 export interface CurfewDeps {
@@ -25,7 +26,7 @@ export async function tickCurfews(deps: CurfewDeps, now: number): Promise<AlertR
         await lockSubject(tx, subject_id);
         const device = await gpsDeviceFitted(tx, subject_id, new Date(now));
         if (!device) return []; // no GPS tag fitted now: nothing to expect fixes from
-        const zones = prepareZones(await loadRules(tx, subject_id));
+        const zones = zoneCache.prepare(subject_id, await loadRules(tx, subject_id));
         const ran = advanceZones(zones, await loadStates(tx, subject_id), now);
         const out: AlertRow[] = [];
         for (const f of ran.findings) {

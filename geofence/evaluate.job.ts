@@ -6,6 +6,7 @@ import type { AlertRow } from '../alerts/alerts.repo.js';
 import { initialState, type Fix, type ZoneRule } from './breach.js';
 import { evaluateFixes, prepareZones, type ZoneStates } from './evaluate.js';
 import { loadRulesOf } from './zones.repo.js';
+import { zoneCache } from './zone-cache.js';
 import { loadFixes, loadProgress, subjectsMetInReplay, writeProgress, type FixRow, type Progress, type ProgressWrite } from './evaluate.repo.js';
 import { applyFinding, loadStatesOf, writeStates, type StateWrite } from './states.repo.js';
 
@@ -169,7 +170,7 @@ async function evaluateRound(deps: GeofenceDeps, items: readonly DeviceToEvaluat
       for (const subjectId of [...bySubject.keys()].sort()) {
         const rules = rulesOf.get(subjectId);
         if (!rules) continue;
-        const zones = prepareZones(replay ? rules.map((r) => ({ ...r, since: Math.max(r.since, plan.replayFrom) })) : rules);
+        const zones = replay ? prepareZones(rules.map((r) => ({ ...r, since: Math.max(r.since, plan.replayFrom) }))) : zoneCache.prepare(subjectId, rules);
         const clear = replay && (plan.restart || !metInReplay.get(deviceId)?.has(subjectId));
         const states = clear ? new Map() : (current.get(subjectId) ?? new Map());
         const subjectFixes = bySubject.get(subjectId)!;

@@ -2,6 +2,7 @@ import type { Queryable } from '../platform/db.js';
 import { toShape, type ZoneGeometry } from './geometry.js';
 import type { ZoneRule } from './breach.js';
 import type { Window } from './schedule.js';
+import { ZoneCache, zoneCache } from './zone-cache.js';
 
 export interface ZoneInput {
   kind: 'exclusion' | 'inclusion';
@@ -69,21 +70,42 @@ export async function loadRules(db: Queryable, subjectId: string): Promise<ZoneR
   return (await loadRulesOf(db, [subjectId])).get(subjectId) ?? [];
 }
 
-/** The live zones of many subjects as rules (in creation order); a subject without zones maps to nothing. */
-export async function loadRulesOf(db: Queryable, subjectIds: readonly string[]): Promise<Map<string, ZoneRule[]>> {
+/**
+ * The live zones of many subjects as rules (in creation order); a subject without zones maps to
+ * nothing. Zones already prepared at the same row version come from `cache` (zone-cache.ts):
+ * only new or changed zones are read in full and parsed.
+ */
+export async function loadRulesOf(db: Queryable, subjectIds: readonly string[], cache: ZoneCache = zoneCache): Promise<Map<string, ZoneRule[]>> {
   const out = new Map<string, ZoneRule[]>();
   if (subjectIds.length === 0) return out;
-  const r = await db.query<ZoneRow & { timezone: string }>(
-    `SELECT ${COLS.split(', ').map((c) => `z.${c}`).join(', ')}, s.timezone
+  const heads = await db.query<{ id: string; subject_id: string; version: string; timezone: string }>(
+    `SELECT z.id, z.subject_id, z.xmin::text AS version, s.timezone
        FROM zones z JOIN subjects s ON s.id = z.subject_id
       WHERE z.subject_id = ANY($1::text[]) AND z.deleted_at IS NULL ORDER BY z.subject_id, z.created_at, z.id`,
     [subjectIds],
   );
-  for (const z of r.rows) {
-    const list = out.get(z.subject_id) ?? [];
-    list.push(ruleOf(z, z.timezone));
-    out.set(z.subject_id, list);
+  const keys = heads.rows.map((h) => ZoneCache.key(h.id, h.version, h.timezone));
+  const found = keys.map((k) => cache.get(k));
+  const missing = heads.rows.flatMap((h, i) => (found[i] ? [] : [{ h, i }]));
+  if (missing.length > 0) {
+    // read with the version again: a row changed between the two reads is cached under its new version only
+    const r = await db.query<ZoneRow & { version: string }>(`SELECT ${COLS}, xmin::text AS version FROM zones WHERE id = ANY($1::uuid[])`, [missing.map(({ h }) => h.id)]);
+    const rows = new Map(r.rows.map((z) => [z.id, z]));
+    for (const { h, i } of missing) {
+      const z = rows.get(h.id);
+      if (!z) continue; // deleted meanwhile
+      const rule = ruleOf(z, h.timezone);
+      cache.set(ZoneCache.key(z.id, z.version, h.timezone), rule);
+      found[i] = rule;
+    }
   }
+  heads.rows.forEach((h, i) => {
+    const rule = found[i];
+    if (!rule) return;
+    const list = out.get(h.subject_id) ?? [];
+    list.push(rule);
+    out.set(h.subject_id, list);
+  });
   return out;
 }
 
