@@ -14,7 +14,7 @@ const MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024;
  * throwaway directory. Used by `npm run stack:up`, the tests and the benchmarks alike.
  */
 
-const PG_BIN = '/usr/lib/postgresql/15/bin';
+export const PG_BIN = '/usr/lib/postgresql/15/bin';
 const PACKAGES: Array<{ bin: string; pkg: string }> = [
   { bin: `${PG_BIN}/postgres`, pkg: 'postgresql-15' },
   { bin: '/usr/bin/psql', pkg: 'postgresql-client-15' },
@@ -33,7 +33,7 @@ export function ensurePackages(log: (m: string) => void = console.log): void {
   execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...missing], { stdio: 'inherit', env });
 }
 
-function run(cmd: string, args: string[], opts: { asUser?: string; allowFail?: boolean } = {}): string {
+export function run(cmd: string, args: string[], opts: { asUser?: string; allowFail?: boolean } = {}): string {
   const [c, a] = opts.asUser && process.getuid?.() === 0 ? ['runuser', ['-u', opts.asUser, '--', cmd, ...args]] : [cmd, args];
   // cwd '/': initdb and postgres change back to their working directory, which a service user
   // cannot enter when the checkout sits in a 0700 directory (/root, mktemp -d)
@@ -42,7 +42,7 @@ function run(cmd: string, args: string[], opts: { asUser?: string; allowFail?: b
   return r.stdout;
 }
 
-function chownTo(user: string, ...paths: string[]): void {
+export function chownTo(user: string, ...paths: string[]): void {
   if (process.getuid?.() === 0) execFileSync('chown', ['-R', `${user}:${user}`, ...paths]);
 }
 
