@@ -41,12 +41,20 @@ export interface FleetJob {
   scenario: Scenario;
   /** periodic messages due before t0 + durationMs are sent */
   durationMs: number;
+  /**
+   * The fault suite's devices: they reconnect when the broker goes (every 500 ms), never fail
+   * on a connection error, and report which periodic messages the broker acknowledged; `done`
+   * comes when all are acknowledged or `ackDeadlineMs` after the last one was due.
+   */
+  tolerant?: { ackDeadlineMs: number };
+  /** added to every reading's device time (a device clock that is fast, or slow when negative) */
+  clockSkewMs?: number;
 }
 
 export type FleetReport =
   | { type: 'ready' }
   | { type: 'started'; t0: number }
-  | { type: 'done'; published: number; extra: number; lastAckAt: number; maxLagMs: number }
+  | { type: 'done'; published: number; extra: number; lastAckAt: number; maxLagMs: number; acked?: number; ackedBitmap?: string }
   | { type: 'error'; message: string };
 
 /** A small deterministic hash in [0, 1). */
