@@ -22,7 +22,7 @@ export function niceTicks(min: number, max: number, count = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag;
   const out: number[] = [];
-  for (let v = Math.ceil(min / step - 1e-9) * step; v <= max + step * 1e-9; v += step) out.push(Math.round(v * 1e9) / 1e9);
+  for (let v = Math.ceil(min / step - 1e-9) * step; v <= max + step * 1e-9; v += step) out.push(Math.round(v * 1e9) / 1e9 || 0);
   return out;
 }
 
@@ -69,12 +69,14 @@ export function groupedBars(groups: Array<{ label: string; bars: BarInput[] }>, 
  * Horizontal bars, one row per label, with an optional second value drawn as a marker (the p90
  * beside a p50 bar). Values in [0, max]; max 0 (nothing to show) draws an empty axis.
  */
-export function horizontalBars(rows: Array<{ label: string; value: number | null; marker?: number | null; text: string }>, opts: { width?: number; xLabel: (v: number) => string }) {
+export function horizontalBars(rows: Array<{ label: string; value: number | null; marker?: number | null; text: string }>, opts: { width?: number; xLabel: (v: number) => string; max?: number }) {
   const width = opts.width ?? 720;
   const rowH = 28;
-  const plot: Box = { x: 160, y: 8, w: width - 200, h: Math.max(1, rows.length) * rowH };
-  const max = Math.max(0, ...rows.flatMap((r) => [r.value ?? 0, r.marker ?? 0]));
+  const plot: Box = { x: 160, y: 8, w: width - 300, h: Math.max(1, rows.length) * rowH };
+  const max = opts.max ?? Math.max(0, ...rows.flatMap((r) => [r.value ?? 0, r.marker ?? 0]));
   const ticks = niceTicks(0, max > 0 ? max : 1, 4);
+  // the axis ends on a tick at or beyond the largest value
+  if (ticks.length > 1 && ticks[ticks.length - 1]! < max) ticks.push(Math.round((2 * ticks[ticks.length - 1]! - ticks[ticks.length - 2]!) * 1e9) / 1e9);
   const top = ticks[ticks.length - 1]!;
   const x = linear(0, top, plot.x, plot.x + plot.w);
   return {

@@ -35,7 +35,7 @@ export function fatigueView(managers: Array<FatigueRow & { manager_id: string }>
         lines.map((l) => ({ label: l.id, value: l.figures.ack_p50_s === null ? null : l.figures.ack_p50_s / 60, marker: l.figures.ack_p90_s === null ? null : l.figures.ack_p90_s / 60, text: l.figures.ack_p50_s === null ? l.p50 : `${l.p50} (p90 ${l.p90})` })),
         { xLabel: (v) => `${v} min` },
       ),
-      falseShare: horizontalBars(lines.map((l) => ({ label: l.id, value: l.figures.resolved_false_share === null ? null : l.figures.resolved_false_share * 100, text: l.falseShare })), { xLabel: (v) => `${v} %` }),
+      falseShare: horizontalBars(lines.map((l) => ({ label: l.id, value: l.figures.resolved_false_share === null ? null : l.figures.resolved_false_share * 100, text: l.falseShare })), { xLabel: (v) => `${v} %`, max: 100 }),
     },
   };
 }
