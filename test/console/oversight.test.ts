@@ -78,6 +78,29 @@ describe('oversight pages: who may open them', () => {
   });
 });
 
+describe('oversight pages under the console CSP', () => {
+  it('load nothing from outside the service, and carry no style attribute, inline handler or script without the nonce', async () => {
+    const sup = await as('supervisor', 'sup-csp');
+    const an = await as('analyst', 'an-csp');
+    const reviewPage = await sup.post(`/console/supervisor/alcohol-review/${seeded.events[1]}/open`, { _csrf: csrfOf((await sup.get('/console/supervisor/alcohol-review')).body), reason: 'checking the page' });
+    const pages = [
+      await sup.get('/console/supervisor/escalations'),
+      await sup.get('/console/supervisor/alert-fatigue'),
+      await sup.get('/console/supervisor/alcohol-review'),
+      reviewPage,
+      await an.get('/console/analyst/sober-days?from=2026-09&to=2026-11'),
+    ];
+    for (const res of pages) {
+      expect(res.statusCode).toBe(200);
+      const nonce = /'nonce-([^']+)'/.exec(String(res.headers['content-security-policy']))![1];
+      for (const m of res.body.matchAll(/(?:src|href|action)="([^"]*)"/g)) expect(m[1], m[0]).toMatch(/^(\/(?!\/)|#|$)/);
+      for (const m of res.body.matchAll(/<script(?![^>]*\ssrc=)(?![^>]*type="application\/json")[^>]*>/g)) expect(m[0]).toContain(`nonce="${nonce}"`);
+      expect(res.body).not.toMatch(/\sstyle="/);
+      expect(res.body).not.toMatch(/\son[a-z]+="/);
+    }
+  });
+});
+
 describe('supervisor pages', () => {
   it('lists escalated alerts nobody acknowledged, with manager and age, linking to the alert page (which asks a reason); audited', async () => {
     const sup = await as('supervisor', 'sup-esc');
