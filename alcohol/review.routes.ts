@@ -1,14 +1,30 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { withTransaction, type Pool } from '../platform/db.js';
 import { audit } from '../registry/audit.repo.js';
 import { userOf, type Role } from '../platform/http/auth.js';
 import { problem, Problem } from '../platform/http/problem.js';
 import { getAlertFor } from '../alerts/lifecycle.repo.js';
+import type { ReviewResult } from '../alerts/review.repo.js';
+import type { ReviewDecision } from '../alerts/rules.js';
 import { reviewInTransaction } from './review.js';
 
 /** Problem details as a response schema (the shared `Problem` carries an $id registered nowhere). */
 const ProblemOut = Type.Object(Problem.properties, { additionalProperties: true, description: 'RFC 9457 problem details' });
+
+/**
+ * Reviews a drinking event or alcohol tamper of the caller's caseload (the API's review route and
+ * the console's review page both come here): the review, the reclassified days and the audit
+ * entry commit together. The caller's route admits the review role only.
+ */
+export async function reviewAlert(pool: Pool, request: FastifyRequest, id: string, decision: ReviewDecision, note: string, via?: string): Promise<ReviewResult> {
+  return withTransaction(pool, async (client) => {
+    const out = await reviewInTransaction(client, userOf(request), id, decision, note);
+    if (out.ok) await audit(client, request, { action: 'alert.review', subjectId: out.alert.subject_id, detail: { alert_id: out.alert.id, type: out.alert.type, decision, ...(via ? { via } : {}) } });
+    return out;
+  });
+}
 
 /**
  * `POST /v1/alerts/{id}/review` (contract 1.1 §4, §6): the review role (ALCOHOL_REVIEW_ROLE)
@@ -37,16 +53,9 @@ export function reviewRoutes(pool: Pool, reviewRole: Role): FastifyPluginAsyncTy
         },
       },
       async (request, reply) => {
-        const user = userOf(request);
-        const { decision, note } = request.body;
-        // the review, the reclassified days and the audit entry commit together
-        const r = await withTransaction(pool, async (client) => {
-          const out = await reviewInTransaction(client, user, request.params.id, decision, note);
-          if (out.ok) await audit(client, request, { action: 'alert.review', subjectId: out.alert.subject_id, detail: { alert_id: out.alert.id, type: out.alert.type, decision } });
-          return out;
-        });
+        const r = await reviewAlert(pool, request, request.params.id, request.body.decision, request.body.note);
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
-        return getAlertFor(pool, user, r.alert.id);
+        return getAlertFor(pool, userOf(request), r.alert.id);
       },
     );
   };

@@ -15,6 +15,8 @@ import { touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
 import { pageRoutes } from './pages.routes.js';
+import { supervisorRoutes } from './supervisor.routes.js';
+import { analystRoutes } from './analyst.routes.js';
 import { displayTime } from './present.js';
 
 /**
@@ -83,7 +85,7 @@ export function consolePlugin(deps: ConsoleDeps) {
     app.decorateRequest('cspNonce', '');
     await app.register(formbody, { bodyLimit: 64 * 1024 });
     await app.register(fastifyStatic, { root: join(here, 'public'), serve: false });
-    await app.register(fastifyView, { engine: { nunjucks }, templates: [join(here, 'views'), GOVUK, MOJ], options: { autoescape: true, onConfigure: (env: nunjucks.Environment) => env.addFilter('when', displayTime) }, defaultContext: { assetPath: '/console/assets/govuk', mapTiles: deps.settings.mapTiles ?? null } });
+    await app.register(fastifyView, { engine: { nunjucks }, templates: [join(here, 'views'), GOVUK, MOJ], options: { autoescape: true, onConfigure: (env: nunjucks.Environment) => env.addFilter('when', displayTime) }, defaultContext: { assetPath: '/console/assets/govuk', mapTiles: deps.settings.mapTiles ?? null, reviewRole: deps.alerts.reviewRole ?? 'supervisor' } });
 
     app.addHook('onRequest', async (request, reply) => {
       request.cspNonce = randomBytes(16).toString('base64');
@@ -122,6 +124,8 @@ export function consolePlugin(deps: ConsoleDeps) {
 
     await app.register(signInRoutes(deps));
     await app.register(pageRoutes(deps));
+    await app.register(supervisorRoutes(deps));
+    await app.register(analystRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

@@ -13,6 +13,8 @@ import { alertView, lateText } from './present.js';
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const PAGE_SIZE = 25;
+/** where /console sends each role: the first page of its navigation */
+const HOME: Partial<Record<string, string>> = { offender_manager: '/console/caseload', supervisor: '/console/supervisor/escalations', analyst: '/console/analyst/sober-days' };
 const CASELOAD_MAX = 500;
 
 type Params = { id: string };
@@ -36,7 +38,8 @@ export function pageRoutes(deps: ConsoleDeps) {
       reply.code(404).view('error.njk', page(request, { title: 'Page not found', message: `There is no ${what} with this reference in your caseload.` }));
 
     app.get('/', { config: { roles: ROLES, session: true }, schema: { hide: true } }, async (request, reply) => {
-      if ((MANAGERS as readonly string[]).includes(userOf(request).role)) return reply.code(303).header('location', '/console/caseload').send();
+      const first = HOME[userOf(request).role];
+      if (first) return reply.code(303).header('location', first).send();
       return reply.view('home.njk', page(request, { title: 'Console' }));
     });
 
