@@ -11,6 +11,7 @@ import nunjucks from 'nunjucks';
 import type { Pool } from '../platform/db.js';
 import type { SessionAuth } from '../platform/http/auth.js';
 import type { AlertRoutesDeps } from '../alerts/alerts.routes.js';
+import type { AlertStreams } from '../alerts/stream.js';
 import { touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
@@ -38,6 +39,8 @@ export interface ConsoleDeps {
   pool: Pool;
   settings: ConsoleSettings;
   alerts: AlertRoutesDeps;
+  /** the live alert streams, shared with GET /v1/alerts/stream (same limits) */
+  streams: AlertStreams;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
