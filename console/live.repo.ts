@@ -29,10 +29,10 @@ export async function keptReason(db: Queryable, sessionKey: string, kind: Reason
 }
 
 /** One alert of the caseload as an inbox row (any status), or null when it is not in the user's caseload. */
-export async function inboxRowFor(db: Queryable, user: User, alertId: string): Promise<(InboxRow & { status: string }) | null> {
+export async function inboxRowFor(db: Queryable, user: User, alertId: string): Promise<InboxRow | null> {
   if (!/^[0-9a-f-]{36}$/i.test(alertId)) return null;
   const f = caseloadFilter(user, 2, 's.offender_manager_ids');
-  const r = await db.query<InboxRow & { status: string }>(
+  const r = await db.query<InboxRow>(
     `SELECT a.id, a.type, a.severity, a.status, a.subject_id, s.display_name, a.raised_at, a.late
        FROM alerts a JOIN subjects s ON s.id = a.subject_id
       WHERE a.id = $1::uuid AND ${f.sql}`,

@@ -11,6 +11,7 @@ import { signOut } from './sign-in.routes.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { alertView, lateText } from './present.js';
 import { keepReason, keptReason, type ReasonRecord } from './live.repo.js';
+import { sobrietyCalendar } from './calendar.js';
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const PAGE_SIZE = 25;
@@ -130,7 +131,8 @@ export function pageRoutes(deps: ConsoleDeps) {
       if (!subject) return notFound(request, reply, 'person');
       const alerts = await listAlertsFor(pool, user, { subject_id: subject.id, limit: 50 });
       await audit(pool, request, { action: 'subject.read', subjectId: subject.id, detail: { via: 'console', alert_ids: alerts.map((a) => a.id) } });
-      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })) }));
+      const calendar = await sobrietyCalendar(pool, request, subject, (request.query as { month?: unknown }).month);
+      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), calendar }));
     };
     app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => withReason(request, reply, 'subject', showSubject));
     app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => giveReason(request, reply, 'subject'));
