@@ -29,6 +29,7 @@ import { integrityRoutes } from '../health/integrity.routes.js';
 import { DEFAULT_INTEGRITY, type IntegrityParams } from '../health/integrity.js';
 import type { FeedHub } from '../alerts/feed.js';
 import { alertStreamRoutes, DEFAULT_STREAM_SETTINGS, type StreamSettings } from '../alerts/stream.routes.js';
+import { createAlertStreams } from '../alerts/stream.js';
 import type { BrokerAdmin } from '../registry/dynsec.js';
 import type { Queue } from 'bullmq';
 import { crimeBatchRoutes } from '../crime/crime.routes.js';
@@ -166,13 +167,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     reviewFalseAlarm: (db: TxClient, user: User, alertId: string, note: string | null) => reviewInTransaction(db, user, alertId, 'not_confirmed', note),
   };
   await app.register(alertsRoutes(alertDeps));
-  await app.register(alertStreamRoutes({ pool: deps.pool, feed: deps.feed ?? null, metrics: deps.metrics, settings: deps.stream ?? DEFAULT_STREAM_SETTINGS }));
+  // one set of live streams for the API and the console: the limits count both
+  const streams = createAlertStreams({ pool: deps.pool, feed: deps.feed ?? null, metrics: deps.metrics, settings: deps.stream ?? DEFAULT_STREAM_SETTINGS });
+  await app.register(alertStreamRoutes(streams));
   const subscriptions = deps.subscriptions ?? DEFAULT_SUBSCRIPTIONS;
   await app.register(webhookRoutes(deps.pool, deps.allowPrivateWebhooks ?? false, subscriptions, deps.resolveHost));
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));
   await app.register(crimeBatchRoutes({ pool: deps.pool, queue: deps.crimeQueue ?? null, logger: deps.logger }));
   await app.register(crimeRoutes({ pool: deps.pool, metrics: deps.metrics }));
-  await app.register(consolePlugin({ pool: deps.pool, settings: consoleSettings, alerts: alertDeps }), { prefix: '/console' });
+  await app.register(consolePlugin({ pool: deps.pool, settings: consoleSettings, alerts: alertDeps, streams }), { prefix: '/console' });
   return app as unknown as FastifyInstance;
 }
 

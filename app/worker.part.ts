@@ -11,16 +11,20 @@ import { createEmailWorker, createTransport, dispatchEmails, EMAIL_QUEUE, requeu
 import { createFeedDrainer } from '../alerts/drain.js';
 import { createOutboxState } from '../alerts/outbox.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
+import { purgeExpiredConsoleState } from '../console/sessions.repo.js';
 import { CRIME_QUEUE, requeueOpenRuns, runCrimeMatch, type CrimeJob } from '../crime/match.job.js';
 import { createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
 /** Evaluation jobs run at once: each is a batch of devices holding one pooled connection at a time. */
 export const EVALUATION_CONCURRENCY = 4;
+/** How often expired console sessions, sign-ins and stated reasons are purged (ms). */
+export const CONSOLE_HOUSEKEEPING_MS = 5 * 60_000;
 
 /**
  * Worker: evaluates devices with new readings (queue `device-readings`), and runs the scheduled
- * maintenance jobs: the curfew clock every minute and retention hourly. Retention runs as the
+ * maintenance jobs: the curfew clock every minute, console housekeeping every 5 minutes and
+ * retention hourly. Retention runs as the
  * schema owner (MIGRATION_DATABASE_URL; DATABASE_URL in single-role mode): a pool of one
  * connection that nothing else uses.
  */
@@ -35,6 +39,8 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('webhook-requeue', { every: 60_000 }, { name: 'webhook-requeue' });
   await maintenance.upsertJobScheduler('dirty-sweep', { every: 60_000 }, { name: 'dirty-sweep' });
   await maintenance.upsertJobScheduler('crime-requeue', { every: 60_000 }, { name: 'crime-requeue' });
+  // expired console sessions, sign-ins and stated reasons (not only at sign-in: docs/console.md)
+  await maintenance.upsertJobScheduler('console-housekeeping', { every: CONSOLE_HOUSEKEEPING_MS }, { name: 'console-housekeeping' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
@@ -63,6 +69,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       }
       if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
       if (job.name === 'crime-requeue') return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
+      if (job.name === 'console-housekeeping') return purgeExpiredConsoleState(rt.pool, new Date());
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       return runRetention(rt, ownerPool);

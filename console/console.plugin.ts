@@ -11,12 +11,14 @@ import nunjucks from 'nunjucks';
 import type { Pool } from '../platform/db.js';
 import type { SessionAuth } from '../platform/http/auth.js';
 import type { AlertRoutesDeps } from '../alerts/alerts.routes.js';
+import type { AlertStreams } from '../alerts/stream.js';
 import { touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
 import { pageRoutes } from './pages.routes.js';
 import { supervisorRoutes } from './supervisor.routes.js';
 import { analystRoutes } from './analyst.routes.js';
+import { liveRoutes } from './live.routes.js';
 import { displayTime } from './present.js';
 
 /**
@@ -40,6 +42,8 @@ export interface ConsoleDeps {
   pool: Pool;
   settings: ConsoleSettings;
   alerts: AlertRoutesDeps;
+  /** the live alert streams, shared with GET /v1/alerts/stream (same limits) */
+  streams: AlertStreams;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -126,6 +130,7 @@ export function consolePlugin(deps: ConsoleDeps) {
     await app.register(pageRoutes(deps));
     await app.register(supervisorRoutes(deps));
     await app.register(analystRoutes(deps));
+    await app.register(liveRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

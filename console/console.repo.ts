@@ -54,6 +54,7 @@ export interface InboxRow {
   id: string;
   type: string;
   severity: string;
+  status: string;
   subject_id: string;
   display_name: string;
   raised_at: Date;
@@ -64,7 +65,7 @@ export interface InboxRow {
 export async function inboxFor(db: Queryable, user: User, page: number, size: number): Promise<{ items: InboxRow[]; more: boolean }> {
   const f = caseloadFilter(user, 3, 's.offender_manager_ids');
   const r = await db.query<InboxRow>(
-    `SELECT a.id, a.type, a.severity, a.subject_id, s.display_name, a.raised_at, a.late
+    `SELECT a.id, a.type, a.severity, a.status, a.subject_id, s.display_name, a.raised_at, a.late
        FROM alerts a JOIN subjects s ON s.id = a.subject_id
       WHERE a.status = 'open' AND ${f.sql}
       ORDER BY CASE a.severity WHEN 'high' THEN 0 WHEN 'medium' THEN 1 ELSE 2 END, a.raised_at DESC, a.id DESC

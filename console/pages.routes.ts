@@ -10,6 +10,8 @@ import { csrfMatches } from './sessions.repo.js';
 import { signOut } from './sign-in.routes.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { alertView, lateText } from './present.js';
+import { keepReason, keptReason, type ReasonRecord } from './live.repo.js';
+import { sobrietyCalendar } from './calendar.js';
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const PAGE_SIZE = 25;
@@ -78,23 +80,35 @@ export function pageRoutes(deps: ConsoleDeps) {
     };
     const askReason = (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, action: string, error?: string) =>
       reply.code(error ? 400 : 200).view('reason.njk', page(request, { title: 'Why are you opening this record?', action, error, min: REASON_MIN, max: REASON_MAX }));
-    /** The reason form's answer: records it on the request (the audit row carries it) and returns null, or says what is wrong with it. */
-    const takeReason = (request: FastifyRequest<{ Params: Params }>): string | null => {
+    /** The reason form's answer: validated, or what is wrong with it. */
+    const takeReason = (request: FastifyRequest<{ Params: Params }>): { reason: string } | { error: string } => {
       const parsed = parseReason(String((request.body as Form | undefined)?.reason ?? ''));
-      if ('problem' in parsed) return `The reason ${parsed.problem}`;
-      request.reason = parsed.reason;
-      return null;
+      return 'problem' in parsed ? { error: `The reason ${parsed.problem}` } : parsed;
+    };
+    /**
+     * A supervisor's GET of one record: with a reason this session gave for it in the last 15
+     * minutes (console/live.repo.ts), the record is shown and the audit row carries the reason;
+     * otherwise the reason form. POST …/open keeps the reason and redirects here (POST-redirect-GET:
+     * a reload is a GET, audited again with the same reason).
+     */
+    const withReason = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, kind: ReasonRecord, show: typeof showAlert) => {
+      const url = `/console/${kind === 'alert' ? 'alerts' : 'subjects'}/${encodeURIComponent(request.params.id)}`;
+      if (userOf(request).role !== 'supervisor') return show(request, reply);
+      const reason = await keptReason(pool, request.consoleSession!.key, kind, request.params.id, new Date());
+      if (!reason) return askReason(request, reply, `${url}/open`);
+      request.reason = reason;
+      return show(request, reply);
+    };
+    const giveReason = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, kind: ReasonRecord) => {
+      const url = `/console/${kind === 'alert' ? 'alerts' : 'subjects'}/${encodeURIComponent(request.params.id)}`;
+      const given = takeReason(request);
+      if ('error' in given) return askReason(request, reply, `${url}/open`, given.error);
+      await keepReason(pool, request.consoleSession!.key, kind, request.params.id, given.reason, new Date());
+      return reply.code(303).header('location', url).send();
     };
 
-    app.get<{ Params: Params }>('/alerts/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
-      if (userOf(request).role === 'supervisor') return askReason(request, reply, `/console/alerts/${encodeURIComponent(request.params.id)}/open`);
-      return showAlert(request, reply);
-    });
-    app.post<{ Params: Params }>('/alerts/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => {
-      const why = takeReason(request);
-      if (why) return askReason(request, reply, `/console/alerts/${encodeURIComponent(request.params.id)}/open`, why);
-      return showAlert(request, reply);
-    });
+    app.get<{ Params: Params }>('/alerts/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => withReason(request, reply, 'alert', showAlert));
+    app.post<{ Params: Params }>('/alerts/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => giveReason(request, reply, 'alert'));
 
     const note = (body: Form | undefined): string | null => {
       const t = typeof body?.note === 'string' ? body.note.trim().slice(0, 2000) : '';
@@ -120,16 +134,10 @@ export function pageRoutes(deps: ConsoleDeps) {
       if (!subject) return notFound(request, reply, 'person');
       const alerts = await listAlertsFor(pool, user, { subject_id: subject.id, limit: 50 });
       await audit(pool, request, { action: 'subject.read', subjectId: subject.id, detail: { via: 'console', alert_ids: alerts.map((a) => a.id) } });
-      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })) }));
+      const calendar = await sobrietyCalendar(pool, request, subject, (request.query as { month?: unknown }).month);
+      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), calendar }));
     };
-    app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
-      if (userOf(request).role === 'supervisor') return askReason(request, reply, `/console/subjects/${encodeURIComponent(request.params.id)}/open`);
-      return showSubject(request, reply);
-    });
-    app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => {
-      const why = takeReason(request);
-      if (why) return askReason(request, reply, `/console/subjects/${encodeURIComponent(request.params.id)}/open`, why);
-      return showSubject(request, reply);
-    });
+    app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => withReason(request, reply, 'subject', showSubject));
+    app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => giveReason(request, reply, 'subject'));
   };
 }

@@ -56,8 +56,9 @@ export const KEPT_TABLES: Readonly<Record<string, string>> = {
   email_cursor: 'no personal data',
   alcohol_params: 'no personal data',
   pseudonym_key: 'no personal data',
-  console_sessions: "staff's console sessions: 12 h at most, expired rows purged at each sign-in (console/sessions.repo.ts)",
-  console_sign_ins: 'OpenID Connect sign-ins under way: 10 minutes at most, used once, purged at each sign-in',
+  console_sessions: "staff's console sessions: 12 h at most, expired rows purged at each sign-in and every 5 minutes by the worker (console/sessions.repo.ts)",
+  console_sign_ins: 'OpenID Connect sign-ins under way: 10 minutes at most, used once, purged at each sign-in and every 5 minutes by the worker',
+  console_reasons: "a supervisor's stated reason for one record in one session: 15 minutes at most, purged every 5 minutes by the worker and with the session",
 };
 
 /** Sets the TimescaleDB retention policy on readings (owner only); plain PostgreSQL: nothing. */

@@ -233,11 +233,14 @@ describe('console pages', () => {
     const short = await c.post(`/console/alerts/${alerts.other}/open`, { _csrf: csrfOf(ask.body), reason: 'x' });
     expect(short.statusCode).toBe(400);
     expect(short.body).toContain('govuk-error-summary');
-    const shown = await c.post(`/console/alerts/${alerts.other}/open`, { _csrf: csrfOf(ask.body), reason: 'escalated alert: MAPPA review' });
+    const given = await c.post(`/console/alerts/${alerts.other}/open`, { _csrf: csrfOf(ask.body), reason: 'escalated alert: MAPPA review' });
+    expect(given.statusCode).toBe(303); // POST-redirect-GET (test/console/live.test.ts)
+    const shown = await c.get(given.headers.location as string);
     expect(shown.statusCode).toBe(200);
     expect(shown.body).toContain('No signal from the tag');
     expect(await auditRows('sup-2', 'alert.read')).toEqual([expect.objectContaining({ subject_id: 'C-S3', reason: 'escalated alert: MAPPA review' })]);
-    const subject = await c.post('/console/subjects/C-S3/open', { _csrf: csrfOf(ask.body), reason: 'weekly review of red cases' });
+    await c.post('/console/subjects/C-S3/open', { _csrf: csrfOf(ask.body), reason: 'weekly review of red cases' });
+    const subject = await c.get('/console/subjects/C-S3');
     expect(subject.body).toContain('Carol Other');
     expect(await auditRows('sup-2', 'subject.read')).toEqual([expect.objectContaining({ subject_id: 'C-S3', reason: 'weekly review of red cases' })]);
     // acknowledging is the manager's: a supervisor's form post is refused

@@ -14,11 +14,12 @@ export interface SseNotice {
   data: Record<string, unknown>;
 }
 
-/** A real SSE client over HTTP: collects events until closed. */
-export async function openStream(url: string, token: string, lastEventId?: string) {
+/** A real SSE client over HTTP: collects events until closed. `token` is a bearer token, or a console session's `{ cookie }` header. */
+export async function openStream(url: string, token: string | { cookie: string }, lastEventId?: string) {
   const controller = new AbortController();
+  const auth: Record<string, string> = typeof token === 'string' ? { authorization: `Bearer ${token}` } : { cookie: token.cookie };
   const res = await fetch(url, {
-    headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
+    headers: { ...auth, accept: 'text/event-stream', ...(lastEventId ? { 'last-event-id': lastEventId } : {}) },
     signal: controller.signal,
   });
   const events: SseEvent[] = [];
