@@ -15,6 +15,7 @@ import { touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
 import { pageRoutes } from './pages.routes.js';
+import { adminRoutes, type AdminConsoleDeps } from './admin.plugin.js';
 import { displayTime } from './present.js';
 
 /**
@@ -38,6 +39,8 @@ export interface ConsoleDeps {
   pool: Pool;
   settings: ConsoleSettings;
   alerts: AlertRoutesDeps;
+  /** the admin pages' and subscriptions' services (console/admin*.routes.ts) */
+  admin?: AdminConsoleDeps;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -122,6 +125,7 @@ export function consolePlugin(deps: ConsoleDeps) {
 
     await app.register(signInRoutes(deps));
     await app.register(pageRoutes(deps));
+    await app.register(adminRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

@@ -37,6 +37,7 @@ export function pageRoutes(deps: ConsoleDeps) {
 
     app.get('/', { config: { roles: ROLES, session: true }, schema: { hide: true } }, async (request, reply) => {
       if ((MANAGERS as readonly string[]).includes(userOf(request).role)) return reply.code(303).header('location', '/console/caseload').send();
+      if (userOf(request).role === 'admin') return reply.code(303).header('location', '/console/admin/devices').send();
       return reply.view('home.njk', page(request, { title: 'Console' }));
     });
 

@@ -20,19 +20,32 @@ export const DeviceBody = Type.Object(
   { additionalProperties: false },
 );
 const Device = Type.Object({ id: Type.String(), kind: Type.String(), active: Type.Boolean(), created_at: DateTime });
+const Cohort = Type.Union([Type.Literal('fixed'), Type.Literal('flex'), Type.Literal('free')]);
+const Rag = Type.Union([Type.Literal('red'), Type.Literal('amber'), Type.Literal('green')]);
+const DisplayName = Type.String({ minLength: 1, maxLength: 200 });
+const ManagerIds = (opts: object) => Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 50, ...opts });
 export const SubjectBody = Type.Object(
   {
     id: Id,
-    display_name: Type.String({ minLength: 1, maxLength: 200 }),
-    cohort: Type.Union([Type.Literal('fixed'), Type.Literal('flex'), Type.Literal('free')]),
-    rag: Type.Union([Type.Literal('red'), Type.Literal('amber'), Type.Literal('green')]),
+    display_name: DisplayName,
+    cohort: Cohort,
+    rag: Rag,
     timezone: Type.String({ default: 'Europe/London', description: 'IANA time zone' }),
-    offender_manager_ids: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { default: [], maxItems: 50 }),
+    offender_manager_ids: ManagerIds({ default: [] }),
   },
   { additionalProperties: false },
 );
-/** PATCH /v1/subjects/{id}: the fields to change (the id never changes). */
-export const SubjectChanges = Type.Partial(Type.Omit(SubjectBody, ['id']), { additionalProperties: false, minProperties: 1 });
+/** PATCH /v1/subjects/{id}: the fields to change, at least one (no defaults: a field not given is not changed; the id never changes). */
+export const SubjectChanges = Type.Object(
+  {
+    display_name: Type.Optional(DisplayName),
+    cohort: Type.Optional(Cohort),
+    rag: Type.Optional(Rag),
+    timezone: Type.Optional(Type.String({ description: 'IANA time zone' })),
+    offender_manager_ids: Type.Optional(ManagerIds({})),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
 const Subject = Type.Object({
   id: Type.String(),
   display_name: Type.String(),
