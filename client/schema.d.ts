@@ -1521,12 +1521,8 @@ export interface operations {
                     display_name?: string;
                     cohort?: "fixed" | "flex" | "free";
                     rag?: "red" | "amber" | "green";
-                    /**
-                     * @description IANA time zone
-                     * @default Europe/London
-                     */
+                    /** @description IANA time zone */
                     timezone?: string;
-                    /** @default [] */
                     offender_manager_ids?: string[];
                 };
             };
