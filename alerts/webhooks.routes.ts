@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { lockKeys, rollbackWith, withTransaction, type Pool } from '../platform/db.js';
 import { audit } from '../registry/audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
@@ -9,7 +10,7 @@ import type { Config } from '../platform/config.js';
 import { encryptSecret, parseSecretsKey } from './secrets.js';
 import type { Resolver } from './webhook-address.js';
 import { urlProblem } from './webhooks.js';
-import { countActiveWebhooks, endWebhook, insertWebhook, listWebhooks, renewWebhook } from './webhooks.repo.js';
+import { countActiveWebhooks, endWebhook, insertWebhook, listWebhooks, renewWebhook, type WebhookRow } from './webhooks.repo.js';
 
 /** What subscriptions (webhooks, alert email) are held to: finding 11 of issue 9. */
 export interface SubscriptionSettings {
@@ -44,6 +45,67 @@ const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const WebhookId = Type.Object({ id: Type.String({ maxLength: 64 }) });
 const isUuid = (s: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 
+export interface WebhookDeps {
+  pool: Pool;
+  allowPrivate: boolean;
+  settings: SubscriptionSettings;
+  resolve?: Resolver;
+}
+
+type Failure = { ok: false; status: 400 | 409 | 503; detail: string };
+
+/**
+ * Registers a webhook for the caller (the API and the console both come here): the address
+ * check, the per-user cap, the encrypted secret and the audit row.
+ */
+export async function createWebhook(deps: WebhookDeps, request: FastifyRequest, url: string, secret: string): Promise<{ ok: true; webhook: { id: string; url: string; created_at: Date; expires_at: Date } } | Failure> {
+  const { pool, settings } = deps;
+  const why = await urlProblem(url, deps.allowPrivate, deps.resolve);
+  if (why) return { ok: false, status: 400, detail: why };
+  if (!settings.secretsKey) return { ok: false, status: 503, detail: 'webhooks are off: the service has no SECRETS_KEY to store their secrets with' };
+  const user = userOf(request);
+  const id = randomUUID();
+  const created = await withTransaction(pool, async (tx) => {
+    await lockKeys(tx, 'webhooks:', [user.id]); // one registration per user at a time
+    const held = await countActiveWebhooks(tx, user.id);
+    if (held >= settings.webhooksPerUser) return rollbackWith({ held });
+    const row = await insertWebhook(tx, { id, ownerId: user.id, ownerRole: user.role, url, secretEnc: encryptSecret(settings.secretsKey!, id, secret), days: settings.days });
+    await audit(tx, request, { action: 'webhook.create', detail: { webhook_id: id, url } });
+    return { row };
+  });
+  if ('held' in created) return { ok: false, status: 409, detail: `at most ${settings.webhooksPerUser} webhooks per user (WEBHOOKS_PER_USER); you have ${created.held}: delete one first` };
+  return { ok: true, webhook: { id, url, created_at: created.row.created_at, expires_at: created.row.expires_at } };
+}
+
+/** The caller's webhooks; for an admin every webhook (that read is audited). */
+export async function webhooksOf(pool: Pool, request: FastifyRequest): Promise<WebhookRow[]> {
+  const user = userOf(request);
+  if (user.role !== 'admin') return listWebhooks(pool, user.id);
+  const items = await listWebhooks(pool, null);
+  await audit(pool, request, { action: 'webhooks.read', detail: { count: items.length } });
+  return items;
+}
+
+/** Renews the caller's own webhook; null when it is not theirs (or not a webhook id). */
+export async function renewOwnWebhook(pool: Pool, request: FastifyRequest, settings: SubscriptionSettings, id: string): Promise<Date | null> {
+  const user = userOf(request);
+  if (!isUuid(id)) return null;
+  const expiresAt = await renewWebhook(pool, id, user.id, user.role, settings.days);
+  if (expiresAt) await audit(pool, request, { action: 'webhook.renew', detail: { webhook_id: id } });
+  return expiresAt;
+}
+
+/** Deletes the caller's own webhook, or (an admin) revokes anyone's; false when there is none to end. */
+export async function deleteWebhook(pool: Pool, request: FastifyRequest, id: string): Promise<boolean> {
+  const user = userOf(request);
+  if (!isUuid(id)) return false;
+  const admin = user.role === 'admin';
+  const ownerId = await endWebhook(pool, id, { id: user.id, admin });
+  if (!ownerId) return false;
+  await audit(pool, request, { action: admin ? 'webhook.revoke' : 'webhook.delete', detail: { webhook_id: id, owner_id: ownerId } });
+  return true;
+}
+
 /**
  * Webhooks (contract §5, §6): registered by a manager or supervisor for what their role lets
  * them see, for SUBSCRIPTION_DAYS, renewable by their owner (which also brings the role the
@@ -65,23 +127,9 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         },
       },
       async (request, reply) => {
-        const why = await urlProblem(request.body.url, allowPrivate, resolve);
-        if (why) return problem(reply, 400, 'Bad Request', why);
-        if (!settings.secretsKey) return problem(reply, 503, 'Service Unavailable', 'webhooks are off: the service has no SECRETS_KEY to store their secrets with');
-        const user = userOf(request);
-        const id = randomUUID();
-        const created = await withTransaction(pool, async (tx) => {
-          await lockKeys(tx, 'webhooks:', [user.id]); // one registration per user at a time
-          const held = await countActiveWebhooks(tx, user.id);
-          if (held >= settings.webhooksPerUser) return rollbackWith({ held });
-          const row = await insertWebhook(tx, { id, ownerId: user.id, ownerRole: user.role, url: request.body.url, secretEnc: encryptSecret(settings.secretsKey!, id, request.body.secret), days: settings.days });
-          await audit(tx, request, { action: 'webhook.create', detail: { webhook_id: id, url: request.body.url } });
-          return { row };
-        });
-        if ('held' in created) {
-          return problem(reply, 409, 'Conflict', `at most ${settings.webhooksPerUser} webhooks per user (WEBHOOKS_PER_USER); you have ${created.held}: delete one first`);
-        }
-        return reply.code(201).send({ id, url: request.body.url, created_at: created.row.created_at, expires_at: created.row.expires_at });
+        const r = await createWebhook({ pool, allowPrivate, settings, resolve }, request, request.body.url, request.body.secret);
+        if (!r.ok) return problem(reply, r.status, r.status === 400 ? 'Bad Request' : r.status === 409 ? 'Conflict' : 'Service Unavailable', r.detail);
+        return reply.code(201).send(r.webhook);
       },
     );
 
@@ -91,15 +139,7 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         config: { roles: [...MANAGERS, 'admin'] },
         schema: { tags: ['webhooks'], operationId: 'listWebhooks', summary: 'The caller’s webhooks (not deleted); for an admin every webhook with its owner and status', response: problems(401, 403) },
       },
-      async (request) => {
-        const user = userOf(request);
-        if (user.role === 'admin') {
-          const items = await listWebhooks(pool, null);
-          await audit(pool, request, { action: 'webhooks.read', detail: { count: items.length } });
-          return { items };
-        }
-        return { items: await listWebhooks(pool, user.id) };
-      },
+      async (request) => ({ items: await webhooksOf(pool, request) }),
     );
 
     app.post(
@@ -115,11 +155,8 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         },
       },
       async (request, reply) => {
-        const user = userOf(request);
-        if (!isUuid(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
-        const expiresAt = await renewWebhook(pool, request.params.id, user.id, user.role, settings.days);
+        const expiresAt = await renewOwnWebhook(pool, request, settings, request.params.id);
         if (!expiresAt) return problem(reply, 404, 'Not Found', 'webhook not found');
-        await audit(pool, request, { action: 'webhook.renew', detail: { webhook_id: request.params.id } });
         return { id: request.params.id, expires_at: expiresAt };
       },
     );
@@ -131,12 +168,7 @@ export function webhookRoutes(pool: Pool, allowPrivate: boolean, settings: Subsc
         schema: { tags: ['webhooks'], operationId: 'deleteWebhook', summary: 'Delete the caller’s webhook; an admin revokes anyone’s', params: WebhookId, response: problems(401, 403, 404) },
       },
       async (request, reply) => {
-        const user = userOf(request);
-        if (!isUuid(request.params.id)) return problem(reply, 404, 'Not Found', 'webhook not found');
-        const admin = user.role === 'admin';
-        const ownerId = await endWebhook(pool, request.params.id, { id: user.id, admin });
-        if (!ownerId) return problem(reply, 404, 'Not Found', 'webhook not found');
-        await audit(pool, request, { action: admin ? 'webhook.revoke' : 'webhook.delete', detail: { webhook_id: request.params.id, owner_id: ownerId } });
+        if (!(await deleteWebhook(pool, request, request.params.id))) return problem(reply, 404, 'Not Found', 'webhook not found');
         return reply.code(204).send();
       },
     );

@@ -120,7 +120,8 @@ export interface paths {
         delete: operations["eraseSubject"];
         options?: never;
         head?: never;
-        patch?: never;
+        /** Change a subject’s display name, cohort, RAG, time zone or offender managers (the fields given) */
+        patch: operations["updateSubject"];
         trace?: never;
     };
     "/v1/subjects/{id}/assignments": {
@@ -1504,6 +1505,112 @@ export interface operations {
             };
         };
     };
+    updateSubject: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description the caller's own reference */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    display_name?: string;
+                    cohort?: "fixed" | "flex" | "free";
+                    rag?: "red" | "amber" | "green";
+                    /** @description IANA time zone */
+                    timezone?: string;
+                    offender_manager_ids?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        display_name: string;
+                        cohort: string;
+                        rag: string;
+                        timezone: string;
+                        offender_manager_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                    };
+                };
+            };
+            /** @description Bad Request: the request does not match its schema */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: no valid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: the role or the caseload does not allow it */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: no such resource (or not visible to the caller) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Content Too Large: the body is over 1 MiB */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported Media Type: the body is not JSON */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: the rate limit is exceeded */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listAssignments: {
         parameters: {
             query?: never;
@@ -1889,6 +1996,8 @@ export interface operations {
                 /** @description cursor: the next_before of the previous page */
                 before?: string;
                 device_id?: string;
+                /** @description only rejections whose reason starts with this */
+                reason?: string;
             };
             header?: never;
             path?: never;
@@ -1949,6 +2058,8 @@ export interface operations {
                 /** @description the caller's own reference */
                 subject_id?: string;
                 actor?: string;
+                /** @description the action, exactly (e.g. subject.read) */
+                action?: string;
                 /** @description RFC 3339 date-time */
                 from?: string;
                 /** @description RFC 3339 date-time */

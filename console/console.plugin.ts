@@ -19,6 +19,7 @@ import { pageRoutes } from './pages.routes.js';
 import { supervisorRoutes } from './supervisor.routes.js';
 import { analystRoutes } from './analyst.routes.js';
 import { liveRoutes } from './live.routes.js';
+import { adminRoutes, type AdminConsoleDeps } from './admin.plugin.js';
 import { displayTime } from './present.js';
 
 /**
@@ -44,6 +45,8 @@ export interface ConsoleDeps {
   alerts: AlertRoutesDeps;
   /** the live alert streams, shared with GET /v1/alerts/stream (same limits) */
   streams: AlertStreams;
+  /** the admin pages' and subscriptions' services (console/admin*.routes.ts) */
+  admin?: AdminConsoleDeps;
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -131,6 +134,7 @@ export function consolePlugin(deps: ConsoleDeps) {
     await app.register(supervisorRoutes(deps));
     await app.register(analystRoutes(deps));
     await app.register(liveRoutes(deps));
+    await app.register(adminRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

@@ -16,7 +16,7 @@ import { sobrietyCalendar } from './calendar.js';
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const PAGE_SIZE = 25;
 /** where /console sends each role: the first page of its navigation */
-const HOME: Partial<Record<string, string>> = { offender_manager: '/console/caseload', supervisor: '/console/supervisor/escalations', analyst: '/console/analyst/sober-days' };
+const HOME: Partial<Record<string, string>> = { offender_manager: '/console/caseload', supervisor: '/console/supervisor/escalations', analyst: '/console/analyst/sober-days', admin: '/console/admin/devices' };
 const CASELOAD_MAX = 500;
 
 type Params = { id: string };

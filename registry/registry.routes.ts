@@ -1,35 +1,50 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { IANAZone } from 'luxon';
-import { rollbackWith, withTransaction, type Pool } from '../platform/db.js';
-import { NotADeviceError, type BrokerAdmin } from './dynsec.js';
+import type { Pool } from '../platform/db.js';
+import type { BrokerAdmin } from './dynsec.js';
 import { audit, auditSubjects } from './audit.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
 import { supervisorReadsOneSubject } from '../platform/http/reason.js';
 import { DateTimeIn, DateTimeOut, DeviceIdSchema, RefId } from '../platform/http/schemas.js';
-import { getDevice, insertDevice, newDevicePassword, setDeviceActive } from './devices.repo.js';
-import { assignDevice, endAssignment, getSubjectFor, insertSubject, listAssignments, listSubjectsFor } from './subjects.repo.js';
+import { getDevice } from './devices.repo.js';
+import { getSubjectFor, listAssignments, listSubjectsFor } from './subjects.repo.js';
+import { createSubject, endFitting, fitDevice, registerDevice, setDeviceActivity, updateSubject } from './registry.service.js';
 
 const Id = RefId;
 const DeviceId = DeviceIdSchema;
 const DateTime = DateTimeOut;
 
-const DeviceBody = Type.Object(
+export const DeviceBody = Type.Object(
   { id: DeviceId, kind: Type.Union([Type.Literal('gps'), Type.Literal('alcohol'), Type.Literal('combined')]) },
   { additionalProperties: false },
 );
 const Device = Type.Object({ id: Type.String(), kind: Type.String(), active: Type.Boolean(), created_at: DateTime });
-const SubjectBody = Type.Object(
+const Cohort = Type.Union([Type.Literal('fixed'), Type.Literal('flex'), Type.Literal('free')]);
+const Rag = Type.Union([Type.Literal('red'), Type.Literal('amber'), Type.Literal('green')]);
+const DisplayName = Type.String({ minLength: 1, maxLength: 200 });
+const ManagerIds = (opts: object) => Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: 50, ...opts });
+export const SubjectBody = Type.Object(
   {
     id: Id,
-    display_name: Type.String({ minLength: 1, maxLength: 200 }),
-    cohort: Type.Union([Type.Literal('fixed'), Type.Literal('flex'), Type.Literal('free')]),
-    rag: Type.Union([Type.Literal('red'), Type.Literal('amber'), Type.Literal('green')]),
+    display_name: DisplayName,
+    cohort: Cohort,
+    rag: Rag,
     timezone: Type.String({ default: 'Europe/London', description: 'IANA time zone' }),
-    offender_manager_ids: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { default: [], maxItems: 50 }),
+    offender_manager_ids: ManagerIds({ default: [] }),
   },
   { additionalProperties: false },
+);
+/** PATCH /v1/subjects/{id}: the fields to change, at least one (no defaults: a field not given is not changed; the id never changes). */
+export const SubjectChanges = Type.Object(
+  {
+    display_name: Type.Optional(DisplayName),
+    cohort: Type.Optional(Cohort),
+    rag: Type.Optional(Rag),
+    timezone: Type.Optional(Type.String({ description: 'IANA time zone' })),
+    offender_manager_ids: Type.Optional(ManagerIds({})),
+  },
+  { additionalProperties: false, minProperties: 1 },
 );
 const Subject = Type.Object({
   id: Type.String(),
@@ -65,28 +80,9 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
         },
       },
       async (request, reply) => {
-        // the broker's own accounts share the namespace of device ids (the MQTT username)
-        if (broker?.serviceAccounts.includes(request.body.id)) {
-          return problem(reply, 409, 'Conflict', `${request.body.id} is one of the service's broker accounts, not a device id`);
-        }
-        const { password, hash } = newDevicePassword();
-        let device;
-        try {
-          device = await withTransaction(pool, async (tx) => {
-            const d = await insertDevice(tx, { ...request.body, passwordHash: hash });
-            if (!d) return rollbackWith(null);
-            // the broker learns the device (and its password) before the registration commits
-            await broker?.provisionDevice(d.id, password);
-            return d;
-          });
-        } catch (err) {
-          if (err instanceof NotADeviceError) return problem(reply, 409, 'Conflict', `${err.message}; nothing was registered`);
-          request.log.error({ err: (err as Error).message, device: request.body.id }, 'device registration failed');
-          return problem(reply, 503, 'Service Unavailable', 'the device could not be provisioned at the broker; nothing was registered');
-        }
-        if (!device) return problem(reply, 409, 'Conflict', `device ${request.body.id} is already registered`);
-        await audit(pool, request, { action: 'device.create', detail: { device_id: device.id } });
-        return reply.code(201).send({ ...device, mqtt_password: password });
+        const r = await registerDevice(pool, broker, request, request.body);
+        if (!r.ok) return problem(reply, r.status, r.status === 409 ? 'Conflict' : 'Service Unavailable', r.detail);
+        return reply.code(201).send({ ...r.device, mqtt_password: r.password });
       },
     );
 
@@ -113,12 +109,8 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
         },
       },
       async (request, reply) => {
-        const device = await setDeviceActive(pool, request.params.id, request.body.active);
-        if (!device) return problem(reply, 404, 'Not Found', `device ${request.params.id} not found`);
-        // deactivating revokes the device at the broker: it can no longer connect
-        await broker?.setDeviceEnabled(device.id, request.body.active);
-        await audit(pool, request, { action: request.body.active ? 'device.activate' : 'device.deactivate', detail: { device_id: device.id } });
-        return device;
+        const device = await setDeviceActivity(pool, broker, request, request.params.id, request.body.active);
+        return device ?? problem(reply, 404, 'Not Found', `device ${request.params.id} not found`);
       },
     );
 
@@ -126,12 +118,29 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
       '/v1/subjects',
       { config: { roles: ['admin'] }, schema: { operationId: 'createSubject', summary: 'Create a subject', tags: ['subjects'], body: SubjectBody, response: { 201: Subject } } },
       async (request, reply) => {
-        const body = request.body;
-        if (!IANAZone.isValidZone(body.timezone)) return problem(reply, 400, 'Bad Request', `timezone ${body.timezone} is not an IANA time zone`);
-        const subject = await insertSubject(pool, body);
-        if (!subject) return problem(reply, 409, 'Conflict', `subject ${body.id} already exists`);
-        await audit(pool, request, { action: 'subject.create', subjectId: subject.id });
-        return reply.code(201).send(subject);
+        const r = await createSubject(pool, request, request.body);
+        if (!r.ok) return problem(reply, r.status, r.status === 409 ? 'Conflict' : 'Bad Request', r.detail);
+        return reply.code(201).send(r.subject);
+      },
+    );
+
+    app.patch(
+      '/v1/subjects/:id',
+      {
+        config: { roles: ['admin'] },
+        schema: {
+          operationId: 'updateSubject',
+          summary: 'Change a subject’s display name, cohort, RAG, time zone or offender managers (the fields given)',
+          tags: ['subjects'],
+          params: SubjectParams,
+          body: SubjectChanges,
+          response: { 200: Subject },
+        },
+      },
+      async (request, reply) => {
+        const r = await updateSubject(pool, request, request.params.id, request.body);
+        if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Bad Request', r.detail);
+        return r.subject;
       },
     );
 
@@ -185,9 +194,8 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
         },
       },
       async (request, reply) => {
-        const r = await assignDevice(pool, request.params.id, request.body.device_id, new Date(request.body.start));
+        const r = await fitDevice(pool, request, request.params.id, request.body.device_id, new Date(request.body.start));
         if (!r.ok) return problem(reply, r.reason === 'overlap' ? 409 : 404, r.reason === 'overlap' ? 'Conflict' : 'Not Found', r.detail);
-        await audit(pool, request, { action: 'assignment.create', subjectId: request.params.id, detail: { device_id: request.body.device_id } });
         return reply.code(201).send(r.assignment);
       },
     );
@@ -221,9 +229,8 @@ export function registryRoutes(pool: Pool, broker: BrokerAdmin | null): FastifyP
         },
       },
       async (request, reply) => {
-        const r = await endAssignment(pool, request.params.id, request.params.aid, new Date(request.body.end));
+        const r = await endFitting(pool, request, request.params.id, request.params.aid, new Date(request.body.end));
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
-        await audit(pool, request, { action: 'assignment.end', subjectId: request.params.id, detail: { assignment_id: r.assignment.id } });
         return r.assignment;
       },
     );

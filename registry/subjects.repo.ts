@@ -40,6 +40,17 @@ export async function insertSubject(db: Queryable, s: Omit<Subject, 'created_at'
   return r.rows[0] ?? null;
 }
 
+/** Sets the given fields of a subject; null when there is none with this id. */
+export async function updateSubjectRow(db: Queryable, id: string, changes: Partial<Omit<Subject, 'id' | 'created_at'>>): Promise<Subject | null> {
+  const r = await db.query<Subject>(
+    `UPDATE subjects SET display_name = coalesce($2, display_name), cohort = coalesce($3, cohort), rag = coalesce($4, rag),
+            timezone = coalesce($5, timezone), offender_manager_ids = coalesce($6, offender_manager_ids)
+      WHERE id = $1 RETURNING ${SUBJECT_COLS}`,
+    [id, changes.display_name ?? null, changes.cohort ?? null, changes.rag ?? null, changes.timezone ?? null, changes.offender_manager_ids ?? null],
+  );
+  return r.rows[0] ?? null;
+}
+
 /** A subject the user may see, or null (absent or outside their caseload: callers answer 404). */
 export async function getSubjectFor(db: Queryable, user: User, id: string): Promise<Subject | null> {
   const f = caseloadFilter(user, 2);
