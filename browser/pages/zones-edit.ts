@@ -55,7 +55,7 @@ if (section && el && form) {
   );
 
   const round = (n: number, dp: number) => String(Math.round(n * 10 ** dp) / 10 ** dp);
-  /** Checks a shape radio as a click would, so GOV.UK's conditional reveal follows. */
+  /** Checks a shape radio as a click would (its change event shows that shape's fields). */
   const choose = (v: 'circle' | 'polygon') => {
     if (!shapeRadio(v).checked) shapeRadio(v).click();
   };
@@ -150,6 +150,13 @@ if (section && el && form) {
   for (const f of [lat, lon, radius, vertices]) f.addEventListener('input', readFields);
   for (const v of ['circle', 'polygon'] as const) shapeRadio(v).addEventListener('change', readFields);
 
+  /** Only the chosen shape's fields are shown (all of them before a shape is chosen, and without this script). */
+  const showFields = () => {
+    const chosen = shapeRadio('circle').checked ? 'circle' : shapeRadio('polygon').checked ? 'polygon' : null;
+    for (const v of ['circle', 'polygon'] as const) document.getElementById(`shape-${v}-fields`)!.hidden = chosen !== null && chosen !== v;
+  };
+  for (const v of ['circle', 'polygon'] as const) shapeRadio(v).addEventListener('change', showFields);
+  showFields();
   readFields();
   const shown = [...m.source.getFeatures(), ...editing.getFeatures()];
   if (shown.length) {
