@@ -32,7 +32,8 @@ export interface FieldError { id: string; text: string }
 
 /** Blank rows shown after the filled ones, so a person without JavaScript can add windows and exceptions. */
 export const BLANK_ROWS = 2;
-const MAX_ROWS = 60;
+/** most rows read from a post (above the API's limits of 50 windows and 500 exceptions, which then say no) */
+const MAX_ROWS = 1000;
 
 const str = (v: unknown): string => (typeof v === 'string' ? v : Array.isArray(v) && typeof v[0] === 'string' ? v[0] : '').trim();
 const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : typeof v === 'string' ? [v] : []);
@@ -41,7 +42,8 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is st
 export function formOf(body: Record<string, unknown>): ZoneForm {
   const windows: WindowForm[] = [];
   const exceptions: PeriodForm[] = [];
-  for (let i = 0; i < MAX_ROWS; i++) {
+  const rows = Math.min(MAX_ROWS, 1 + Math.max(-1, ...Object.keys(body).map((k) => Number(/^(?:window|exception)_(\d{1,4})_/.exec(k)?.[1] ?? -1))));
+  for (let i = 0; i < rows; i++) {
     const w = { days: list(body[`window_${i}_days`]).filter((d) => (DAYS as readonly string[]).includes(d)), start: str(body[`window_${i}_start`]), end: str(body[`window_${i}_end`]) };
     if (w.days.length || w.start || w.end) windows.push(w);
     const x = { from: str(body[`exception_${i}_from`]), to: str(body[`exception_${i}_to`]) };
@@ -70,7 +72,12 @@ export function emptyForm(): ZoneForm {
 const local = (iso: string | Date, tz: string) => (iso instanceof Date ? DateTime.fromJSDate(iso) : DateTime.fromISO(iso)).setZone(tz).toFormat('yyyy-MM-dd HH:mm');
 const deg = (n: number | undefined) => (n === undefined ? '' : String(Math.round(n * 1e7) / 1e7));
 
-/** A stored zone as the form shows it (a MultiPolygon shows its first polygon's outer ring). */
+/** Whether the form can show a zone's shape: a circle or a polygon without holes (not a MultiPolygon). */
+export function formCanShow(z: Pick<ZoneRow, 'geometry'>): boolean {
+  return z.geometry.type === 'Point' || (z.geometry.type === 'Polygon' && z.geometry.coordinates.length === 1);
+}
+
+/** A stored zone as the form shows it (callers check formCanShow first). */
 export function formFromZone(z: ZoneRow, tz: string): ZoneForm {
   const g = z.geometry;
   const ring = g.type === 'Polygon' ? g.coordinates[0] : g.type === 'MultiPolygon' ? g.coordinates[0]?.[0] : undefined;
@@ -202,9 +209,9 @@ export function errorsOf(problems: ZoneProblem[], shape: string): FieldError[] {
       case 'exceptions':
         return { id: `exception_${i}_to`, text: `Exception ${i + 1} must start before it ends (${p.message})` };
       case 'name':
-        return { id: 'name', text: `The name is not valid: ${p.message}` };
+        return { id: 'name', text: `The name must be 200 characters or fewer (${p.message})` };
       case 'grace_s':
-        return { id: 'grace_s', text: `The grace period is not valid: ${p.message}` };
+        return { id: 'grace_s', text: `Enter a grace period from 0 to 3600 seconds (${p.message})` };
       case 'kind':
         return { id: 'kind', text: 'Select the kind of zone' };
       default:

@@ -7,7 +7,7 @@ import { listZones, type ZoneRow } from '../geofence/zones.repo.js';
 import { createZone, removeZone, replaceZone, schemaProblems, type ZoneFeatureIn } from '../geofence/zones.service.js';
 import { csrfMatches } from './sessions.repo.js';
 import type { ConsoleDeps } from './console.plugin.js';
-import { emptyForm, errorsOf, featureOf, formFromZone, formOf, rowsOf, type FieldError, type ZoneForm } from './zones.form.js';
+import { emptyForm, errorsOf, featureOf, formCanShow, formFromZone, formOf, rowsOf, type FieldError, type ZoneForm } from './zones.form.js';
 
 /**
  * Creating, changing and deleting a person's zones from the console (contract §3, §9): a GOV.UK
@@ -95,10 +95,15 @@ export function zoneRoutes(deps: ConsoleDeps) {
       return reply.code(303).header('location', subjectUrl(found.subject)).send();
     });
 
+    /** A zone of several polygons or with holes (made through the API) is not changed here: the form would lose its other rings. */
+    const cannotShow = (request: FastifyRequest, reply: FastifyReply) =>
+      reply.code(409).view('error.njk', page(request, { title: 'This zone cannot be changed here', message: 'Its shape has several polygons or holes, which the console cannot show in its form. Delete it and draw it again, or change it through the API.' }));
+
     app.get<{ Params: Params }>('/subjects/:id/zones/:zid/edit', opts, async (request, reply) => {
       const found = await load(request);
       if (!found) return notFound(request, reply, 'person');
       if (!found.zone) return notFound(request, reply, 'zone');
+      if (!formCanShow(found.zone)) return cannotShow(request, reply);
       return showForm(request, reply, found.subject, found.zones, found.zone, formFromZone(found.zone, found.subject.timezone));
     });
 
@@ -106,6 +111,7 @@ export function zoneRoutes(deps: ConsoleDeps) {
       const found = await load(request);
       if (!found) return notFound(request, reply, 'person');
       if (!found.zone) return notFound(request, reply, 'zone');
+      if (!formCanShow(found.zone)) return cannotShow(request, reply);
       const form = formOf((request.body ?? {}) as Form);
       const { feature, errors } = check(form, found.subject);
       if (!feature) return showForm(request, reply, found.subject, found.zones, found.zone, form, errors);

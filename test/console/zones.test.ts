@@ -96,6 +96,20 @@ describe('console zone form (no JavaScript)', () => {
     expect(res.body).toContain(bowtie);
     expect(res.body).toContain('value="Bow tie"');
     expect(await apiZones()).toHaveLength(before);
+    // the same words as the API's answer for the same ring
+    const ring = bowtie.split('\n').map((l) => l.split(', ').map(Number).reverse());
+    const api = await svc.app.inject({ method: 'POST', url: '/v1/subjects/Z-S1/zones', headers: await authHeader('offender_manager', 'om-1'), payload: { type: 'Feature', geometry: { type: 'Polygon', coordinates: [[...ring, ring[0]]] }, properties: { kind: 'exclusion' } } });
+    expect(api.statusCode).toBe(400);
+    const detail = (api.json() as { detail: string }).detail.replace(/^invalid zone: /, '');
+    expect(errs[0]!.text).toContain(detail);
+  });
+
+  it('refuses what the API’s body schema refuses (a name over 200 characters, a grace period over an hour), linked to the fields', async () => {
+    const before = (await apiZones()).length;
+    const res = await postForm('/console/subjects/Z-S1/zones/new', { name: 'x'.repeat(201), kind: 'inclusion', shape: 'circle', centre_lat: '52.9', centre_lon: '-1.1', radius_m: '100', grace_s: '7200' });
+    expect(res.statusCode).toBe(400);
+    expect(summary(res.body).map((e) => e.href)).toEqual(['#name', '#grace_s']);
+    expect(await apiZones()).toHaveLength(before);
   });
 
   it('shows every problem the API would give, each linked to its field: radius out of range, a bad schedule, a period the wrong way round', async () => {
@@ -159,6 +173,23 @@ describe('console zone form (no JavaScript)', () => {
     expect((await auditRows('zone.delete')).at(-1)).toMatchObject({ actor: 'om-1', subject_id: 'Z-S1', detail: { zone_id: zone.id, via: 'console' } });
     // a second time: there is no such zone
     expect((await om.post(`/console/subjects/Z-S1/zones/${zone.id}/delete`, { _csrf: csrfOf(confirm.body) })).statusCode).toBe(404);
+  });
+
+  it('does not offer to change a zone of several polygons or with holes (the form would lose rings), but deletes it', async () => {
+    const square = (x: number) => [[x, 52.9], [x + 0.01, 52.9], [x + 0.01, 52.91], [x, 52.91], [x, 52.9]];
+    const made = await svc.app.inject({ method: 'POST', url: '/v1/subjects/Z-S1/zones', headers: await authHeader('offender_manager', 'om-1'), payload: { type: 'Feature', geometry: { type: 'MultiPolygon', coordinates: [[square(-1.2)], [square(-1.1)]] }, properties: { kind: 'exclusion', name: 'Two parks' } } });
+    expect(made.statusCode, made.body).toBe(201);
+    const zid = (made.json() as { id: string }).id;
+    const subject = await om.get('/console/subjects/Z-S1');
+    expect(subject.body).not.toContain(`/zones/${zid}/edit`);
+    expect(subject.body).toContain(`/zones/${zid}/delete`);
+    const edit = await om.get(`/console/subjects/Z-S1/zones/${zid}/edit`);
+    expect(edit.statusCode).toBe(409);
+    const post = await om.post(`/console/subjects/Z-S1/zones/${zid}/edit`, { _csrf: csrfOf(subject.body), kind: 'exclusion', shape: 'circle', centre_lat: '52.9', centre_lon: '-1.1', radius_m: '100' });
+    expect(post.statusCode).toBe(409);
+    expect((await apiZones()).find((z) => z.id === zid)?.geometry.type).toBe('MultiPolygon');
+    const confirm = await om.get(`/console/subjects/Z-S1/zones/${zid}/delete`);
+    expect((await om.post(`/console/subjects/Z-S1/zones/${zid}/delete`, { _csrf: csrfOf(confirm.body) })).statusCode).toBe(303);
   });
 
   it('answers 404 for another manager’s person, on every zone page and post, and saves nothing', async () => {
