@@ -66,6 +66,13 @@ describe('console zone form (no JavaScript)', () => {
     expect(created.at(-1)).toMatchObject({ actor: 'om-1', subject_id: 'Z-S1', detail: { zone_id: z!.id, via: 'console' } });
     // the form page drew the person's zones: audited as the API audits a zone list
     expect((await auditRows('zone.list')).some((r) => r.actor === 'om-1' && r.detail.via === 'console.zone-form')).toBe(true);
+    // the form page: the console's strict CSP, its page data as JSON (not executed), nothing from elsewhere
+    const form = await om.get('/console/subjects/Z-S1/zones/new');
+    expect(form.headers['content-security-policy']).toMatch(/script-src 'self' 'nonce-[A-Za-z0-9+/=]+';/);
+    expect(form.body).toContain('<script type="application/json" id="zone-map-data">');
+    expect(form.body).toContain('<script type="module" src="/console/assets/js/zones-edit.js">');
+    for (const m of form.body.matchAll(/(?:src|href|action)="([^"]*)"/g)) expect(m[1]).toMatch(/^(\/(?!\/)|#|$)/);
+    expect(form.body).not.toMatch(/\sstyle=|\son[a-z]+=/);
     // the subject page links to change and delete it
     const subject = await om.get('/console/subjects/Z-S1');
     expect(subject.body).toContain(`/console/subjects/Z-S1/zones/${z!.id}/edit`);
