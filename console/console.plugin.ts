@@ -20,6 +20,7 @@ import { supervisorRoutes } from './supervisor.routes.js';
 import { analystRoutes } from './analyst.routes.js';
 import { liveRoutes } from './live.routes.js';
 import { adminRoutes, type AdminConsoleDeps } from './admin.plugin.js';
+import { zoneRoutes } from './zones.routes.js';
 import { displayTime } from './present.js';
 
 /**
@@ -135,6 +136,7 @@ export function consolePlugin(deps: ConsoleDeps) {
     await app.register(analystRoutes(deps));
     await app.register(liveRoutes(deps));
     await app.register(adminRoutes(deps));
+    await app.register(zoneRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

@@ -3,6 +3,7 @@ import { ROLES, userOf } from '../platform/http/auth.js';
 import { parseReason, REASON_MAX, REASON_MIN } from '../platform/http/reason.js';
 import { audit, auditSubjects } from '../registry/audit.repo.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
+import { listZones } from '../geofence/zones.repo.js';
 import { acknowledgeAlert, resolveAlert } from '../alerts/alerts.routes.js';
 import { getAlertFor, listAlertsFor } from '../alerts/lifecycle.repo.js';
 import { CASELOAD_SORTS, caseloadFor, evidenceWithReceipt, inboxFor, zoneForMap, type CaseloadSort } from './console.repo.js';
@@ -135,7 +136,7 @@ export function pageRoutes(deps: ConsoleDeps) {
       const alerts = await listAlertsFor(pool, user, { subject_id: subject.id, limit: 50 });
       await audit(pool, request, { action: 'subject.read', subjectId: subject.id, detail: { via: 'console', alert_ids: alerts.map((a) => a.id) } });
       const calendar = await sobrietyCalendar(pool, request, subject, (request.query as { month?: unknown }).month);
-      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), calendar }));
+      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), calendar, editableZones: user.role === 'offender_manager' ? await listZones(pool, subject.id) : [] }));
     };
     app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => withReason(request, reply, 'subject', showSubject));
     app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => giveReason(request, reply, 'subject'));

@@ -6,9 +6,9 @@ import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
 import { DateTimeIn, RefId } from '../platform/http/schemas.js';
 import { getSubjectFor } from '../registry/subjects.repo.js';
-import { geometryProblem, MAX_ZONE_VERTICES, type ZoneGeometry } from './geometry.js';
-import { DAYS, scheduleProblem, type Window } from './schedule.js';
-import { deleteZone, insertZone, listZones, loadRules, toFeature } from './zones.repo.js';
+import { MAX_ZONE_VERTICES } from './geometry.js';
+import { listZones, loadRules, toFeature } from './zones.repo.js';
+import { createZone, removeZone, ZoneFeature } from './zones.service.js';
 import { createReevaluation } from './reevaluate.js';
 import { countFixesUpTo, fixChunks } from './reevaluate.repo.js';
 
@@ -18,39 +18,6 @@ export const REEVALUATE_MAX_DAYS = 31;
 export const REEVALUATE_CHUNK = 10_000;
 /** default of REEVALUATE_MAX_FIXES: most fixes one re-evaluation reads */
 export const REEVALUATE_MAX_FIXES = 500_000;
-
-const ZoneFeature = Type.Object(
-  {
-    type: Type.Literal('Feature'),
-    id: Type.Optional(Type.Unknown()),
-    geometry: Type.Object(
-      { type: Type.String(), coordinates: Type.Unknown({ description: `GeoJSON coordinates; at most ${MAX_ZONE_VERTICES} positions in a zone` }) },
-      { additionalProperties: false },
-    ),
-    properties: Type.Object(
-      {
-        kind: Type.Union([Type.Literal('exclusion'), Type.Literal('inclusion')]),
-        name: Type.Optional(Type.String({ maxLength: 200 })),
-        radius_m: Type.Optional(Type.Number({ description: 'circle radius for a Point zone, metres' })),
-        schedule: Type.Optional(
-          Type.Array(
-            Type.Object(
-              { days: Type.Array(Type.Union(DAYS.map((d) => Type.Literal(d))), { minItems: 1, maxItems: 7 }), start: Type.String(), end: Type.String() },
-              { additionalProperties: false },
-            ),
-            { maxItems: 50, description: "weekly windows in the subject's time zone; absent = always" },
-          ),
-        ),
-        active_from: Type.Optional(DateTimeIn),
-        active_to: Type.Optional(DateTimeIn),
-        exceptions: Type.Optional(Type.Array(Type.Object({ from: DateTimeIn, to: DateTimeIn }, { additionalProperties: false }), { maxItems: 500 })),
-        grace_s: Type.Optional(Type.Integer({ minimum: 0, maximum: 3600, default: 60 })),
-      },
-      { additionalProperties: false },
-    ),
-  },
-  { additionalProperties: false },
-);
 
 const SubjectParams = Type.Object({ id: RefId });
 const ROLES = ['admin', 'offender_manager'] as const;
@@ -74,32 +41,9 @@ export function zonesRoutes(pool: Pool, opts: { reevaluateMaxFixes?: number } = 
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-        const { geometry, properties: p } = request.body;
-        const why =
-          geometryProblem(geometry, p.radius_m) ??
-          (geometry.type !== 'Point' && p.radius_m !== undefined ? 'radius_m applies to a Point zone only' : null) ??
-          scheduleProblem(p.schedule, subject.timezone) ??
-          (p.active_from && p.active_to && Date.parse(p.active_from) >= Date.parse(p.active_to) ? 'active_from must be before active_to' : null) ??
-          ((p.exceptions ?? []).some((x) => Date.parse(x.from) >= Date.parse(x.to)) ? 'each exception needs from before to' : null);
-        if (why) return problem(reply, 400, 'Bad Request', `invalid zone: ${why}`);
-        const zone = await insertZone(
-          pool,
-          subject.id,
-          {
-            kind: p.kind,
-            name: p.name ?? '',
-            geometry: geometry as ZoneGeometry,
-            radius_m: p.radius_m ?? null,
-            schedule: (p.schedule as Window[] | undefined) ?? null,
-            active_from: p.active_from ?? null,
-            active_to: p.active_to ?? null,
-            exceptions: p.exceptions ?? [],
-            grace_s: p.grace_s ?? 60,
-          },
-          userOf(request).id,
-        );
-        await audit(pool, request, { action: 'zone.create', subjectId: subject.id, detail: { zone_id: zone.id } });
-        return reply.code(201).send(toFeature(zone));
+        const r = await createZone(pool, request, subject, request.body);
+        if (!r.ok) return problem(reply, 400, 'Bad Request', `invalid zone: ${r.problems[0]!.message}`);
+        return reply.code(201).send(toFeature(r.zone));
       },
     );
 
@@ -120,8 +64,7 @@ export function zonesRoutes(pool: Pool, opts: { reevaluateMaxFixes?: number } = 
       async (request, reply) => {
         const subject = await getSubjectFor(pool, userOf(request), request.params.id);
         if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.id} not found`);
-        if (!(await deleteZone(pool, subject.id, request.params.zid))) return problem(reply, 404, 'Not Found', `zone ${request.params.zid} not found`);
-        await audit(pool, request, { action: 'zone.delete', subjectId: subject.id, detail: { zone_id: request.params.zid } });
+        if (!(await removeZone(pool, request, subject.id, request.params.zid))) return problem(reply, 404, 'Not Found', `zone ${request.params.zid} not found`);
         return reply.code(204).send();
       },
     );
