@@ -15,6 +15,10 @@ import { touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
 import { pageRoutes } from './pages.routes.js';
+import { evidenceRoutes } from './evidence.routes.js';
+import { crimePageRoutes } from './crime.routes.js';
+import type { CrimeRoutesDeps } from '../crime/crime.routes.js';
+import type { Metrics } from '../platform/metrics.js';
 import { displayTime } from './present.js';
 
 /**
@@ -38,6 +42,8 @@ export interface ConsoleDeps {
   pool: Pool;
   settings: ConsoleSettings;
   alerts: AlertRoutesDeps;
+  /** crime matching (the console's crime pages go through the API's functions); absent: no upload queue, no metrics */
+  crime?: CrimeRoutesDeps & { metrics: Metrics };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -122,6 +128,8 @@ export function consolePlugin(deps: ConsoleDeps) {
 
     await app.register(signInRoutes(deps));
     await app.register(pageRoutes(deps));
+    await app.register(evidenceRoutes(deps));
+    await app.register(crimePageRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }
