@@ -66,7 +66,19 @@ export async function alertPackSource(db: Queryable, user: User, alertId: string
   const subjectId = alert.subject_id as string;
   const subject = (await db.query<{ id: string; display_name: string }>(`SELECT id, display_name FROM subjects WHERE id = $1`, [subjectId])).rows[0]!;
   const rows = await evidenceWithReceipt(db, alert.device_id as string | null, alert.evidence);
-  const fixes: PackFix[] = rows.map((f, i) => ({ n: i + 1, ts: iso(f.ts)!, received_at: iso(f.received_at), lat: f.lat, lon: f.lon, accuracy_m: f.accuracy_m, class: f.class ?? null, device_id: (alert.device_id as string | null) ?? null, distance_m: null }));
+  const items = (Array.isArray(alert.evidence) ? alert.evidence : []) as Array<Record<string, unknown>>;
+  const fixItems = items.filter((e) => typeof e?.ts === 'string');
+  const fixes: PackFix[] = rows.map((f, i) => ({
+    n: i + 1,
+    ts: iso(f.ts)!,
+    received_at: iso(f.received_at),
+    lat: f.lat,
+    lon: f.lon,
+    accuracy_m: f.accuracy_m,
+    class: f.class ?? ((fixItems[i]?.reason as string | undefined) ?? null),
+    device_id: (fixItems[i]?.device_id as string | undefined) ?? (alert.device_id as string | null) ?? null,
+    distance_m: typeof fixItems[i]?.distance_m === 'number' ? (fixItems[i]!.distance_m as number) : null,
+  }));
   const zone = await zoneForMap(db, subjectId, (alert.zone_id as string | null) ?? null);
   const zones = zone ? await zoneRows(db, subjectId, [zone.id]) : [];
   const versions: Array<[string, string]> = [
@@ -74,14 +86,18 @@ export async function alertPackSource(db: Queryable, user: User, alertId: string
     ...zoneVersions(zones),
     ...evidenceVersions(alert.evidence),
   ];
+  // a crime_proximity alert: the crime and its radius R are drawn, the run's parameters printed
+  let target: PackData['target'] = null;
   const crime = (await db.query<{ crime_match_id: string | null }>(`SELECT crime_match_id::text FROM alerts WHERE id = $1`, [alert.id])).rows[0]?.crime_match_id ?? null;
   if (crime) {
     const m = await getMatch(db, crime);
     const run = m ? await getRun(db, m.run_id) : null;
     if (run) versions.push(['Crime matching parameters', `version ${run.params_version}: ${JSON.stringify(run.params)}; run ${run.id}, readings received up to ${iso(run.readings_received_max) ?? 'none'}`]);
+    const c = items.find((e) => e?.kind === 'crime') as { crime_ref?: string; location?: { lat: number; lon: number } } | undefined;
+    if (c?.location) target = { label: c.crime_ref ?? 'crime', lat: c.location.lat, lon: c.location.lon, radius_m: run?.params.radius_m ?? 100 };
   }
   const notes = zones.length ? ['Zones are never edited in place (a change deletes the zone and creates another), so the zone printed is the rule the alert was raised on.'] : [];
-  return { alert, subjectId, data: { reference: `alert ${alert.id}`, subject, zones: zones.map(zoneOf), target: null, fixes }, versions, notes };
+  return { alert, subjectId, data: { reference: `alert ${alert.id}`, subject, zones: zones.map(zoneOf), target, fixes }, versions, notes };
 }
 
 /** ms: the longest period a subject pack covers */

@@ -139,6 +139,15 @@ describe('crime batches in the console', () => {
     expect(m).toMatchObject({ review: 'confirmed', reviewed_by: 'ca-1', review_note: 'seen on CCTV at the rear door' });
     expect(m.alert_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(await auditRows('ca-1', 'crime.match.review')).toMatchObject([{ subject_id: m.subject_id, detail: { decision: 'confirmed', crime_ref: 'CR/1' } }]);
+    // the alert it raised reaches the person's manager, whose evidence pack draws the crime and R
+    const om = new ConsoleClient(svc.app);
+    await om.signIn('offender_manager', 'om-1');
+    const alertPdf = await om.get(`/console/alerts/${m.alert_id}/evidence.pdf`);
+    expect(alertPdf.statusCode).toBe(200);
+    const alertText = pdfText(alertPdf.rawPayload);
+    expect(alertText).toContain('Near a reported crime');
+    expect(alertText).toMatch(/R = 100 m/);
+    expect(alertText).toContain('Crime matching parameters');
     const again = await c.post(`/console/crime/matches/${matchId}/review`, { _csrf: csrf, crime_id: crimeId, decision: 'rejected', note: 'changed my mind' });
     expect(again.statusCode).toBe(409);
     expect(again.body).toContain('was already reviewed');
