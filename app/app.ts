@@ -175,7 +175,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(emailRoutes(deps.pool, deps.emailEnabled ?? false, subscriptions.days));
   await app.register(crimeBatchRoutes({ pool: deps.pool, queue: deps.crimeQueue ?? null, logger: deps.logger }));
   await app.register(crimeRoutes({ pool: deps.pool, metrics: deps.metrics }));
-  await app.register(consolePlugin({ pool: deps.pool, settings: consoleSettings, alerts: alertDeps, streams, admin: { broker: deps.brokerAdmin ?? null, webhooks: { pool: deps.pool, allowPrivate: deps.allowPrivateWebhooks ?? false, settings: subscriptions, resolve: deps.resolveHost }, emailEnabled: deps.emailEnabled ?? false } }), { prefix: '/console' });
+  await app.register(consolePlugin({ pool: deps.pool, settings: consoleSettings, alerts: alertDeps, streams, admin: { broker: deps.brokerAdmin ?? null, webhooks: { pool: deps.pool, allowPrivate: deps.allowPrivateWebhooks ?? false, settings: subscriptions, resolve: deps.resolveHost }, emailEnabled: deps.emailEnabled ?? false }, crime: { pool: deps.pool, queue: deps.crimeQueue ?? null, logger: deps.logger, metrics: deps.metrics } }), { prefix: '/console' });
   return app as unknown as FastifyInstance;
 }
 

@@ -21,6 +21,10 @@ import { analystRoutes } from './analyst.routes.js';
 import { liveRoutes } from './live.routes.js';
 import { adminRoutes, type AdminConsoleDeps } from './admin.plugin.js';
 import { zoneRoutes } from './zones.routes.js';
+import { evidenceRoutes } from './evidence.routes.js';
+import { crimePageRoutes } from './crime.routes.js';
+import type { CrimeRoutesDeps } from '../crime/crime.routes.js';
+import type { Metrics } from '../platform/metrics.js';
 import { displayTime } from './present.js';
 
 /**
@@ -48,6 +52,8 @@ export interface ConsoleDeps {
   streams: AlertStreams;
   /** the admin pages' and subscriptions' services (console/admin*.routes.ts) */
   admin?: AdminConsoleDeps;
+  /** crime matching (the console's crime pages go through the API's functions); absent: no upload queue, no metrics */
+  crime?: CrimeRoutesDeps & { metrics: Metrics };
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -137,6 +143,8 @@ export function consolePlugin(deps: ConsoleDeps) {
     await app.register(liveRoutes(deps));
     await app.register(adminRoutes(deps));
     await app.register(zoneRoutes(deps));
+    await app.register(evidenceRoutes(deps));
+    await app.register(crimePageRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

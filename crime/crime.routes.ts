@@ -1,12 +1,13 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import type { Queue } from 'bullmq';
 import { withTransaction, type Pool } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { userOf } from '../platform/http/auth.js';
 import { problem } from '../platform/http/problem.js';
 import { audit } from '../registry/audit.repo.js';
-import { parseCrimeCsv, parseCrimeJson, type CrimeFields, type ParsedBatch } from './batch.js';
+import { parseCrimeCsv, parseCrimeJson, type CrimeFields, type ParsedBatch, type RowError } from './batch.js';
 import { getBatch, insertBatch, insertRun } from './crime.repo.js';
 import { enqueueRun, type CrimeJob } from './match.job.js';
 import { crimeParamsVersion } from './rules.js';
@@ -24,6 +25,45 @@ export interface CrimeRoutesDeps {
 }
 
 const Id = Type.Object({ id: ServiceId });
+
+export interface UploadedBatch {
+  id: string;
+  police_batch_id: string;
+  run_id: string;
+  accepted: number;
+  rejected: number;
+  errors: RowError[];
+}
+export type UploadOutcome = { ok: true; batch: UploadedBatch } | { ok: false; status: 400 | 409 | 422; title: string; detail: string; errors?: RowError[] };
+
+/**
+ * An upload (the API's POST /v1/crime-batches and the console's upload form): the body as CSV
+ * bytes or `{rows}`; each row checked alone; the batch, its crimes, its first run and the audit
+ * row in one transaction (nothing stored when refused); then the run is queued.
+ */
+export async function uploadBatch(deps: CrimeRoutesDeps, request: FastifyRequest, body: unknown): Promise<UploadOutcome> {
+  const { pool } = deps;
+  const now = Date.now();
+  let parsed: ParsedBatch;
+  if (Buffer.isBuffer(body)) {
+    if (body.includes(0)) return { ok: false, status: 400, title: 'Bad Request', detail: 'the file holds NUL bytes: not a text CSV' };
+    parsed = parseCrimeCsv(body, now);
+  } else parsed = parseCrimeJson((body as { rows: CrimeFields[] }).rows, now);
+  if (!parsed.ok) return { ok: false, status: 400, title: 'Bad Request', detail: parsed.reason };
+  const { rows, errors } = parsed;
+  if (rows.length === 0) return { ok: false, status: 422, title: 'Unprocessable Content', detail: 'no row of the batch is valid; nothing was stored', errors };
+  const user = userOf(request);
+  const first = rows[0]!;
+  const stored = await withTransaction(pool, async (c) => {
+    const b = await insertBatch(c, { batchId: first.batch_id, force: first.force, by: user.id, rows, errors, rowsTotal: rows.length + errors.length, params: paramsWith(undefined) });
+    if (!b) return null;
+    await audit(c, request, { action: 'crime.batch.upload', detail: { batch_id: b.id, police_batch_id: first.batch_id, crimes: rows.length, crime_refs: rows.map((r) => r.crime_ref) } });
+    return b;
+  });
+  if (!stored) return { ok: false, status: 409, title: 'Conflict', detail: `police batch ${first.batch_id} was uploaded before: re-run it with POST /v1/crime-batches/{id}/rerun` };
+  if (deps.queue) await enqueueRun(deps.queue, stored.runId).catch((err: Error) => deps.logger.warn({ run: stored.runId, err: err.message }, 'crime run not queued; the maintenance tick will'));
+  return { ok: true, batch: { id: stored.id, police_batch_id: first.batch_id, run_id: stored.runId, accepted: rows.length, rejected: errors.length, errors } };
+}
 
 /** Crime batches: upload, progress, re-run and the results export (contract §8). */
 export function crimeBatchRoutes(deps: CrimeRoutesDeps): FastifyPluginAsyncTypebox {
@@ -53,27 +93,9 @@ export function crimeBatchRoutes(deps: CrimeRoutesDeps): FastifyPluginAsyncTypeb
         },
       },
       async (request, reply) => {
-        const now = Date.now();
-        const body = request.body as unknown;
-        let parsed: ParsedBatch;
-        if (Buffer.isBuffer(body)) {
-          if (body.includes(0)) return problem(reply, 400, 'Bad Request', 'the file holds NUL bytes: not a text CSV');
-          parsed = parseCrimeCsv(body, now);
-        } else parsed = parseCrimeJson((body as { rows: CrimeFields[] }).rows, now);
-        if (!parsed.ok) return problem(reply, 400, 'Bad Request', parsed.reason);
-        const { rows, errors } = parsed;
-        if (rows.length === 0) return problem(reply, 422, 'Unprocessable Content', 'no row of the batch is valid; nothing was stored', { errors });
-        const user = userOf(request);
-        const first = rows[0]!;
-        const stored = await withTransaction(pool, async (c) => {
-          const b = await insertBatch(c, { batchId: first.batch_id, force: first.force, by: user.id, rows, errors, rowsTotal: rows.length + errors.length, params: paramsWith(undefined) });
-          if (!b) return null;
-          await audit(c, request, { action: 'crime.batch.upload', detail: { batch_id: b.id, police_batch_id: first.batch_id, crimes: rows.length, crime_refs: rows.map((r) => r.crime_ref) } });
-          return b;
-        });
-        if (!stored) return problem(reply, 409, 'Conflict', `police batch ${first.batch_id} was uploaded before: re-run it with POST /v1/crime-batches/{id}/rerun`);
-        await enqueue(stored.runId);
-        return reply.code(201).send({ id: stored.id, police_batch_id: first.batch_id, run_id: stored.runId, accepted: rows.length, rejected: errors.length, errors });
+        const out = await uploadBatch(deps, request, request.body as unknown);
+        if (!out.ok) return problem(reply, out.status, out.title, out.detail, out.errors ? { errors: out.errors } : undefined);
+        return reply.code(201).send(out.batch);
       },
     );
 

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import { withTransaction, type Pool } from '../platform/db.js';
 import type { Metrics } from '../platform/metrics.js';
 import { userOf } from '../platform/http/auth.js';
@@ -7,7 +8,7 @@ import { problem } from '../platform/http/problem.js';
 import { requireReason } from '../platform/http/reason.js';
 import { audit } from '../registry/audit.repo.js';
 import { crimeMatches, getCrime, listChecks, recordCheck, type CrimeRecord } from './crime.repo.js';
-import { reviewMatch } from './review.js';
+import { reviewMatch, type ReviewOutcome } from './review.js';
 import { crimeParamsVersion, decide, DEFAULT_CRIME_PARAMS, type CrimeParams } from './rules.js';
 import { problems, ServiceId, SubjectRef } from './schemas.js';
 import { subjectFixes } from './trails.repo.js';
@@ -33,6 +34,58 @@ const crimeOut = (c: CrimeRecord) => ({
   northing: c.northing,
   free_text: c.free_text,
 });
+
+/**
+ * One subject's category for one crime, decided now with the latest run's parameters (or the
+ * defaults): the API's check and the console's check form. `reason` is already validated; the
+ * check is stored and audited with it. Name and fixes only for placed and possible.
+ */
+export async function checkCrimeSubject(pool: Pool, request: FastifyRequest, crimeId: string, subjectId: string, reason: string) {
+  const crime = await getCrime(pool, crimeId);
+  if (!crime) return { ok: false as const, detail: `crime ${crimeId} not found` };
+  const subject = (await pool.query<{ id: string; display_name: string }>(`SELECT id, display_name FROM subjects WHERE id = $1`, [subjectId])).rows[0];
+  if (!subject) return { ok: false as const, detail: `subject ${subjectId} not found` };
+  const latest = await pool.query<{ params: CrimeParams }>(`SELECT params FROM crime_runs WHERE batch_id = $1 ORDER BY id DESC LIMIT 1`, [crime.batch_id]);
+  const params = latest.rows[0]?.params ?? DEFAULT_CRIME_PARAMS;
+  const G = params.max_gap_s * 1000;
+  const w = { from: crime.from_at.getTime(), to: crime.to_at.getTime(), lat: crime.lat, lon: crime.lon };
+  const { fixes, receivedMax } = await subjectFixes(pool, subject.id, w.from - G, w.to + G);
+  const d = decide(fixes, w, params);
+  const shown = d.category === 'placed' || d.category === 'possible';
+  const user = userOf(request);
+  await withTransaction(pool, async (c) => {
+    await recordCheck(c, { crimeId: String(crime.id), subjectId: subject.id, actor: user.id, reason, category: d.category, paramsVersion: crimeParamsVersion(params) });
+    await audit(c, request, { action: 'crime.check', subjectId: subject.id, detail: { crime_id: String(crime.id), crime_ref: crime.crime_ref, reason, category: d.category } });
+  });
+  return {
+    ok: true as const,
+    check: {
+      crime_id: String(crime.id),
+      crime_ref: crime.crime_ref,
+      subject_id: subject.id,
+      category: d.category,
+      params,
+      params_version: crimeParamsVersion(params),
+      readings_received_max: receivedMax === null ? null : new Date(receivedMax).toISOString(),
+      coverage: d.coverage,
+      ...(shown ? { display_name: subject.display_name, deciding: d.deciding.map((f) => ({ ...f, ts: new Date(f.ts).toISOString() })) } : {}),
+    },
+  };
+}
+
+/** A review (the API's POST /v1/crime-matches/{id}/review and the console's buttons): once; confirmed raises the alert; audited in the same transaction. */
+export async function reviewCrimeMatch(deps: { pool: Pool; metrics: Metrics }, request: FastifyRequest, matchId: string, decision: 'confirmed' | 'rejected', note: string): Promise<ReviewOutcome> {
+  const user = userOf(request);
+  const r = await withTransaction(deps.pool, async (c) => {
+    const out = await reviewMatch(c, matchId, decision, user.id, note);
+    if (!out.ok) return out;
+    const crime = (await c.query<{ crime_ref: string }>(`SELECT crime_ref FROM crimes WHERE id = $1`, [out.match.crime_id])).rows[0]!;
+    await audit(c, request, { action: 'crime.match.review', subjectId: out.match.subject_id, detail: { match_id: matchId, crime_ref: crime.crime_ref, decision, alert_id: out.alertId } });
+    return out;
+  });
+  if (r.ok && r.alertId) deps.metrics.alertsRaised.inc({ type: 'crime_proximity' });
+  return r;
+}
 
 export function crimeRoutes(deps: { pool: Pool; metrics: Metrics }): FastifyPluginAsyncTypebox {
   const { pool } = deps;
@@ -95,33 +148,9 @@ export function crimeRoutes(deps: { pool: Pool; metrics: Metrics }): FastifyPlug
         // the same reason rules as X-Tagwatch-Reason; kept in the audit row's reason column too
         const reason = requireReason(request, reply, request.query.reason);
         if (reason === null) return reply;
-        const crime = await getCrime(pool, request.params.id);
-        if (!crime) return problem(reply, 404, 'Not Found', `crime ${request.params.id} not found`);
-        const subject = (await pool.query<{ id: string; display_name: string }>(`SELECT id, display_name FROM subjects WHERE id = $1`, [request.params.subject_id])).rows[0];
-        if (!subject) return problem(reply, 404, 'Not Found', `subject ${request.params.subject_id} not found`);
-        const latest = await pool.query<{ params: CrimeParams }>(`SELECT params FROM crime_runs WHERE batch_id = $1 ORDER BY id DESC LIMIT 1`, [crime.batch_id]);
-        const params = latest.rows[0]?.params ?? DEFAULT_CRIME_PARAMS;
-        const G = params.max_gap_s * 1000;
-        const w = { from: crime.from_at.getTime(), to: crime.to_at.getTime(), lat: crime.lat, lon: crime.lon };
-        const { fixes, receivedMax } = await subjectFixes(pool, subject.id, w.from - G, w.to + G);
-        const d = decide(fixes, w, params);
-        const shown = d.category === 'placed' || d.category === 'possible';
-        const user = userOf(request);
-        await withTransaction(pool, async (c) => {
-          await recordCheck(c, { crimeId: String(crime.id), subjectId: subject.id, actor: user.id, reason, category: d.category, paramsVersion: crimeParamsVersion(params) });
-          await audit(c, request, { action: 'crime.check', subjectId: subject.id, detail: { crime_id: String(crime.id), crime_ref: crime.crime_ref, reason, category: d.category } });
-        });
-        return {
-          crime_id: String(crime.id),
-          crime_ref: crime.crime_ref,
-          subject_id: subject.id,
-          category: d.category,
-          params,
-          params_version: crimeParamsVersion(params),
-          readings_received_max: receivedMax === null ? null : new Date(receivedMax).toISOString(),
-          coverage: d.coverage,
-          ...(shown ? { display_name: subject.display_name, deciding: d.deciding.map((f) => ({ ...f, ts: new Date(f.ts).toISOString() })) } : {}),
-        };
+        const out = await checkCrimeSubject(pool, request, request.params.id, request.params.subject_id, reason);
+        if (!out.ok) return problem(reply, 404, 'Not Found', out.detail);
+        return out.check;
       },
     );
 
@@ -164,17 +193,8 @@ export function crimeRoutes(deps: { pool: Pool; metrics: Metrics }): FastifyPlug
         },
       },
       async (request, reply) => {
-        const user = userOf(request);
-        const { decision, note } = request.body;
-        const r = await withTransaction(pool, async (c) => {
-          const out = await reviewMatch(c, request.params.id, decision, user.id, note);
-          if (!out.ok) return out;
-          const crime = (await c.query<{ crime_ref: string }>(`SELECT crime_ref FROM crimes WHERE id = $1`, [out.match.crime_id])).rows[0]!;
-          await audit(c, request, { action: 'crime.match.review', subjectId: out.match.subject_id, detail: { match_id: request.params.id, crime_ref: crime.crime_ref, decision, alert_id: out.alertId } });
-          return out;
-        });
+        const r = await reviewCrimeMatch(deps, request, request.params.id, request.body.decision, request.body.note);
         if (!r.ok) return problem(reply, r.status, r.status === 404 ? 'Not Found' : 'Conflict', r.detail);
-        if (r.alertId) deps.metrics.alertsRaised.inc({ type: 'crime_proximity' });
         const m = r.match;
         return { id: String(m.id), crime_id: String(m.crime_id), subject_id: m.subject_id, category: m.category, review: m.review, reviewed_by: m.reviewed_by, reviewed_at: m.reviewed_at, review_note: m.review_note, alert_id: r.alertId };
       },

@@ -19,6 +19,14 @@ if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
     || { $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 update >/dev/null && $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends chromium >/dev/null; } \
     || echo "test: chromium could not be installed: the browser tests will fail" >&2
 fi
+# the evidence pack tests read PDFs with Debian's poppler-utils (pdftotext, pdfinfo)
+if ! command -v pdftotext >/dev/null 2>&1; then
+  echo "test: installing Debian's poppler-utils for the evidence pack tests" >&2
+  sudo_cmd=""; if [ "$(id -u)" != 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends poppler-utils >/dev/null \
+    || { $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 update >/dev/null && $sudo_cmd apt-get -o DPkg::Lock::Timeout=300 install -y --no-install-recommends poppler-utils >/dev/null; } \
+    || echo "test: poppler-utils could not be installed: the evidence pack tests will fail" >&2
+fi
 node_modules/.bin/tsc --noEmit -p .
 node_modules/.bin/tsc --noEmit -p browser
 node_modules/.bin/vitest run "$@"
