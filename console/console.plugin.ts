@@ -15,6 +15,7 @@ import { touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
 import { pageRoutes } from './pages.routes.js';
+import { subjectRoutes } from './subject.routes.js';
 import { displayTime } from './present.js';
 
 /**
@@ -122,6 +123,7 @@ export function consolePlugin(deps: ConsoleDeps) {
 
     await app.register(signInRoutes(deps));
     await app.register(pageRoutes(deps));
+    await app.register(subjectRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

@@ -10,6 +10,7 @@ import { csrfMatches } from './sessions.repo.js';
 import { signOut } from './sign-in.routes.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { alertView, lateText } from './present.js';
+import { subjectMapView } from './subject.routes.js';
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const PAGE_SIZE = 25;
@@ -111,21 +112,27 @@ export function pageRoutes(deps: ConsoleDeps) {
       return changed(request, reply, await resolveAlert(deps.alerts, request, request.params.id, note(body), body?.false_alarm === 'yes'));
     });
 
+    /** Where a supervisor's reason form for a subject page posts, with the map's chosen track period (from, to). */
+    const openSubjectUrl = (request: FastifyRequest<{ Params: Params }>) => {
+      const period = new URLSearchParams(Object.entries(request.query as Record<string, unknown>).filter((e): e is [string, string] => (e[0] === 'from' || e[0] === 'to') && typeof e[1] === 'string')).toString();
+      return `/console/subjects/${encodeURIComponent(request.params.id)}/open${period ? `?${period}` : ''}`;
+    };
     const showSubject = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
       const user = userOf(request);
       const subject = await getSubjectFor(pool, user, request.params.id);
       if (!subject) return notFound(request, reply, 'person');
       const alerts = await listAlertsFor(pool, user, { subject_id: subject.id, limit: 50 });
       await audit(pool, request, { action: 'subject.read', subjectId: subject.id, detail: { via: 'console', alert_ids: alerts.map((a) => a.id) } });
-      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })) }));
+      const map = await subjectMapView(deps, request, subject);
+      return reply.code(map.mapErrors.length ? 400 : 200).view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), ...map }));
     };
     app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => {
-      if (userOf(request).role === 'supervisor') return askReason(request, reply, `/console/subjects/${encodeURIComponent(request.params.id)}/open`);
+      if (userOf(request).role === 'supervisor') return askReason(request, reply, openSubjectUrl(request));
       return showSubject(request, reply);
     });
     app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => {
       const why = takeReason(request);
-      if (why) return askReason(request, reply, `/console/subjects/${encodeURIComponent(request.params.id)}/open`, why);
+      if (why) return askReason(request, reply, openSubjectUrl(request), why);
       return showSubject(request, reply);
     });
   };
