@@ -96,6 +96,8 @@ function replay(map: OlMap, t: TrackColumns, timezone: string): void {
   const show = (i: number, fromSlider: boolean) => {
     index = i;
     highlight.show(i);
+    // which fix the map highlights (read by the browser test; one attribute, when it changes)
+    map.getTargetElement().dataset.highlighted = String(i);
     if (!fromSlider) slider.value = String(i);
     slider.setAttribute('aria-valuetext', when(t.ts[i]!));
   };
