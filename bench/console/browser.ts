@@ -29,6 +29,10 @@ export interface PageLoads {
   drawn: Summary & { p95: number };
   /** navigation start → DOMContentLoaded, ms (the server's page and the parse) */
   dom: Summary & { p95: number };
+  /** the page script's track request → its answer parsed, ms (p50) */
+  load: number;
+  /** answer parsed → map drawn with the track, ms (p50) */
+  draw: number;
   fixes: number;
   trackBytes: number;
 }
@@ -42,6 +46,8 @@ const p95 = (values: number[]) => {
 export async function measurePageLoads(context: BrowserContext, url: string, loads: number): Promise<PageLoads> {
   const drawn: number[] = [];
   const dom: number[] = [];
+  const load: number[] = [];
+  const draw: number[] = [];
   let fixes = 0;
   let trackBytes = 0;
   for (let k = 0; k <= loads; k++) {
@@ -57,6 +63,8 @@ export async function measurePageLoads(context: BrowserContext, url: string, loa
     if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
     const m = await page.evaluate(() => ({
       drawn: performance.getEntriesByName('tagwatch:track-drawn')[0]?.startTime ?? NaN,
+      requested: performance.getEntriesByName('tagwatch:track-requested')[0]?.startTime ?? NaN,
+      loaded: performance.getEntriesByName('tagwatch:track-loaded')[0]?.startTime ?? NaN,
       dom: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).domContentLoadedEventEnd,
       max: Number((document.getElementById('replay-position') as HTMLInputElement | null)?.max ?? -1) + 1,
     }));
@@ -64,10 +72,12 @@ export async function measurePageLoads(context: BrowserContext, url: string, loa
     if (k > 0) {
       drawn.push(m.drawn);
       dom.push(m.dom);
+      load.push(m.loaded - m.requested);
+      draw.push(m.drawn - m.loaded);
     }
     await page.close();
   }
-  return { drawn: { ...summarize(drawn), p95: p95(drawn) }, dom: { ...summarize(dom), p95: p95(dom) }, fixes, trackBytes };
+  return { drawn: { ...summarize(drawn), p95: p95(drawn) }, dom: { ...summarize(dom), p95: p95(dom) }, load: summarize(load).p50, draw: summarize(draw).p50, fixes, trackBytes };
 }
 
 export interface FrameRate {

@@ -83,7 +83,10 @@ describe('the subject page in a browser: track and replay', () => {
 
     await page.goto(`${base}/console/subjects/R-S1`);
     await expect.poll(() => page.locator('#subject-map').getAttribute('data-ready'), { timeout: 15_000 }).toBe('true');
-    expect(requests.some((u) => u.startsWith(`${base}/console/subjects/R-S1/track?from=`))).toBe(true);
+    // one track request (the page's preload is the one the script uses), so one audit row of the read
+    expect(requests.filter((u) => u.startsWith(`${base}/console/subjects/R-S1/track?from=`))).toHaveLength(1);
+    const reads = await db.pool.query(`SELECT detail FROM audit_log WHERE actor = 'om-1' AND action = 'track.read' AND detail->>'via' = 'console.replay'`);
+    expect(reads.rows).toEqual([{ detail: expect.objectContaining({ fixes: N }) }]);
     // the map's canvas has been drawn on (the track, the zone, the highlighted fix)
     const painted = await page.evaluate(() =>
       [...document.querySelectorAll<HTMLCanvasElement>('#subject-map canvas')].reduce((n, c) => {
