@@ -65,7 +65,7 @@ const PHASES: Record<string, (c: Ctx) => Promise<void>> = {
     c.results.add(`subject page, ${int(loads.fixes)} fixes (7 days): navigation → track drawn p50`, fixed(loads.drawn.p50, 0), 'ms', `< ${INTERACTIVE_MS}`, loads.drawn.p50 < INTERACTIVE_MS);
     c.results.add(`  p95 over ${loads.drawn.n} loads (max ${fixed(loads.drawn.max, 0)})`, fixed(loads.drawn.p95, 0), 'ms', `< ${INTERACTIVE_MS}`, loads.drawn.p95 < INTERACTIVE_MS);
     c.results.add('  of which navigation → DOMContentLoaded p50 / p95', `${fixed(loads.dom.p50, 0)} / ${fixed(loads.dom.p95, 0)}`, 'ms');
-    c.results.add('  script asks for the track → answer parsed; → drawn (p50)', `${fixed(loads.load, 0)}; ${fixed(loads.draw, 0)}`, 'ms');
+    c.results.add('  script asks for the track → parsed; → features; → drawn (p50)', `${fixed(loads.load, 0)}; ${fixed(loads.add, 0)}; ${fixed(loads.draw, 0)}`, 'ms');
     c.results.add('  track answer (columns JSON)', int(loads.trackBytes / 1024), 'KiB');
   },
   async replay(c) {

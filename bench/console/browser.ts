@@ -31,7 +31,9 @@ export interface PageLoads {
   dom: Summary & { p95: number };
   /** the page script's track request → its answer parsed, ms (p50) */
   load: number;
-  /** answer parsed → map drawn with the track, ms (p50) */
+  /** answer parsed → features made and the view fitted (script), ms (p50) */
+  add: number;
+  /** features made → map drawn with the track (OpenLayers' render), ms (p50) */
   draw: number;
   fixes: number;
   trackBytes: number;
@@ -47,6 +49,7 @@ export async function measurePageLoads(context: BrowserContext, url: string, loa
   const drawn: number[] = [];
   const dom: number[] = [];
   const load: number[] = [];
+  const add: number[] = [];
   const draw: number[] = [];
   let fixes = 0;
   let trackBytes = 0;
@@ -65,6 +68,7 @@ export async function measurePageLoads(context: BrowserContext, url: string, loa
       drawn: performance.getEntriesByName('tagwatch:track-drawn')[0]?.startTime ?? NaN,
       requested: performance.getEntriesByName('tagwatch:track-requested')[0]?.startTime ?? NaN,
       loaded: performance.getEntriesByName('tagwatch:track-loaded')[0]?.startTime ?? NaN,
+      added: performance.getEntriesByName('tagwatch:track-added')[0]?.startTime ?? NaN,
       dom: (performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming).domContentLoadedEventEnd,
       max: Number((document.getElementById('replay-position') as HTMLInputElement | null)?.max ?? -1) + 1,
     }));
@@ -73,11 +77,12 @@ export async function measurePageLoads(context: BrowserContext, url: string, loa
       drawn.push(m.drawn);
       dom.push(m.dom);
       load.push(m.loaded - m.requested);
-      draw.push(m.drawn - m.loaded);
+      add.push(m.added - m.loaded);
+      draw.push(m.drawn - m.added);
     }
     await page.close();
   }
-  return { drawn: { ...summarize(drawn), p95: p95(drawn) }, dom: { ...summarize(dom), p95: p95(dom) }, load: summarize(load).p50, draw: summarize(draw).p50, fixes, trackBytes };
+  return { drawn: { ...summarize(drawn), p95: p95(drawn) }, dom: { ...summarize(dom), p95: p95(dom) }, load: summarize(load).p50, add: summarize(add).p50, draw: summarize(draw).p50, fixes, trackBytes };
 }
 
 export interface FrameRate {

@@ -53,6 +53,7 @@ async function start(el: HTMLElement): Promise<void> {
   }
   if (track && track.count > 0) m.source.addFeatures(trackFeatures(track));
   m.fit();
+  performance.mark('tagwatch:track-added');
   m.map.once('rendercomplete', () => {
     performance.mark('tagwatch:track-drawn');
     el.dataset.ready = 'true';
