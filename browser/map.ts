@@ -10,6 +10,7 @@ import Map from 'ol/Map.js';
 import View from 'ol/View.js';
 import Feature from 'ol/Feature.js';
 import VectorLayer from 'ol/layer/Vector.js';
+import VectorImageLayer from 'ol/layer/VectorImage.js';
 import VectorSource from 'ol/source/Vector.js';
 import TileLayer from 'ol/layer/Tile.js';
 import XYZ from 'ol/source/XYZ.js';
@@ -99,14 +100,16 @@ export interface ConsoleMap { map: Map; source: VectorSource; fit(): void }
 
 /**
  * A map in `el` (a `.console-map` element from the `consoleMap` macro): its data-tile-url and
- * data-tile-attribution say whether there is a base layer.
+ * data-tile-attribution say whether there is a base layer. `image`: the vector layer is a
+ * VectorImageLayer (redrawn only when the view changes, not when another layer changes).
  */
-export function createMap(el: HTMLElement): ConsoleMap {
+export function createMap(el: HTMLElement, opts: { image?: boolean } = {}): ConsoleMap {
   const source = new VectorSource();
-  const layers: Array<TileLayer<XYZ> | VectorLayer> = [];
+  const layers: Array<TileLayer<XYZ> | VectorLayer | VectorImageLayer> = [];
   const tileUrl = el.dataset.tileUrl;
   if (tileUrl) layers.push(new TileLayer({ source: new XYZ({ url: tileUrl, attributions: el.dataset.tileAttribution ?? '', crossOrigin: null }) }));
-  layers.push(new VectorLayer({ source }));
+  // `image`: drawn once per view change into an image (many fixes; a page redrawing often, e.g. a replay)
+  layers.push(opts.image ? new VectorImageLayer({ source }) : new VectorLayer({ source }));
   const map = new Map({
     target: el,
     layers,

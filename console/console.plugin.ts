@@ -25,6 +25,7 @@ import { evidenceRoutes } from './evidence.routes.js';
 import { crimePageRoutes } from './crime.routes.js';
 import type { CrimeRoutesDeps } from '../crime/crime.routes.js';
 import type { Metrics } from '../platform/metrics.js';
+import { subjectRoutes } from './subject.routes.js';
 import { displayTime } from './present.js';
 
 /**
@@ -145,6 +146,7 @@ export function consolePlugin(deps: ConsoleDeps) {
     await app.register(zoneRoutes(deps));
     await app.register(evidenceRoutes(deps));
     await app.register(crimePageRoutes(deps));
+    await app.register(subjectRoutes(deps));
     app.setNotFoundHandler((request: FastifyRequest, reply) => reply.code(404).view('error.njk', { title: 'Page not found', message: 'If you typed the web address, check it is correct.', user: request.user }));
   };
 }

@@ -13,6 +13,7 @@ import type { ConsoleDeps } from './console.plugin.js';
 import { alertView, lateText } from './present.js';
 import { keepReason, keptReason, type ReasonRecord } from './live.repo.js';
 import { sobrietyCalendar } from './calendar.js';
+import { subjectMapView } from './subject.routes.js';
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
 const PAGE_SIZE = 25;
@@ -92,20 +93,25 @@ export function pageRoutes(deps: ConsoleDeps) {
      * otherwise the reason form. POST …/open keeps the reason and redirects here (POST-redirect-GET:
      * a reload is a GET, audited again with the same reason).
      */
+    /** The page's own query (the track period, the calendar month), kept through the reason form. */
+    const pageQuery = (request: FastifyRequest) => {
+      const q = new URLSearchParams(Object.entries(request.query as Record<string, unknown>).filter((e): e is [string, string] => ['from', 'to', 'month'].includes(e[0]) && typeof e[1] === 'string')).toString();
+      return q ? `?${q}` : '';
+    };
     const withReason = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, kind: ReasonRecord, show: typeof showAlert) => {
       const url = `/console/${kind === 'alert' ? 'alerts' : 'subjects'}/${encodeURIComponent(request.params.id)}`;
       if (userOf(request).role !== 'supervisor') return show(request, reply);
       const reason = await keptReason(pool, request.consoleSession!.key, kind, request.params.id, new Date());
-      if (!reason) return askReason(request, reply, `${url}/open`);
+      if (!reason) return askReason(request, reply, `${url}/open${pageQuery(request)}`);
       request.reason = reason;
       return show(request, reply);
     };
     const giveReason = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, kind: ReasonRecord) => {
       const url = `/console/${kind === 'alert' ? 'alerts' : 'subjects'}/${encodeURIComponent(request.params.id)}`;
       const given = takeReason(request);
-      if ('error' in given) return askReason(request, reply, `${url}/open`, given.error);
+      if ('error' in given) return askReason(request, reply, `${url}/open${pageQuery(request)}`, given.error);
       await keepReason(pool, request.consoleSession!.key, kind, request.params.id, given.reason, new Date());
-      return reply.code(303).header('location', url).send();
+      return reply.code(303).header('location', `${url}${pageQuery(request)}`).send();
     };
 
     app.get<{ Params: Params }>('/alerts/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => withReason(request, reply, 'alert', showAlert));
@@ -136,7 +142,9 @@ export function pageRoutes(deps: ConsoleDeps) {
       const alerts = await listAlertsFor(pool, user, { subject_id: subject.id, limit: 50 });
       await audit(pool, request, { action: 'subject.read', subjectId: subject.id, detail: { via: 'console', alert_ids: alerts.map((a) => a.id) } });
       const calendar = await sobrietyCalendar(pool, request, subject, (request.query as { month?: unknown }).month);
-      return reply.view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), calendar, editableZones: user.role === 'offender_manager' ? await listZones(pool, subject.id) : [] }));
+      const map = await subjectMapView(deps, request, subject);
+      const editableZones = user.role === 'offender_manager' ? await listZones(pool, subject.id) : [];
+      return reply.code(map.mapErrors.length ? 400 : 200).view('subject.njk', page(request, { title: subject.display_name, nav: 'caseload', subject, alerts: alerts.map((a) => ({ ...a, view: alertView(a as never) })), calendar, editableZones, ...map }));
     };
     app.get<{ Params: Params }>('/subjects/:id', { config: { roles: MANAGERS, session: true }, schema: { hide: true } }, async (request, reply) => withReason(request, reply, 'subject', showSubject));
     app.post<{ Params: Params }>('/subjects/:id/open', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => giveReason(request, reply, 'subject'));
