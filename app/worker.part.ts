@@ -12,6 +12,7 @@ import { createFeedDrainer } from '../alerts/drain.js';
 import { createOutboxState } from '../alerts/outbox.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { CRIME_QUEUE, requeueOpenRuns, runCrimeMatch, type CrimeJob } from '../crime/match.job.js';
+import { compactGpsHourLog, TrailCache } from '../crime/trail-cache.js';
 import { createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -40,8 +41,14 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
   const dispatchState = createOutboxState();
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
+  // the last CRIME_TRAIL_CACHE_HOURS of trails held in memory with their R-trees (crime/trail-cache.ts)
+  const trailCache = rt.config.CRIME_TRAIL_CACHE_HOURS > 0 ? new TrailCache({ hours: rt.config.CRIME_TRAIL_CACHE_HOURS, retentionDays: rt.config.RETENTION_DAYS, logger: rt.logger }) : null;
+  const refreshTrails = () => {
+    if (trailCache?.due()) trailCache.refresh(rt.pool).catch((err: Error) => rt.logger.warn({ err: err.message }, 'crime trail cache not loaded'));
+  };
+  refreshTrails();
   // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
-  const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger), {
+  const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger, trailCache), {
     connection: rt.redis.duplicate(),
     prefix,
     concurrency: 1,
@@ -62,7 +69,10 @@ export async function startWorker(rt: Runtime): Promise<Part> {
         return { raised: r.raised.length, escalated: r.escalated.length };
       }
       if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
-      if (job.name === 'crime-requeue') return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
+      if (job.name === 'crime-requeue') {
+        refreshTrails(); // in the background: a load must not hold up the other ticks
+        return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
+      }
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       return runRetention(rt, ownerPool);
@@ -106,7 +116,8 @@ async function runRetention(rt: Runtime, ownerPool: ReturnType<typeof createPool
     rt.logger.warn('audit log not purged: the worker needs MIGRATION_DATABASE_URL (the schema owner)');
     return null;
   });
-  rt.logger.info({ deleted, audit, days: rt.config.RETENTION_DAYS, audit_days: rt.config.AUDIT_RETENTION_DAYS }, 'retention: expired rows deleted');
+  const gpsHourLog = await compactGpsHourLog(rt.pool, now.getTime() - rt.config.RETENTION_DAYS * 86_400_000);
+  rt.logger.info({ deleted, audit, gpsHourLog, days: rt.config.RETENTION_DAYS, audit_days: rt.config.AUDIT_RETENTION_DAYS }, 'retention: expired rows deleted');
   return { mode: rt.storage, deleted, audit };
 }
 
