@@ -140,13 +140,18 @@ async function unchanged(pool: Pool, s: State, from: number, to: number): Promis
       [new Date(Math.floor(from / H) * H), new Date(to), s.snapshot],
     );
     if (r.rows[0]!.hours > 0 || r.rows[0]!.deleted !== false) return false;
-    const now = await fittingsIn(client, from, to);
-    const then = s.fittings.filter((f) => f.start <= to && f.end > from);
-    return now.length === then.length && now.every((f, i) => f.key === then[i]!.key);
+    const now = (await fittingsIn(client, from, to)).map((f) => clipped(f, from, to));
+    const then = s.fittings.filter((f) => f.start <= to && f.end > from).map((f) => clipped(f, from, to));
+    return now.length === then.length && now.every((k, i) => k === then[i]);
   } finally {
     await client.query('COMMIT').catch(() => undefined);
     client.release();
   }
+}
+
+/** A fitting as the loader uses it for [from, to]: fixes at or after max(start, from), before its end, at or before `to`. */
+function clipped(f: Fitting, from: number, to: number): string {
+  return `${f.key}\u0000${Math.max(f.start, from)}\u0000${f.end > to ? 'open' : f.end}`;
 }
 
 /** GPS fittings overlapping [from, to], in a fixed order, with the same predicate as the loader. */
@@ -161,7 +166,7 @@ async function fittingsIn(client: PoolClient, from: number, to: number): Promise
   return r.rows.map((x) => {
     const start = x.start_at.getTime();
     const end = x.end_at ? x.end_at.getTime() : Infinity;
-    return { key: `${x.subject_id}\u0000${x.device_id}\u0000${x.kind}\u0000${start}\u0000${end}`, start, end };
+    return { key: `${x.subject_id}\u0000${x.device_id}\u0000${x.kind}`, start, end };
   });
 }
 
