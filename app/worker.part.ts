@@ -116,7 +116,8 @@ async function runRetention(rt: Runtime, ownerPool: ReturnType<typeof createPool
     rt.logger.warn('audit log not purged: the worker needs MIGRATION_DATABASE_URL (the schema owner)');
     return null;
   });
-  const gpsHourLog = await compactGpsHourLog(rt.pool, now.getTime() - rt.config.RETENTION_DAYS * 86_400_000);
+  // fold the GPS change log of hours older than the crime trail cache reaches (crime/trail-cache.ts)
+  const gpsHourLog = await compactGpsHourLog(rt.pool, now.getTime() - rt.config.RETENTION_DAYS * 86_400_000, now.getTime() - (rt.config.CRIME_TRAIL_CACHE_HOURS + 4) * 3_600_000);
   rt.logger.info({ deleted, audit, gpsHourLog, days: rt.config.RETENTION_DAYS, audit_days: rt.config.AUDIT_RETENTION_DAYS }, 'retention: expired rows deleted');
   return { mode: rt.storage, deleted, audit };
 }

@@ -182,17 +182,20 @@ function receivedMaxIn(t: Trails, from: number, to: number): number | null {
 }
 
 /**
- * Folds the change log: rows of finished transactions (below the oldest transaction still
- * running) become one row per hour carrying this transaction's id, which no earlier snapshot
- * sees, so caches loaded before stay correctly stale and later ones see the same; hours before
- * `before` (ms, the retention horizon) go. Returns the rows removed.
+ * Keeps the change log small: hours before `before` (ms, the retention horizon) go; the rows of
+ * hours before `foldBefore` (ms) that this statement sees (all committed) become one row per hour
+ * carrying this transaction's id. No snapshot taken before this commit sees that id, so a cache
+ * loaded before finds those hours changed (stale, never wrong) and one loaded after finds them as
+ * they were; rows of transactions still running are not seen and stay. The worker folds only
+ * hours older than its cache reaches, so folding never makes its cache stale. Returns the rows
+ * removed.
  */
-export async function compactGpsHourLog(pool: Pool, before: number): Promise<number> {
+export async function compactGpsHourLog(pool: Pool, before: number, foldBefore: number): Promise<number> {
   const r = await pool.query<{ n: number }>(
-    `WITH gone AS (DELETE FROM gps_hour_log WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) OR hour < $1 RETURNING hour),
+    `WITH gone AS (DELETE FROM gps_hour_log WHERE hour < $2 RETURNING hour),
           kept AS (INSERT INTO gps_hour_log (hour, xid) SELECT DISTINCT hour, pg_current_xact_id() FROM gone WHERE hour >= $1 ON CONFLICT DO NOTHING)
      SELECT count(*)::int AS n FROM gone`,
-    [new Date(before)],
+    [new Date(before), new Date(foldBefore)],
   );
   return r.rows[0]!.n;
 }

@@ -155,7 +155,10 @@ describe('the resident trail cache', () => {
     await c.refresh(db.pool);
     expect(await served(c, T0, NOW)).toEqual(await plain(T0, NOW));
     // folding the log: a cache loaded before sees the folded hours as changed, one loaded after is served
-    expect(await compactGpsHourLog(db.pool, NOW - 30 * 24 * H)).toBeGreaterThan(0);
+    const older = cache();
+    await older.refresh(db.pool);
+    expect(await compactGpsHourLog(db.pool, NOW - 30 * 24 * H, T0 + 2 * H)).toBeGreaterThan(0);
+    expect(await older.serve(db.pool, T0 + 2 * H, NOW, P)).not.toBeNull(); // hours not folded
     expect(await c.serve(db.pool, T0, NOW, P)).toBeNull();
     await c.refresh(db.pool);
     expect(await served(c, T0, NOW)).toEqual(await plain(T0, NOW));
