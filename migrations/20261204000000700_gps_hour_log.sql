@@ -19,9 +19,17 @@ CREATE TABLE readings_delete_epoch (
 );
 INSERT INTO readings_delete_epoch (id, xid) VALUES (true, pg_current_xact_id());
 
+-- The hours already logged by this transaction are kept in a transaction-local setting, so a
+-- batch of readings in one hour costs one row insert, not one per reading.
 CREATE FUNCTION gps_hour_log_touch() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+  h text := extract(epoch FROM date_trunc('hour', NEW.ts, 'UTC'))::bigint::text;
+  seen text := coalesce(current_setting('tagwatch.gps_hours', true), '');
 BEGIN
-  INSERT INTO gps_hour_log (hour, xid) VALUES (date_trunc('hour', NEW.ts, 'UTC'), pg_current_xact_id()) ON CONFLICT DO NOTHING;
+  IF position(',' || h || ',' IN seen) = 0 THEN
+    INSERT INTO gps_hour_log (hour, xid) VALUES (to_timestamp(h::bigint), pg_current_xact_id()) ON CONFLICT DO NOTHING;
+    PERFORM set_config('tagwatch.gps_hours', CASE WHEN seen = '' THEN ',' ELSE seen END || h || ',', true);
+  END IF;
   RETURN NULL;
 END
 $$;

@@ -267,11 +267,12 @@ describe('the GPS change log of the crime trail cache (gps_hour_log, readings_de
       await db.query(`INSERT INTO devices (id, kind) VALUES ('TAG-LOG', 'gps')`);
       const epoch = async () => (await db.query<{ x: string }>(`SELECT xid::text AS x FROM readings_delete_epoch`)).rows[0]!.x;
       const before = await epoch();
+      const logged = (await db.query<{ x: string }>(`SELECT DISTINCT xid::text AS x FROM gps_hour_log`)).rows.map((r) => r.x);
       await db.query(
         `INSERT INTO readings (device_id, stream, ts, data) SELECT 'TAG-LOG', s, t, '{}'::jsonb FROM generate_series($1::timestamptz, $2::timestamptz, interval '20 minutes') t, unnest(ARRAY['gps', 'alcohol']) s`,
         [new Date(start + 10 * 60_000), new Date(start + 2 * HOUR + 10 * 60_000)],
       );
-      const hours = (await db.query<{ h: Date }>(`SELECT DISTINCT hour AS h FROM gps_hour_log WHERE hour >= $1 ORDER BY 1`, [new Date(start)])).rows.map((r) => r.h.getTime());
+      const hours = (await db.query<{ h: Date }>(`SELECT DISTINCT hour AS h FROM gps_hour_log WHERE xid::text NOT IN (SELECT unnest($1::text[])) ORDER BY 1`, [logged])).rows.map((r) => r.h.getTime());
       await db.query(`DELETE FROM readings WHERE device_id = 'TAG-LOG' AND stream = 'alcohol'`);
       return { hours, moved: (await epoch()) !== before };
     };
