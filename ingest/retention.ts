@@ -58,6 +58,8 @@ export const KEPT_TABLES: Readonly<Record<string, string>> = {
   pseudonym_key: 'no personal data',
   console_sessions: "staff's console sessions: 12 h at most, expired rows purged at each sign-in (console/sessions.repo.ts)",
   console_sign_ins: 'OpenID Connect sign-ins under way: 10 minutes at most, used once, purged at each sign-in',
+  gps_hour_log: 'no personal data (hours and transaction ids); hours past the retention removed with each retention run (crime/trail-cache.ts compactGpsHourLog)',
+  readings_delete_epoch: 'no personal data (one transaction id)',
 };
 
 /** Sets the TimescaleDB retention policy on readings (owner only); plain PostgreSQL: nothing. */
