@@ -13,6 +13,7 @@ import { createOutboxState } from '../alerts/outbox.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { purgeExpiredConsoleState } from '../console/sessions.repo.js';
 import { CRIME_QUEUE, requeueOpenRuns, runCrimeMatch, type CrimeJob } from '../crime/match.job.js';
+import { compactGpsHourLog, TrailCache } from '../crime/trail-cache.js';
 import { createWebhookWorker, deliverySettings, dispatchFeed, requeuePending, WEBHOOK_QUEUE, type DeliveryJob } from '../alerts/webhooks.js';
 
 export const MAINTENANCE_QUEUE = 'maintenance';
@@ -46,8 +47,14 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
   const dispatchState = createOutboxState();
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
+  // the last CRIME_TRAIL_CACHE_HOURS of trails held in memory with their R-trees (crime/trail-cache.ts)
+  const trailCache = rt.config.CRIME_TRAIL_CACHE_HOURS > 0 ? new TrailCache({ hours: rt.config.CRIME_TRAIL_CACHE_HOURS, retentionDays: rt.config.RETENTION_DAYS, logger: rt.logger }) : null;
+  const refreshTrails = () => {
+    if (trailCache?.due()) trailCache.refresh(rt.pool).catch((err: Error) => rt.logger.warn({ err: err.message }, 'crime trail cache not loaded'));
+  };
+  refreshTrails();
   // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
-  const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger), {
+  const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger, trailCache), {
     connection: rt.redis.duplicate(),
     prefix,
     concurrency: 1,
@@ -68,7 +75,10 @@ export async function startWorker(rt: Runtime): Promise<Part> {
         return { raised: r.raised.length, escalated: r.escalated.length };
       }
       if (job.name === 'webhook-requeue') return { requeued: await requeuePending(rt.pool, webhookQueue), emails: email ? await email.requeue() : 0 };
-      if (job.name === 'crime-requeue') return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
+      if (job.name === 'crime-requeue') {
+        refreshTrails(); // in the background: a load must not hold up the other ticks
+        return { runs: await requeueOpenRuns(rt.pool, crimeQueue) };
+      }
       if (job.name === 'console-housekeeping') return purgeExpiredConsoleState(rt.pool, new Date());
       if (job.name === 'dirty-sweep') return { devices: await sweepDirty(deviceQueue, rt.redis, prefix) };
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
@@ -113,7 +123,9 @@ async function runRetention(rt: Runtime, ownerPool: ReturnType<typeof createPool
     rt.logger.warn('audit log not purged: the worker needs MIGRATION_DATABASE_URL (the schema owner)');
     return null;
   });
-  rt.logger.info({ deleted, audit, days: rt.config.RETENTION_DAYS, audit_days: rt.config.AUDIT_RETENTION_DAYS }, 'retention: expired rows deleted');
+  // fold the GPS change log of hours older than the crime trail cache reaches (crime/trail-cache.ts)
+  const gpsHourLog = await compactGpsHourLog(rt.pool, now.getTime() - rt.config.RETENTION_DAYS * 86_400_000, now.getTime() - (rt.config.CRIME_TRAIL_CACHE_HOURS + 4) * 3_600_000);
+  rt.logger.info({ deleted, audit, gpsHourLog, days: rt.config.RETENTION_DAYS, audit_days: rt.config.AUDIT_RETENTION_DAYS }, 'retention: expired rows deleted');
   return { mode: rt.storage, deleted, audit };
 }
 

@@ -3,7 +3,9 @@ import type { Pool } from '../platform/db.js';
 import type { Logger } from '../platform/logger.js';
 import { batchCrimes, finishRun, getRun, saveMatches, startRun, type CrimeRecord } from './crime.repo.js';
 import { indexTrails, matchCrimes } from './match.js';
+import type { CrimeParams } from './rules.js';
 import { loadTrails } from './trails.repo.js';
+import type { TrailCache } from './trail-cache.js';
 
 /** Queue of crime-matching runs: one job per run, named by the run id (so a run is queued once). */
 export const CRIME_QUEUE = 'crime-match';
@@ -23,35 +25,43 @@ export async function enqueueRun(queue: Queue<CrimeJob>, runId: string): Promise
 /**
  * Runs one matching run: the batch's crimes in time order, in groups whose trails are loaded
  * once ([min from − G, max to + G], so the cost follows the crimes and their windows, not the
- * table), indexed, matched, and stored with progress after every step.
+ * table), indexed, matched, and stored with progress after every step. With a trail cache, a
+ * group it holds unchanged is matched from memory (no load, no index build; same decisions).
  */
-export async function runCrimeMatch(pool: Pool, runId: string, logger?: Logger): Promise<{ crimes: number; matches: number }> {
+export async function runCrimeMatch(pool: Pool, runId: string, logger?: Logger, cache?: TrailCache | null): Promise<{ crimes: number; matches: number; cached: number }> {
   const run = await getRun(pool, runId);
   if (!run) throw new Error(`crime run ${runId} not found`);
   await startRun(pool, runId);
   const G = run.params.max_gap_s * 1000;
   let matches = 0;
+  let cached = 0;
   try {
     const crimes = await batchCrimes(pool, run.batch_id);
     for (const group of groups(crimes, G)) {
       const from = Math.min(...group.map((c) => c.from_at.getTime())) - G;
       const to = Math.max(...group.map((c) => c.to_at.getTime())) + G;
-      const { trails, receivedMax } = await loadTrails(pool, from, to);
-      const ix = indexTrails(trails, run.params);
+      const hit = cache ? await cache.serve(pool, from, to, run.params) : null;
+      if (hit) cached++;
+      const { ix, receivedMax } = hit ?? (await loadAndIndex(pool, from, to, run.params));
       for (let i = 0; i < group.length; i += STEP) {
         const step = group.slice(i, i + STEP).map((c) => ({ id: c.id, from: c.from_at.getTime(), to: c.to_at.getTime(), lat: c.lat, lon: c.lon }));
         const found = matchCrimes(ix, step);
         matches += found.length;
         await saveMatches(pool, runId, found, step.length, receivedMax);
       }
-      logger?.info({ run: runId, crimes: group.length, fixes: trails.ts.length }, 'crime matching: group done');
+      logger?.info({ run: runId, crimes: group.length, fixes: ix.trails.ts.length, cached: Boolean(hit) }, 'crime matching: group done');
     }
     await finishRun(pool, runId, null);
-    return { crimes: crimes.length, matches };
+    return { crimes: crimes.length, matches, cached };
   } catch (err) {
     await finishRun(pool, runId, (err as Error).message).catch(() => undefined);
     throw err;
   }
+}
+
+async function loadAndIndex(pool: Pool, from: number, to: number, params: CrimeParams) {
+  const { trails, receivedMax } = await loadTrails(pool, from, to);
+  return { ix: indexTrails(trails, params), receivedMax };
 }
 
 /** Crimes sorted by `from`, cut into groups spanning at most GROUP_SPAN_MS with their margins. */

@@ -24,6 +24,8 @@ export interface Trails {
   /** index into `devices` */
   device: Int32Array;
   devices: string[];
+  /** epoch ms: each fix's receipt time, when loaded from the database */
+  received?: Float64Array;
 }
 
 export interface MatchCrime extends CrimeWindow {

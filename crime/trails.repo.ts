@@ -13,7 +13,7 @@ import { TrailBuilder } from './trails.js';
  */
 
 const FITTED_SQL = `
-  SELECT a.subject_id, a.device_id, greatest(a.start_at, $1::timestamptz) AS lo, least(coalesce(a.end_at, 'infinity'), $2::timestamptz) AS hi
+  SELECT a.subject_id, a.device_id, greatest(a.start_at, $1::timestamptz) AS lo, coalesce(a.end_at, 'infinity') AS hi
     FROM assignments a JOIN devices d ON d.id = a.device_id
    WHERE d.kind IN ('gps', 'combined') AND a.start_at <= $2 AND (a.end_at IS NULL OR a.end_at > $1)`;
 
@@ -38,68 +38,79 @@ export async function subjectFixes(db: Queryable, subjectId: string, from: numbe
 }
 
 /**
- * Every subject's fixes in [from, to] (ms) as columnar trails. The fittings go into a temporary
- * table in pages of devices (a subject never split between pages); each page's fixes come out
- * with one binary COPY (fixed-width numbers only: no text to parse, no object per row), ordered
- * by subject, time and device, straight into typed arrays. Also the latest receipt time used.
- * `db` is a pool (a connection is taken for the load) or a connected client.
+ * Every subject's fixes in [from, to] (ms, both ends included) as columnar trails, read in one
+ * snapshot (a REPEATABLE READ transaction). `db` is a pool (a connection is taken for the load)
+ * or a connected client outside a transaction.
  */
 export async function loadTrails(db: Pool | PoolClient, from: number, to: number, devicesPerQuery = 500): Promise<{ trails: Trails; receivedMax: number | null }> {
   const client = 'release' in db ? db : await (db as Pool).connect();
   const own = client !== db;
   try {
-    await client.query('BEGIN');
-    const fitted = (await client.query<{ subject_id: string; device_id: string; lo: Date; hi: Date }>(`${FITTED_SQL} ORDER BY a.subject_id, a.start_at`, [new Date(from), new Date(to)])).rows;
-    await client.query(`CREATE TEMP TABLE crime_fitted (s int, d int, device_id text, lo timestamptz, hi timestamptz) ON COMMIT DROP`);
-    // per device through the primary key (device, stream, ts): the cost follows the devices and the
-    // window, never the table (a hash join over a month of readings would scan all of it)
-    await client.query(`SET LOCAL enable_hashjoin = off`);
-    await client.query(`SET LOCAL enable_mergejoin = off`);
-    await client.query(`SET LOCAL enable_seqscan = off`);
-    const b = new TrailBuilder(1 << 16);
-    const deviceIx = new Map<string, number>();
-    const devices: string[] = [];
-    let receivedMax: number | null = null;
-    for (let i = 0; i < fitted.length; ) {
-      let j = Math.min(fitted.length, i + devicesPerQuery);
-      while (j < fitted.length && fitted[j]!.subject_id === fitted[j - 1]!.subject_id) j++;
-      const page = fitted.slice(i, j);
-      i = j;
-      const subjects = [...new Set(page.map((p) => p.subject_id))];
-      const sIx = new Map(subjects.map((s, k) => [s, k]));
-      const dIx = page.map((p) => {
-        let d = deviceIx.get(p.device_id);
-        if (d === undefined) deviceIx.set(p.device_id, (d = devices.push(p.device_id) - 1));
-        return d;
-      });
-      await client.query('TRUNCATE crime_fitted');
-      await client.query(`INSERT INTO crime_fitted SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[])`, [
-        page.map((p) => sIx.get(p.subject_id)!),
-        dIx,
-        page.map((p) => p.device_id),
-        page.map((p) => p.lo),
-        page.map((p) => p.hi),
-      ]);
-      await client.query('ANALYZE crime_fitted');
-      const bytes = await copyOut(
-        client,
-        `COPY (SELECT f.s, f.d, (extract(epoch FROM r.ts) * 1000)::float8, r.lat, r.lon, r.accuracy_m, (extract(epoch FROM r.received_at) * 1000)::float8
-                 FROM crime_fitted f JOIN readings r ON r.device_id = f.device_id AND r.stream = 'gps' AND r.ts >= f.lo AND r.ts < f.hi AND r.ts <= '${new Date(to).toISOString()}'
-                ORDER BY f.s, r.ts, r.device_id) TO STDOUT (FORMAT binary)`,
-      );
-      readBinaryRows(bytes, (s, d, t, lat, lon, a, rx) => {
-        b.push(subjects[s]!, devices[d]!, t, lat, lon, a);
-        if (receivedMax === null || rx > receivedMax) receivedMax = rx;
-      });
-    }
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    const out = await loadTrailsInTransaction(client, from, to, devicesPerQuery);
     await client.query('COMMIT');
-    return { trails: b.finish(), receivedMax };
+    return out;
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
   } finally {
     if (own) (client as PoolClient).release();
   }
+}
+
+/**
+ * `loadTrails` inside the caller's transaction. The fittings go into a temporary table in pages
+ * of devices (a subject never split between pages); each page's fixes come out with one binary
+ * COPY (fixed-width numbers only: no text to parse, no object per row), ordered by subject, time
+ * and device, straight into typed arrays, with each fix's receipt time (`trails.received`, epoch
+ * ms). Also the latest receipt time used.
+ */
+export async function loadTrailsInTransaction(client: PoolClient, from: number, to: number, devicesPerQuery = 500): Promise<{ trails: Trails; receivedMax: number | null }> {
+  const fitted = (await client.query<{ subject_id: string; device_id: string; lo: Date; hi: Date }>(`${FITTED_SQL} ORDER BY a.subject_id, a.start_at`, [new Date(from), new Date(to)])).rows;
+  await client.query(`CREATE TEMP TABLE crime_fitted (s int, d int, device_id text, lo timestamptz, hi timestamptz) ON COMMIT DROP`);
+  // per device through the primary key (device, stream, ts): the cost follows the devices and the
+  // window, never the table (a hash join over a month of readings would scan all of it)
+  await client.query(`SET LOCAL enable_hashjoin = off`);
+  await client.query(`SET LOCAL enable_mergejoin = off`);
+  await client.query(`SET LOCAL enable_seqscan = off`);
+  const b = new TrailBuilder(1 << 16);
+  const deviceIx = new Map<string, number>();
+  const devices: string[] = [];
+  let receivedMax: number | null = null;
+  for (let i = 0; i < fitted.length; ) {
+    let j = Math.min(fitted.length, i + devicesPerQuery);
+    while (j < fitted.length && fitted[j]!.subject_id === fitted[j - 1]!.subject_id) j++;
+    const page = fitted.slice(i, j);
+    i = j;
+    const subjects = [...new Set(page.map((p) => p.subject_id))];
+    const sIx = new Map(subjects.map((s, k) => [s, k]));
+    const dIx = page.map((p) => {
+      let d = deviceIx.get(p.device_id);
+      if (d === undefined) deviceIx.set(p.device_id, (d = devices.push(p.device_id) - 1));
+      return d;
+    });
+    await client.query('TRUNCATE crime_fitted');
+    await client.query(`INSERT INTO crime_fitted SELECT * FROM unnest($1::int[], $2::int[], $3::text[], $4::timestamptz[], $5::timestamptz[])`, [
+      page.map((p) => sIx.get(p.subject_id)!),
+      dIx,
+      page.map((p) => p.device_id),
+      page.map((p) => p.lo),
+      page.map((p) => p.hi),
+    ]);
+    await client.query('ANALYZE crime_fitted');
+    const bytes = await copyOut(
+      client,
+      `COPY (SELECT f.s, f.d, (extract(epoch FROM r.ts) * 1000)::float8, r.lat, r.lon, r.accuracy_m, (extract(epoch FROM r.received_at) * 1000)::float8
+               FROM crime_fitted f JOIN readings r ON r.device_id = f.device_id AND r.stream = 'gps' AND r.ts >= f.lo AND r.ts < f.hi AND r.ts <= '${new Date(to).toISOString()}'
+              ORDER BY f.s, r.ts, r.device_id) TO STDOUT (FORMAT binary)`,
+    );
+    readBinaryRows(bytes, (s, d, t, lat, lon, a, rx) => {
+      b.push(subjects[s]!, devices[d]!, t, lat, lon, a, rx);
+      if (receivedMax === null || rx > receivedMax) receivedMax = rx;
+    });
+  }
+  await client.query('DROP TABLE crime_fitted');
+  return { trails: b.finish(), receivedMax };
 }
 
 /** Runs a COPY … TO STDOUT and returns its bytes. */

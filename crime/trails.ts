@@ -12,6 +12,7 @@ export class TrailBuilder {
   private lon: Float64Array;
   private acc: Float64Array;
   private dev: Int32Array;
+  private rx: Float64Array;
   private readonly subjects: string[] = [];
   private readonly starts: number[] = [];
   private readonly devices: string[] = [];
@@ -24,10 +25,11 @@ export class TrailBuilder {
     this.lon = new Float64Array(this.cap);
     this.acc = new Float64Array(this.cap);
     this.dev = new Int32Array(this.cap);
+    this.rx = new Float64Array(this.cap);
   }
 
-  /** Appends one fix (ts epoch ms, degrees, accuracy m); a new subject id starts that subject's rows. */
-  push(subject: string, device: string, ts: number, lat: number, lon: number, accuracy: number): void {
+  /** Appends one fix (ts and receipt time epoch ms, degrees, accuracy m); a new subject id starts that subject's rows. */
+  push(subject: string, device: string, ts: number, lat: number, lon: number, accuracy: number, received = Number.NaN): void {
     if (this.subjects[this.subjects.length - 1] !== subject) {
       this.subjects.push(subject);
       this.starts.push(this.n);
@@ -41,6 +43,7 @@ export class TrailBuilder {
     this.lon[i] = lon;
     this.acc[i] = accuracy;
     this.dev[i] = d;
+    this.rx[i] = received;
   }
 
   get length(): number {
@@ -60,6 +63,7 @@ export class TrailBuilder {
       accuracy: this.acc.slice(0, this.n),
       device: this.dev.slice(0, this.n),
       devices: this.devices,
+      received: this.rx.slice(0, this.n),
     };
   }
 
@@ -74,6 +78,7 @@ export class TrailBuilder {
     this.lat = f(this.lat);
     this.lon = f(this.lon);
     this.acc = f(this.acc);
+    this.rx = f(this.rx);
     const d = new Int32Array(this.cap);
     d.set(this.dev);
     this.dev = d;

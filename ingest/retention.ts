@@ -59,6 +59,8 @@ export const KEPT_TABLES: Readonly<Record<string, string>> = {
   console_sessions: "staff's console sessions: 12 h at most, expired rows purged at each sign-in and every 5 minutes by the worker (console/sessions.repo.ts)",
   console_sign_ins: 'OpenID Connect sign-ins under way: 10 minutes at most, used once, purged at each sign-in and every 5 minutes by the worker',
   console_reasons: "a supervisor's stated reason for one record in one session: 15 minutes at most, purged every 5 minutes by the worker and with the session",
+  gps_hour_log: 'no personal data (hours and transaction ids); hours past the retention removed with each retention run (crime/trail-cache.ts compactGpsHourLog)',
+  readings_delete_epoch: 'no personal data (one transaction id)',
 };
 
 /** Sets the TimescaleDB retention policy on readings (owner only); plain PostgreSQL: nothing. */

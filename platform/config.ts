@@ -32,6 +32,7 @@ export const ConfigSchema = Type.Object({
     { default: 'info', description: 'pino log level' },
   ),
   RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 2190, description: 'personal data (readings, rejections, alerts, deliveries, day results, ended assignments, deleted zones) kept this many days (default 6 years)' }),
+  CRIME_TRAIL_CACHE_HOURS: Type.Integer({ minimum: 0, maximum: 168, default: 30, description: 'hours of GPS trails the crime worker keeps in memory with their R-trees (0: off; about 100 bytes a fix, twice that while reloading)' }),
   AUDIT_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 36500, default: 2190, description: 'audit log rows kept this many days (default 6 years), purged by the owner role' }),
   INGEST_CONNECTIONS: Type.Integer({ minimum: 1, maximum: 1024, default: 4, description: 'MQTT connections per ingest process in the shared subscription group' }),
   INGEST_INFLIGHT: Type.Integer({ minimum: 1, maximum: 65535, default: 1000, description: 'most unacknowledged QoS 1 messages per ingest connection (MQTT 5 Receive Maximum)' }),

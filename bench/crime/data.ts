@@ -86,8 +86,26 @@ export async function registerSubjects(pool: pg.Pool, subjects: Subject[], fitte
   await pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) SELECT s, d, $3::timestamptz FROM unnest($1::text[], $2::text[]) AS u(s, d)`, [ids, devs, new Date(fittedFrom)]);
 }
 
-/** COPYs every fix of [fromMs, toMs) into readings; returns the rows written. */
+/**
+ * COPYs every fix of [fromMs, toMs) into readings; returns the rows written. The per-row trigger
+ * that logs the hours written (gps_hour_log) is off during the COPY; the hours are logged after,
+ * in one statement, as the trigger would have.
+ */
 export async function copyFixes(pool: pg.Pool, subjects: Subject[], fromMs: number, toMs: number): Promise<number> {
+  await pool.query(`ALTER TABLE readings DISABLE TRIGGER readings_gps_hour_log`);
+  try {
+    const n = await copyFixesRaw(pool, subjects, fromMs, toMs);
+    await pool.query(
+      `INSERT INTO gps_hour_log (hour, xid) SELECT h, pg_current_xact_id() FROM generate_series(date_trunc('hour', $1::timestamptz, 'UTC'), $2::timestamptz, interval '1 hour') h ON CONFLICT DO NOTHING`,
+      [new Date(fromMs), new Date(toMs)],
+    );
+    return n;
+  } finally {
+    await pool.query(`ALTER TABLE readings ENABLE TRIGGER readings_gps_hour_log`);
+  }
+}
+
+async function copyFixesRaw(pool: pg.Pool, subjects: Subject[], fromMs: number, toMs: number): Promise<number> {
   let rows = 0;
   const first = Math.ceil(fromMs / MIN);
   const last = Math.floor(toMs / MIN);

@@ -259,3 +259,25 @@ describe('TimescaleDB path (PGlite) and plain PostgreSQL path', () => {
     expect(await steps(plain.pool)).toEqual(onTs);
   });
 });
+
+describe('the GPS change log of the crime trail cache (gps_hour_log, readings_delete_epoch)', () => {
+  it('logs every hour a GPS reading was stored in and moves the delete epoch on a DELETE, identically on both paths', async () => {
+    const start = Math.floor(NOW / HOUR) * HOUR - 3 * HOUR;
+    const steps = async (db: Queryable) => {
+      await db.query(`INSERT INTO devices (id, kind) VALUES ('TAG-LOG', 'gps')`);
+      const epoch = async () => (await db.query<{ x: string }>(`SELECT xid::text AS x FROM readings_delete_epoch`)).rows[0]!.x;
+      const before = await epoch();
+      const logged = (await db.query<{ x: string }>(`SELECT DISTINCT xid::text AS x FROM gps_hour_log`)).rows.map((r) => r.x);
+      await db.query(
+        `INSERT INTO readings (device_id, stream, ts, data) SELECT 'TAG-LOG', s, t, '{}'::jsonb FROM generate_series($1::timestamptz, $2::timestamptz, interval '20 minutes') t, unnest(ARRAY['gps', 'alcohol']) s`,
+        [new Date(start + 10 * 60_000), new Date(start + 2 * HOUR + 10 * 60_000)],
+      );
+      const hours = (await db.query<{ h: Date }>(`SELECT DISTINCT hour AS h FROM gps_hour_log WHERE xid::text NOT IN (SELECT unnest($1::text[])) ORDER BY 1`, [logged])).rows.map((r) => r.h.getTime());
+      await db.query(`DELETE FROM readings WHERE device_id = 'TAG-LOG' AND stream = 'alcohol'`);
+      return { hours, moved: (await epoch()) !== before };
+    };
+    const onTs = await steps(tsDb);
+    expect(onTs).toEqual({ hours: [start, start + HOUR, start + 2 * HOUR], moved: true });
+    expect(await steps(plain.pool)).toEqual(onTs);
+  });
+});
