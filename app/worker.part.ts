@@ -37,12 +37,12 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('crime-requeue', { every: 60_000 }, { name: 'crime-requeue' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
-  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redisConnection(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
   const dispatchState = createOutboxState();
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
   // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
   const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger), {
-    connection: rt.redis.duplicate(),
+    connection: rt.redisConnection(),
     prefix,
     concurrency: 1,
     lockDuration: 300_000,
@@ -67,13 +67,13 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       return runRetention(rt, ownerPool);
     },
-    { connection: rt.redis.duplicate(), prefix },
+    { connection: rt.redisConnection(), prefix },
   );
   maintenanceWorker.on('failed', (job, err) => rt.logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
   const evaluation = new Worker<DeviceReadingsJob>(
     DEVICE_READINGS_QUEUE,
     (job) => runEvaluationJob({ ...deps, alcoholParams }, rt.redis, prefix, job),
-    { connection: rt.redis.duplicate(), prefix, concurrency: EVALUATION_CONCURRENCY },
+    { connection: rt.redisConnection(), prefix, concurrency: EVALUATION_CONCURRENCY },
   );
   evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
   await applyRetentionPolicy(ownerPool, rt.config.RETENTION_DAYS).catch((err: Error) =>
@@ -118,7 +118,7 @@ function startEmail(rt: Runtime) {
   const settings = { smtpUrl, from: rt.config.EMAIL_FROM, consoleUrl: rt.config.CONSOLE_URL };
   const transport = createTransport(smtpUrl);
   const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
-  const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger, rt.metrics);
+  const worker = createEmailWorker(rt.pool, transport, settings, rt.redisConnection(), prefix, rt.logger, rt.metrics);
   const state = createOutboxState();
   const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
   return {

@@ -82,6 +82,7 @@ export async function waitForMaster(ports: HaRedisPorts, timeoutMs: number): Pro
     const port = seen[0];
     if (port && seen.filter((s) => s === port).length >= 2) {
       const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      c.on('error', () => {}); // a master being failed over refuses connections: asked again below
       const role = await c.connect().then(() => c.role(), () => null).finally(() => c.disconnect());
       if (role?.[0] === 'master') return port;
     }
@@ -92,6 +93,7 @@ export async function waitForMaster(ports: HaRedisPorts, timeoutMs: number): Pro
 
 async function sentinelMaster(port: number): Promise<number | null> {
   const c = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  c.on('error', () => {});
   try {
     await c.connect();
     const r = (await c.call('SENTINEL', 'get-master-addr-by-name', MASTER_NAME)) as [string, string] | null;
