@@ -5,7 +5,8 @@ import { consoleSettings } from '../console/settings.js';
 import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { streamSettings } from '../alerts/stream.routes.js';
-import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { connectBrokerAdmins } from '../registry/dynsec.js';
+import { brokerUrls } from '../platform/config.js';
 import { readBrokerCa } from '../registry/ca.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { subscriptionSettings } from '../alerts/webhooks.routes.js';
@@ -20,7 +21,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
   await feed.start();
   const brokerAdmin =
     rt.config.MQTT_ADMIN_USERNAME && rt.config.MQTT_ADMIN_PASSWORD
-      ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD, {
+      ? await connectBrokerAdmins(brokerUrls(rt.config.MQTT_URL), rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD, {
           serviceUsernames: [rt.config.MQTT_USERNAME],
           ca: readBrokerCa(rt.config.MQTT_CA_FILE),
         })

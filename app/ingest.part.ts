@@ -4,6 +4,7 @@ import { createDeviceReadingsQueue, createSignaler, type DeviceReadingsJob } fro
 import { createBatcher } from '../ingest/batcher.js';
 import { createIngestConsumer } from '../ingest/consumer.js';
 import { readBrokerCa } from '../registry/ca.js';
+import { brokerUrls } from '../platform/config.js';
 
 /** Ingest: MQTT consumer → batched idempotent writes → device signals on BullMQ. */
 export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<DeviceReadingsJob> }> {
@@ -18,7 +19,7 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     onCommitted: (dirty) => signaler.signal(dirty),
   });
   const consumer = createIngestConsumer({
-    url: rt.config.MQTT_URL,
+    urls: brokerUrls(rt.config.MQTT_URL),
     ca: readBrokerCa(rt.config.MQTT_CA_FILE),
     username: rt.config.MQTT_USERNAME,
     password: rt.config.MQTT_PASSWORD,

@@ -9,6 +9,13 @@ import { hostname } from 'node:os';
 const Url = (protocols: string[], description: string) =>
   Type.String({ pattern: `^(${protocols.join('|')})://\\S+$`, description });
 
+const BROKER_URL = '(mqtt|mqtts|tcp|ws|wss)://[^\\s,]+';
+
+/** The brokers of MQTT_URL (one URL or a comma-separated list), in order. */
+export function brokerUrls(mqttUrl: string): string[] {
+  return mqttUrl.split(',').map((u) => u.trim()).filter(Boolean);
+}
+
 export const ConfigSchema = Type.Object({
   DATABASE_URL: Url(['postgres', 'postgresql'], 'PostgreSQL/TimescaleDB connection URL of the runtime role (INSERT and SELECT only on audit_log)'),
   MIGRATION_DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'], 'connection URL of the schema owner role: runs migrations and retention; unset: DATABASE_URL does (single-role mode, audit log not append-only against the service)')),
@@ -18,7 +25,10 @@ export const ConfigSchema = Type.Object({
   ),
   REDIS_MASTER_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,100}$', description: 'the master name the Sentinels monitor (with REDIS_SENTINELS)' })),
   REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'password of the Sentinels themselves (when they require one; the master\'s is in REDIS_URL)' })),
-  MQTT_URL: Url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss'], 'MQTT broker URL'),
+  MQTT_URL: Type.String({
+    pattern: `^${BROKER_URL}(\\s*,\\s*${BROKER_URL})*$`,
+    description: 'MQTT broker URL, or a comma-separated list of brokers: ingest subscribes to each (one shared subscription per broker) and devices are provisioned on each',
+  }),
   MQTT_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: "PEM file of the CA that signed the broker's TLS certificate, trusted for mqtts:// (besides the system CAs)" })),
   MQTT_USERNAME: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker user" })),
   MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker password" })),
