@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { readiness, type Part, type Runtime } from '../platform/runtime.js';
+import { logRedisErrors, readiness, type Part, type Runtime } from '../platform/runtime.js';
 import { buildApp } from './app.js';
 import { consoleSettings } from '../console/settings.js';
 import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
@@ -28,6 +28,7 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
       : null;
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: rt.config.QUEUE_PREFIX });
+  logRedisErrors(rt, 'crime', crimeQueue);
   const app = await buildApp({
     console: consoleSettings(rt.config),
     crimeQueue,

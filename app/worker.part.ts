@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
-import type { Part, Runtime } from '../platform/runtime.js';
+import { logRedisErrors, type Part, type Runtime } from '../platform/runtime.js';
 import { createDeviceReadingsQueue, DEVICE_READINGS_QUEUE, sweepDirty, type DeviceReadingsJob } from '../signals/queues.js';
 import { applyRetentionPolicy, deleteExpiredPersonalData, purgeAuditLog } from '../ingest/retention.js';
 import { createPool } from '../platform/db.js';
@@ -76,6 +76,10 @@ export async function startWorker(rt: Runtime): Promise<Part> {
     { connection: rt.redisConnection(), prefix, concurrency: EVALUATION_CONCURRENCY },
   );
   evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
+  logRedisErrors(rt, 'maintenance', maintenance, maintenanceWorker);
+  logRedisErrors(rt, 'device-readings', deviceQueue, evaluation);
+  logRedisErrors(rt, 'webhooks', webhookQueue, webhookWorker.worker);
+  logRedisErrors(rt, 'crime', crimeQueue, crimeWorker);
   await applyRetentionPolicy(ownerPool, rt.config.RETENTION_DAYS).catch((err: Error) =>
     rt.logger.warn({ err: err.message }, 'retention policy not set: set MIGRATION_DATABASE_URL (the schema owner) for the worker'),
   );
@@ -119,6 +123,7 @@ function startEmail(rt: Runtime) {
   const transport = createTransport(smtpUrl);
   const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
   const worker = createEmailWorker(rt.pool, transport, settings, rt.redisConnection(), prefix, rt.logger, rt.metrics);
+  logRedisErrors(rt, 'email', queue, worker);
   const state = createOutboxState();
   const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
   return {

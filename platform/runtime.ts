@@ -64,3 +64,11 @@ export async function closeRuntime(rt: Runtime): Promise<void> {
   await rt.pool.end();
 }
 
+
+/**
+ * Logs the Redis errors of BullMQ queues and workers (a failover's refused connections): without
+ * a listener BullMQ prints each to stderr outside the service's log.
+ */
+export function logRedisErrors(rt: Pick<Runtime, 'logger'>, name: string, ...emitters: Array<{ on(event: 'error', f: (err: Error) => void): unknown }>): void {
+  for (const e of emitters) e.on('error', (err: Error) => rt.logger.warn({ queue: name, err: err.message }, 'queue redis error'));
+}

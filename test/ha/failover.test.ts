@@ -24,12 +24,18 @@ let broker: TestBroker;
 let svc: TestService;
 let pub: MqttClient;
 let base: string;
+/** `p`, or a failure naming `what` after `ms`: a step that hangs fails the test with its name. */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: no answer after ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
 const pgPorts = haPgPorts();
 const redisPorts = haRedisPorts();
 const times: Record<string, number> = {};
 
 async function api(method: 'GET' | 'POST', url: string, payload?: object) {
-  return svc.app.inject({ method, url, headers: await authHeader('admin'), ...(payload ? { payload } : {}) });
+  return within(30_000, `${method} ${url}`, svc.app.inject({ method, url, headers: await authHeader('admin'), ...(payload ? { payload } : {}) }));
 }
 
 async function fit(subject: string, device: string) {
@@ -39,11 +45,11 @@ async function fit(subject: string, device: string) {
   expect(fitted.statusCode, fitted.body).toBe(201);
 }
 
-const tamper = (device: string) => pub.publishAsync(`tags/v1/${device}/status`, JSON.stringify({ ts: new Date().toISOString(), battery_pct: 80, strap: 'open', event: 'strap_tamper' }), { qos: 1 });
-const alertsOf = async (subject: string) => (await db.pool.query(`SELECT id FROM alerts WHERE subject_id = $1 AND type = 'strap_tamper'`, [subject])).rows;
+const tamper = (device: string) => within(30_000, `tamper of ${device}`, pub.publishAsync(`tags/v1/${device}/status`, JSON.stringify({ ts: new Date().toISOString(), battery_pct: 80, strap: 'open', event: 'strap_tamper' }), { qos: 1 }));
+const alertsOf = async (subject: string) => (await within(10_000, 'alerts query', db.pool.query(`SELECT id FROM alerts WHERE subject_id = $1 AND type = 'strap_tamper'`, [subject]))).rows;
 
 async function storedTs(device: string): Promise<number[]> {
-  const r = await db.pool.query<{ ts: Date }>(`SELECT ts FROM readings WHERE device_id = $1 AND stream = 'status'`, [device]);
+  const r = await within(10_000, 'readings query', db.pool.query<{ ts: Date }>(`SELECT ts FROM readings WHERE device_id = $1 AND stream = 'status'`, [device]));
   return r.rows.map((x) => x.ts.getTime());
 }
 
@@ -63,7 +69,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await pub?.endAsync();
-  await svc?.stop();
+  await within(60_000, 'the service stopping', svc?.stop() ?? Promise.resolve());
   broker?.stop();
   await db?.drop().catch(() => undefined);
   if (Object.keys(times).length) writeFileSync(join(stack().STACK_DIR, 'ha-recovery.json'), JSON.stringify(times, null, 2) + '\n');
@@ -99,7 +105,7 @@ describe('failover of the HA engines under load', () => {
     expect(await currentLeader(pgPorts)).not.toBe(leader);
     // the service itself: a reading published after the kill is stored
     const firstAfter = tag.tsOf(tag.sent);
-    await waitFor(async () => (await db.pool.query(`SELECT 1 FROM readings WHERE device_id = 'HA-D0' AND ts >= $1`, [new Date(firstAfter)])).rowCount, 'a reading stored after the failover', 120_000, 100);
+    await waitFor(async () => (await within(10_000, 'readings query', db.pool.query(`SELECT 1 FROM readings WHERE device_id = 'HA-D0' AND ts >= $1`, [new Date(firstAfter)]))).rowCount, 'a reading stored after the failover', 120_000, 100);
     times.pg_service_stores_again_ms = Date.now() - t0;
     await fit('HA-S2', 'HA-D2');
     await tamper('HA-D2');
@@ -120,7 +126,7 @@ describe('failover of the HA engines under load', () => {
     times.redis_alert_raised_after_kill_ms = Date.now() - t1;
 
     // --- the ground truth: every acknowledged reading stored exactly once, every alert once and streamed
-    await tag.stop();
+    await within(30_000, 'the tag stopping', tag.stop());
     const acked = [...tag.acked].map(tag.tsOf);
     let stored: number[] = [];
     await waitFor(async () => {
@@ -135,7 +141,7 @@ describe('failover of the HA engines under load', () => {
     await waitFor(() => ['HA-S1', 'HA-S2', 'HA-S3'].every((s) => stream.events.some((e) => e.data.alert.subject_id === s && e.data.action === 'raised')), 'the three alerts on the stream', 60_000);
     const raised = stream.events.filter((e) => e.data.action === 'raised').map((e) => e.data.alert.id);
     expect(new Set(raised).size).toBe(raised.length);
-    await stream.close();
+    await within(10_000, 'the stream closing', stream.close());
     times.readings_acknowledged = acked.length;
     times.readings_published = tag.sent;
     times.publish_failures = tag.failed;
