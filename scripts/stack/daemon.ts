@@ -22,7 +22,7 @@ export function startDaemon(cmd: string, args: string[], opts: { pidFile: string
     stdio: ['ignore', out, out],
     // '/': a service user cannot enter a checkout under a 0700 directory
     cwd: '/',
-    env: { PATH: process.env.PATH, LANG: 'C.UTF-8', ...(opts.asUser ? { HOME: '/var/lib/postgresql' } : { HOME: process.env.HOME }), ...opts.env },
+    env: { PATH: process.env.PATH, LANG: 'C.UTF-8', HOME: 'uid' in ids ? '/' : process.env.HOME, ...opts.env },
     ...ids,
   });
   closeSync(out);
