@@ -257,7 +257,8 @@ describe('console pages', () => {
       expect(res.headers['cache-control'], url).toBe('no-store');
       for (const m of res.body.matchAll(/(?:src|href|action)="([^"]*)"/g)) expect(m[1], `${url}: ${m[0]}`).toMatch(/^(\/(?!\/)|#|$)/); // same origin (an empty href is this page)
       const nonce = /'nonce-([^']+)'/.exec(csp)![1];
-      for (const m of res.body.matchAll(/<script(?![^>]*\ssrc=)[^>]*>/g)) expect(m[0]).toContain(`nonce="${nonce}"`);
+      // every inline script carries the nonce; JSON data blocks (map.njk mapData) are not executed
+      for (const m of res.body.matchAll(/<script(?![^>]*\ssrc=)(?![^>]*type="application\/json")[^>]*>/g)) expect(m[0]).toContain(`nonce="${nonce}"`);
     }
   });
 
@@ -285,7 +286,7 @@ describe('the development sign-in exists only when allowed', () => {
     expect(() => consoleSettings(testConfig({ DEV_SIGN_IN: 'true', HOST: '0.0.0.0' }))).toThrow(/loopback/);
     expect(() => consoleSettings(testConfig({ DEV_SIGN_IN: 'true', HOST: '10.1.2.3' }))).toThrow(/loopback/);
     expect(consoleSettings(testConfig({ DEV_SIGN_IN: 'true', HOST: '::1' })).devSignIn).toBe(true);
-    expect(consoleSettings(testConfig({ HOST: '0.0.0.0' }))).toEqual({ devSignIn: false, secureCookie: true, oidc: null });
+    expect(consoleSettings(testConfig({ HOST: '0.0.0.0' }))).toEqual({ devSignIn: false, secureCookie: true, oidc: null, mapTiles: null });
     expect(consoleSettings(testConfig({ CONSOLE_URL: 'https://console.example.test' })).secureCookie).toBe(true);
   });
 
