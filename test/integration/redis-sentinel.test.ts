@@ -36,7 +36,7 @@ async function tamper(subject: string, device: string) {
   expect((await api('POST', '/v1/subjects', { id: subject, display_name: `Person ${subject}`, cohort: 'free', rag: 'red', offender_manager_ids: ['om-1'] })).statusCode).toBe(201);
   expect((await api('POST', `/v1/subjects/${subject}/assignments`, { device_id: device, start: new Date(Date.now() - 86400_000).toISOString() })).statusCode).toBe(201);
   await pub.publishAsync(`tags/v1/${device}/status`, JSON.stringify({ ts: new Date().toISOString(), battery_pct: 80, strap: 'open', event: 'strap_tamper' }), { qos: 1 });
-  return waitFor(async () => (await db.pool.query(`SELECT id FROM alerts WHERE subject_id = $1 AND type = 'strap_tamper'`, [subject])).rows[0], `strap_tamper of ${subject}`, 40_000);
+  return waitFor(async () => (await db.pool.query(`SELECT id FROM alerts WHERE subject_id = $1 AND type = 'strap_tamper'`, [subject])).rows[0], `strap_tamper of ${subject}`, 90_000);
 }
 
 beforeAll(async () => {
@@ -85,5 +85,5 @@ describe('Redis through Sentinels', () => {
     }, 'redis ready again', 20_000);
     expect(ready.statusCode).toBe(200);
     console.log(`Redis master SIGKILLed: promoted ${first} -> ${promoted}; alert through the new master ${recovery} ms after the kill`);
-  }, 120_000);
+  }, 180_000);
 });
