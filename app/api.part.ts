@@ -1,11 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { readiness, type Part, type Runtime } from '../platform/runtime.js';
+import { logRedisErrors, readiness, type Part, type Runtime } from '../platform/runtime.js';
 import { buildApp } from './app.js';
 import { consoleSettings } from '../console/settings.js';
 import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
 import { createFeedHub } from '../alerts/feed.js';
 import { streamSettings } from '../alerts/stream.routes.js';
-import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { connectBrokerAdmins } from '../registry/dynsec.js';
+import { brokerUrls } from '../platform/config.js';
 import { readBrokerCa } from '../registry/ca.js';
 import { prepareWebhookSecrets } from '../alerts/secrets.js';
 import { subscriptionSettings } from '../alerts/webhooks.routes.js';
@@ -20,13 +21,14 @@ export async function startApi(rt: Runtime, parts: () => Part[]): Promise<Part &
   await feed.start();
   const brokerAdmin =
     rt.config.MQTT_ADMIN_USERNAME && rt.config.MQTT_ADMIN_PASSWORD
-      ? await connectBrokerAdmin(rt.config.MQTT_URL, rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD, {
+      ? await connectBrokerAdmins(brokerUrls(rt.config.MQTT_URL), rt.config.MQTT_ADMIN_USERNAME, rt.config.MQTT_ADMIN_PASSWORD, {
           serviceUsernames: [rt.config.MQTT_USERNAME],
           ca: readBrokerCa(rt.config.MQTT_CA_FILE),
         })
       : null;
   if (!brokerAdmin) rt.logger.warn('MQTT_ADMIN_USERNAME/PASSWORD not set: devices are not provisioned at the broker');
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: rt.config.QUEUE_PREFIX });
+  logRedisErrors(rt, 'crime', crimeQueue);
   const app = await buildApp({
     console: consoleSettings(rt.config),
     crimeQueue,

@@ -1,13 +1,15 @@
 import type { Queue } from 'bullmq';
-import type { Part, Runtime } from '../platform/runtime.js';
+import { logRedisErrors, type Part, type Runtime } from '../platform/runtime.js';
 import { createDeviceReadingsQueue, createSignaler, type DeviceReadingsJob } from '../signals/queues.js';
 import { createBatcher } from '../ingest/batcher.js';
 import { createIngestConsumer } from '../ingest/consumer.js';
 import { readBrokerCa } from '../registry/ca.js';
+import { brokerUrls } from '../platform/config.js';
 
 /** Ingest: MQTT consumer → batched idempotent writes → device signals on BullMQ. */
 export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<DeviceReadingsJob> }> {
   const queue = createDeviceReadingsQueue(rt.redis, rt.config.QUEUE_PREFIX);
+  logRedisErrors(rt, 'device-readings', queue);
   const signaler = createSignaler(queue, rt.redis, rt.config.QUEUE_PREFIX, (err) => rt.logger.warn({ err: err.message }, 'device signal failed; retrying'));
   const batcher = createBatcher({
     pool: rt.pool,
@@ -18,7 +20,7 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     onCommitted: (dirty) => signaler.signal(dirty),
   });
   const consumer = createIngestConsumer({
-    url: rt.config.MQTT_URL,
+    urls: brokerUrls(rt.config.MQTT_URL),
     ca: readBrokerCa(rt.config.MQTT_CA_FILE),
     username: rt.config.MQTT_USERNAME,
     password: rt.config.MQTT_PASSWORD,

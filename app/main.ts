@@ -1,11 +1,11 @@
 import pg from 'pg';
-import { ConfigError, loadConfig } from '../platform/config.js';
+import { brokerUrls, ConfigError, loadConfig } from '../platform/config.js';
 import { auditLogWeaknesses, canCreateInSchema, migrate, pendingMigrations, storageMode } from '../platform/db.js';
 import { createLogger } from '../platform/logger.js';
 import { createMetrics } from '../platform/metrics.js';
 import { closeRuntime, createRuntime, type Part } from '../platform/runtime.js';
 import { onShutdown } from '../platform/shutdown.js';
-import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { connectBrokerAdmins } from '../registry/dynsec.js';
 import { readBrokerCa } from '../registry/ca.js';
 
 const USAGE = 'usage: tagwatch <all|api|ingest|worker|migrate>';
@@ -50,7 +50,7 @@ async function main(argv: string[]): Promise<void> {
 
   // With broker administration configured, the ingest client and its role exist before ingest connects.
   if (config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD && config.MQTT_USERNAME && config.MQTT_PASSWORD && mode !== 'api') {
-    const admin = await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { ca: readBrokerCa(config.MQTT_CA_FILE) });
+    const admin = await connectBrokerAdmins(brokerUrls(config.MQTT_URL), config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { ca: readBrokerCa(config.MQTT_CA_FILE) });
     await admin.ensureServiceClient(config.MQTT_USERNAME, config.MQTT_PASSWORD);
     await admin.close();
   }

@@ -1,5 +1,5 @@
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
-import type { Part, Runtime } from '../platform/runtime.js';
+import { logRedisErrors, type Part, type Runtime } from '../platform/runtime.js';
 import { createDeviceReadingsQueue, DEVICE_READINGS_QUEUE, sweepDirty, type DeviceReadingsJob } from '../signals/queues.js';
 import { applyRetentionPolicy, deleteExpiredPersonalData, purgeAuditLog } from '../ingest/retention.js';
 import { createPool } from '../platform/db.js';
@@ -44,7 +44,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   await maintenance.upsertJobScheduler('console-housekeeping', { every: CONSOLE_HOUSEKEEPING_MS }, { name: 'console-housekeeping' });
   const deviceQueue = createDeviceReadingsQueue(rt.redis, prefix);
   const webhookQueue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: rt.redis, prefix });
-  const webhookWorker = createWebhookWorker(rt.pool, rt.redis.duplicate(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
+  const webhookWorker = createWebhookWorker(rt.pool, rt.redisConnection(), prefix, rt.logger, webhookSettings, {}, rt.metrics);
   const dispatchState = createOutboxState();
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix });
   // the last CRIME_TRAIL_CACHE_HOURS of trails held in memory with their R-trees (crime/trail-cache.ts)
@@ -55,7 +55,7 @@ export async function startWorker(rt: Runtime): Promise<Part> {
   refreshTrails();
   // one run at a time: a run holds a time group of trails in memory; the lock outlives an index build
   const crimeWorker = new Worker<CrimeJob>(CRIME_QUEUE, (job) => runCrimeMatch(rt.pool, job.data.runId, rt.logger, trailCache), {
-    connection: rt.redis.duplicate(),
+    connection: rt.redisConnection(),
     prefix,
     concurrency: 1,
     lockDuration: 300_000,
@@ -84,15 +84,19 @@ export async function startWorker(rt: Runtime): Promise<Part> {
       if (job.name !== 'retention') throw new UnrecoverableError(`unknown maintenance job ${job.name}`);
       return runRetention(rt, ownerPool);
     },
-    { connection: rt.redis.duplicate(), prefix },
+    { connection: rt.redisConnection(), prefix },
   );
   maintenanceWorker.on('failed', (job, err) => rt.logger.warn({ job: job?.name, err: err.message }, 'maintenance job failed'));
   const evaluation = new Worker<DeviceReadingsJob>(
     DEVICE_READINGS_QUEUE,
     (job) => runEvaluationJob({ ...deps, alcoholParams }, rt.redis, prefix, job),
-    { connection: rt.redis.duplicate(), prefix, concurrency: EVALUATION_CONCURRENCY },
+    { connection: rt.redisConnection(), prefix, concurrency: EVALUATION_CONCURRENCY },
   );
   evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
+  logRedisErrors(rt, 'maintenance', maintenance, maintenanceWorker);
+  logRedisErrors(rt, 'device-readings', deviceQueue, evaluation);
+  logRedisErrors(rt, 'webhooks', webhookQueue, webhookWorker.worker);
+  logRedisErrors(rt, 'crime', crimeQueue, crimeWorker);
   await applyRetentionPolicy(ownerPool, rt.config.RETENTION_DAYS).catch((err: Error) =>
     rt.logger.warn({ err: err.message }, 'retention policy not set: set MIGRATION_DATABASE_URL (the schema owner) for the worker'),
   );
@@ -137,7 +141,8 @@ function startEmail(rt: Runtime) {
   const settings = { smtpUrl, from: rt.config.EMAIL_FROM, consoleUrl: rt.config.CONSOLE_URL };
   const transport = createTransport(smtpUrl);
   const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: rt.redis, prefix });
-  const worker = createEmailWorker(rt.pool, transport, settings, rt.redis.duplicate(), prefix, rt.logger, rt.metrics);
+  const worker = createEmailWorker(rt.pool, transport, settings, rt.redisConnection(), prefix, rt.logger, rt.metrics);
+  logRedisErrors(rt, 'email', queue, worker);
   const state = createOutboxState();
   const drainer = createFeedDrainer(rt, 'email dispatch', () => dispatchEmails(rt.pool, queue, Date.now(), state));
   return {

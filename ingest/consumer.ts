@@ -4,7 +4,8 @@ import { createMqttSession, type MqttSession } from './mqtt-session.js';
 import { MAX_PAYLOAD_BYTES, parseMessage } from './telemetry.js';
 
 export interface ConsumerOptions {
-  url: string;
+  /** the brokers (MQTT_URL): `connections` sessions subscribe to each */
+  urls: string[];
   /** PEM CA trusted for an mqtts:// broker (MQTT_CA_FILE) */
   ca?: Buffer;
   username?: string;
@@ -98,10 +99,13 @@ export function createIngestConsumer(opts: ConsumerOptions) {
   }
 
   async function start(): Promise<void> {
-    for (let i = 0; i < opts.connections; i++) {
+    // the same client ids on every broker: a broker's sessions are its own, and the first
+    // broker's keep the names (and queued messages) they had before a list was configured
+    for (const [b, url] of opts.urls.entries()) for (let i = 0; i < opts.connections; i++) {
+      const client = opts.urls.length > 1 ? `${b}.${i}` : i;
       sessions.push(
         createMqttSession({
-          url: opts.url,
+          url,
           clientId: `tagwatch-ingest-${opts.instance}-${i}`,
           ca: opts.ca,
           username: opts.username,
@@ -113,9 +117,9 @@ export function createIngestConsumer(opts: ConsumerOptions) {
           sessionExpiry: SESSION_EXPIRY_S,
           onMessage: (m) => onMessage(m.topic, m.payload, m.ack),
           onState: (up) => {
-            if (!up) opts.logger.warn({ client: i }, 'mqtt ingest connection lost; reconnecting');
+            if (!up) opts.logger.warn({ client }, 'mqtt ingest connection lost; reconnecting');
           },
-          onError: (err, fatal) => (fatal ? opts.logger.error : opts.logger.warn).call(opts.logger, { err: err.message, client: i }, 'mqtt ingest connection error'),
+          onError: (err, fatal) => (fatal ? opts.logger.error : opts.logger.warn).call(opts.logger, { err: err.message, client }, 'mqtt ingest connection error'),
         }),
       );
     }
@@ -125,7 +129,7 @@ export function createIngestConsumer(opts: ConsumerOptions) {
       await stop();
       throw err;
     }
-    opts.logger.info({ connections: opts.connections, inflight: opts.inflight, topic: filter }, 'ingest subscribed');
+    opts.logger.info({ brokers: opts.urls.length, connections: opts.connections, inflight: opts.inflight, topic: filter }, 'ingest subscribed');
   }
 
   /** Stops intake: the sockets are no longer read, so the broker keeps what it has not delivered. */

@@ -9,11 +9,26 @@ import { hostname } from 'node:os';
 const Url = (protocols: string[], description: string) =>
   Type.String({ pattern: `^(${protocols.join('|')})://\\S+$`, description });
 
+const BROKER_URL = '(mqtt|mqtts|tcp|ws|wss)://[^\\s,]+';
+
+/** The brokers of MQTT_URL (one URL or a comma-separated list), in order. */
+export function brokerUrls(mqttUrl: string): string[] {
+  return mqttUrl.split(',').map((u) => u.trim()).filter(Boolean);
+}
+
 export const ConfigSchema = Type.Object({
   DATABASE_URL: Url(['postgres', 'postgresql'], 'PostgreSQL/TimescaleDB connection URL of the runtime role (INSERT and SELECT only on audit_log)'),
   MIGRATION_DATABASE_URL: Type.Optional(Url(['postgres', 'postgresql'], 'connection URL of the schema owner role: runs migrations and retention; unset: DATABASE_URL does (single-role mode, audit log not append-only against the service)')),
-  REDIS_URL: Url(['redis', 'rediss'], 'Redis URL for the BullMQ queues'),
-  MQTT_URL: Url(['mqtt', 'mqtts', 'tcp', 'ws', 'wss'], 'MQTT broker URL'),
+  REDIS_URL: Type.Optional(Url(['redis', 'rediss'], 'Redis URL for the BullMQ queues; with REDIS_SENTINELS only its user, password and database number are used (for the master)')),
+  REDIS_SENTINELS: Type.Optional(
+    Type.String({ pattern: '^\\s*(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}\\s*(,\\s*(\\[[0-9A-Fa-f:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}\\s*)*$', description: 'Redis Sentinels, host:port,host:port,… ([v6]:port for IPv6): every Redis connection asks them for the current master (REDIS_MASTER_NAME) and follows a failover' }),
+  ),
+  REDIS_MASTER_NAME: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,100}$', description: 'the master name the Sentinels monitor (with REDIS_SENTINELS)' })),
+  REDIS_SENTINEL_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'password of the Sentinels themselves (when they require one; the master\'s is in REDIS_URL)' })),
+  MQTT_URL: Type.String({
+    pattern: `^${BROKER_URL}(\\s*,\\s*${BROKER_URL})*$`,
+    description: 'MQTT broker URL, or a comma-separated list of brokers: ingest subscribes to each (one shared subscription per broker) and devices are provisioned on each',
+  }),
   MQTT_CA_FILE: Type.Optional(Type.String({ minLength: 1, description: "PEM file of the CA that signed the broker's TLS certificate, trusted for mqtts:// (besides the system CAs)" })),
   MQTT_USERNAME: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker user" })),
   MQTT_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: "the service's own broker password" })),
@@ -120,6 +135,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     );
   }
   const config = withDefaults as Config;
+  if (config.REDIS_SENTINELS && !config.REDIS_MASTER_NAME) {
+    throw new ConfigError('config: REDIS_MASTER_NAME is missing: set it to the master name the Sentinels monitor (required with REDIS_SENTINELS)');
+  }
+  if (!config.REDIS_SENTINELS && !config.REDIS_URL) {
+    throw new ConfigError('config: REDIS_URL is missing: set it to the Redis URL for the BullMQ queues (or REDIS_SENTINELS and REDIS_MASTER_NAME)');
+  }
   if (!config.JWT_SECRET && !config.JWT_JWKS_URL) {
     throw new ConfigError('config: JWT_SECRET or JWT_JWKS_URL is missing: set one (JWT_SECRET in development only)');
   }

@@ -17,6 +17,10 @@ export function createPool(databaseUrl: string, max: number, logger?: Logger): p
   const pool = new pg.Pool({ connectionString: databaseUrl, max, connectionTimeoutMillis: 5000 });
   // An idle client losing its server (database restarted) must not crash the process.
   pool.on('error', (err) => logger?.warn({ err: err.message }, 'postgres idle client error'));
+  // Nor one checked out between two statements (a transaction's client when a failover cuts its
+  // session): pg-pool listens only to idle clients. The statement after fails; pg-pool drops the
+  // dead client when it is released.
+  pool.on('connect', (client) => client.on('error', (err) => logger?.warn({ err: err.message }, 'postgres connection lost while in use')));
   return pool;
 }
 

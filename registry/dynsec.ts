@@ -167,3 +167,35 @@ export async function connectBrokerAdmin(url: string, username: string, password
     close: () => client.endAsync(),
   };
 }
+
+/**
+ * The same administration on several brokers (MQTT_URL a list): every operation runs on each,
+ * and fails when it fails on any (each is idempotent, so a retry completes the others).
+ */
+export async function connectBrokerAdmins(urls: string[], username: string, password: string, opts: BrokerAdminOptions = {}): Promise<BrokerAdmin> {
+  const admins: BrokerAdmin[] = [];
+  try {
+    for (const url of urls) admins.push(await connectBrokerAdmin(url, username, password, opts));
+  } catch (err) {
+    await Promise.all(admins.map((a) => a.close().catch(() => undefined)));
+    throw err;
+  }
+  if (admins.length === 1) return admins[0]!;
+  const onEach = async (f: (a: BrokerAdmin) => Promise<void>) => {
+    const results = await Promise.allSettled(admins.map(f));
+    const failed = results.findIndex((r) => r.status === 'rejected');
+    if (failed >= 0) {
+      const reason = (results[failed] as PromiseRejectedResult).reason as Error;
+      // a device refused as not ours on one broker is refused everywhere (same error class)
+      if (reason instanceof NotADeviceError) throw reason;
+      throw new Error(`broker ${failed + 1} of ${admins.length}: ${reason.message}`);
+    }
+  };
+  return {
+    serviceAccounts: admins[0]!.serviceAccounts,
+    provisionDevice: (id, pw) => onEach((a) => a.provisionDevice(id, pw)),
+    setDeviceEnabled: (id, enabled) => onEach((a) => a.setDeviceEnabled(id, enabled)),
+    ensureServiceClient: (user, pw) => onEach((a) => a.ensureServiceClient(user, pw)),
+    close: () => onEach((a) => a.close()),
+  };
+}

@@ -17,6 +17,7 @@ import {
   writeSecretFile,
 } from './stack/services.js';
 import { connectBrokerAdmin } from '../registry/dynsec.js';
+import { haDown, haLayout, haUp, type HaEnv } from './stack/ha.js';
 
 /**
  * `npm run stack:up` / `stack:down` (contract §7): PostgreSQL, Redis and Mosquitto on loopback
@@ -43,7 +44,7 @@ export const RUN_BASE = process.env.STACK_RUN_BASE ?? '/var/tmp';
  * .stack/<name> is a symlink to it. As another user (services run as that user) or when
  * .stack/<name> is already a real directory, it is .stack/<name> itself.
  */
-export function serviceDir(name: 'postgres' | 'mosquitto' | 'redis'): string {
+export function serviceDir(name: 'postgres' | 'mosquitto' | 'redis' | 'ha'): string {
   const local = join(STACK_DIR, name);
   const asRoot = process.getuid?.() === 0 && name !== 'redis';
   let stat: ReturnType<typeof lstatSync> | undefined;
@@ -81,6 +82,10 @@ export interface StackEnv {
   /** key of the webhook secrets at rest (alerts/secrets.ts), made once per stack like JWT_SECRET */
   SECRETS_KEY: string;
   STACK_DIR: string;
+  /** with `up --ha`: the Sentinels (host:port,…) and the master's name they watch */
+  REDIS_SENTINELS?: string;
+  REDIS_MASTER_NAME?: string;
+  HA_DIR?: string;
 }
 
 export async function stackUp(log: (m: string) => void = console.log): Promise<StackEnv> {
@@ -121,8 +126,32 @@ export async function stackUp(log: (m: string) => void = console.log): Promise<S
     SECRETS_KEY: previous?.SECRETS_KEY ?? randomBytes(32).toString('base64url'),
     STACK_DIR,
   };
-  writeSecretFile(join(STACK_DIR, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+  writeStackEnv(env);
   return env;
+}
+
+function writeStackEnv(env: StackEnv): void {
+  writeSecretFile(join(STACK_DIR, 'env'), Object.entries(env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
+}
+
+/** The HA engines of this stack (.stack/ha), on the STACK_HA_* ports. */
+export const stackHaLayout = () => haLayout(serviceDir('ha'));
+
+/**
+ * `up --ha`: the light stack (its Mosquitto serves both shapes) and the HA engines, with
+ * .stack/env pointing the service at HAProxy and the Sentinels. Idempotent.
+ */
+export async function stackUpHa(log: (m: string) => void = console.log): Promise<StackEnv & HaEnv> {
+  const light = await stackUp(log);
+  const ha = await haUp(stackHaLayout(), { owner: passwordOf(light.MIGRATION_DATABASE_URL), app: passwordOf(light.DATABASE_URL) }, log);
+  const env = { ...light, ...ha };
+  writeStackEnv(env);
+  return env;
+}
+
+/** Stops the HA engines (when this stack has them). */
+export async function stackDownHa(): Promise<void> {
+  if (existsSync(join(STACK_DIR, 'ha'))) await haDown(stackHaLayout());
 }
 
 /** The password of a postgres:// URL with one (empty when it has none: a stack made before the two roles). */
@@ -163,11 +192,12 @@ export function stackDown(): void {
 }
 
 /** Stops the stack and deletes its data: .stack/ and, for a root stack, its directory under /var/tmp. */
-export function stackDestroy(): void {
+export async function stackDestroy(): Promise<void> {
+  await stackDownHa();
   stackDown();
   if (!existsSync(STACK_DIR)) return;
   const outside = new Set<string>();
-  for (const name of ['postgres', 'mosquitto', 'redis'] as const) {
+  for (const name of ['postgres', 'mosquitto', 'redis', 'ha'] as const) {
     const local = join(STACK_DIR, name);
     if (existsSync(local) && lstatSync(local).isSymbolicLink()) outside.add(dirname(resolve(STACK_DIR, readlinkSync(local))));
   }
@@ -198,7 +228,12 @@ export function readStackEnv(): StackEnv | null {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const cmd = process.argv[2];
-  if (cmd === 'up') {
+  if (cmd === 'up' && process.argv.includes('--ha')) {
+    const t0 = Date.now();
+    const env = await stackUpHa();
+    console.log(`HA stack up in ${Date.now() - t0} ms: PostgreSQL through HAProxy ${env.DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}, Redis Sentinels ${env.REDIS_SENTINELS} (master ${env.REDIS_MASTER_NAME}), Mosquitto ${env.MQTT_URL}`);
+    console.log(`environment written to ${join(STACK_DIR, 'env')}`);
+  } else if (cmd === 'up') {
     const t0 = Date.now();
     const env = await stackUp();
     console.log(`stack up in ${Date.now() - t0} ms: PostgreSQL ${env.DATABASE_URL.replace(/:[^:@/]*@/, ':***@')}, Redis ${env.REDIS_URL}, Mosquitto ${env.MQTT_URL} and ${env.MQTTS_URL} (TLS, CA ${env.MQTT_CA_FILE})`);
@@ -208,13 +243,14 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     console.log(up ? 'stack running' : 'stack not running');
     process.exit(up ? 0 : 1);
   } else if (cmd === 'down') {
+    await stackDownHa();
     stackDown();
     console.log('stack down');
   } else if (cmd === 'destroy') {
-    stackDestroy();
+    await stackDestroy();
     console.log('stack down, data deleted');
   } else {
-    console.error('usage: tsx scripts/stack.ts up|down|status|destroy');
+    console.error('usage: tsx scripts/stack.ts up [--ha]|down|status|destroy');
     process.exit(2);
   }
 }

@@ -74,12 +74,15 @@ return out`;
  * worker takes the marks when it starts a job, so readings committed during an evaluation
  * leave a new mark and get a new job.
  */
-export async function signalDevices(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, dirty: DirtyDevices): Promise<void> {
+export async function signalDevices(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, dirty: DirtyDevices, force = false): Promise<void> {
   if (dirty.size === 0) return;
   const args: string[] = [];
   for (const [deviceId, streams] of dirty) for (const [stream, ts] of Object.entries(streams)) args.push(`${deviceId}|${stream}`, String(ts));
   const fresh = (await redis.eval(LOWER_MIN, 1, dirtyKey(prefix), ...args)) as string[];
-  const devices = [...new Set(fresh.map((f) => f.slice(0, f.lastIndexOf('|'))))];
+  // `force` (a retry): the marks may have been set by the attempt whose job was not added
+  // (Redis lost between the two calls, as in a failover); a job for every device then, an
+  // extra one finding no marks does nothing
+  const devices = force ? [...dirty.keys()] : [...new Set(fresh.map((f) => f.slice(0, f.lastIndexOf('|'))))];
   if (devices.length === 0) return;
   await queue.addBulk(batchJobs(devices));
 }
@@ -128,6 +131,8 @@ export async function restoreDirty(redis: Redis, prefix: string, dirty: DirtyDev
  */
 export function createSignaler(queue: Queue<DeviceReadingsJob>, redis: Redis, prefix: string, onError: (err: Error) => void, lingerMs = 10) {
   let pending: DirtyDevices = new Map();
+  /** pending holds devices of a failed attempt: the retry adds their jobs whatever the marks say */
+  let retrying = false;
   let timer: NodeJS.Timeout | null = null;
   let inFlight: Promise<void> | null = null;
   let closed = false;
@@ -148,10 +153,13 @@ export function createSignaler(queue: Queue<DeviceReadingsJob>, redis: Redis, pr
     if (inFlight) return inFlight.then(() => (pending.size ? flush() : undefined));
     if (pending.size === 0) return;
     const batch = pending;
+    const force = retrying;
     pending = new Map();
-    inFlight = signalDevices(queue, redis, prefix, batch)
+    retrying = false;
+    inFlight = signalDevices(queue, redis, prefix, batch, force)
       .catch((err: Error) => {
         merge(pending, batch);
+        retrying = true;
         onError(err);
         schedule(1000);
       })

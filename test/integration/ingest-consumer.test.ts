@@ -204,7 +204,7 @@ describe('ingest consumer', () => {
       const logger = createLogger('silent');
       const batcher = createBatcher({ pool: null as never, logger, metrics: createMetrics(), maxBatch: 10, slots: 1, onCommitted: () => undefined });
       const consumer = createIngestConsumer({
-        url: broker.url,
+        urls: [broker.url],
         username: broker.credentials.MQTT_USERNAME,
         password: 'wrong-password',
         connections: 2,
@@ -232,7 +232,7 @@ describe('ingest consumer', () => {
     const pubc = await mqtt.connectAsync(broker.url, { clientId: `pub-${uid()}` });
     const batcher = createBatcher({ pool: db.pool, logger, metrics: createMetrics(), maxBatch: 2000, slots: 2, onCommitted: () => undefined });
     const consumer = createIngestConsumer({
-      url: broker.url,
+      urls: [broker.url],
       connections: 1,
       inflight: 1000,
       maxPending: 100,

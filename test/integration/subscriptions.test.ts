@@ -206,7 +206,7 @@ describe('alert-email subscriptions', () => {
     expect(set.statusCode).toBe(200);
     expect(Math.abs(new Date(set.json().expires_at).getTime() - (Date.now() + 30 * 86_400_000))).toBeLessThan(60_000);
 
-    const redis = createRedis(stack().REDIS_URL);
+    const redis = createRedis({ REDIS_URL: stack().REDIS_URL });
     const queue = new Queue<EmailJob>(EMAIL_QUEUE, { connection: redis, prefix: `t${randomBytes(5).toString('hex')}` });
     try {
       const rowsFor = async (alert: string) =>

@@ -71,7 +71,7 @@ async function setup(settings: Partial<DeliverySettings>, gate: Partial<GateSett
   cleanups.push(() => db.drop());
   const prefix = `t${randomBytes(5).toString('hex')}`;
   const connections: Redis[] = [];
-  const redis = createRedis(stack().REDIS_URL);
+  const redis = createRedis({ REDIS_URL: stack().REDIS_URL });
   connections.push(redis);
   const queue = new Queue<DeliveryJob>(WEBHOOK_QUEUE, { connection: redis, prefix });
   const start = () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { inject } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { loadConfig, type Config } from '../../platform/config.js';
+import { brokerUrls, loadConfig, type Config } from '../../platform/config.js';
 import { createPool, withTransaction, type Pool, type TxClient } from '../../platform/db.js';
 import { consoleSettings } from '../../console/settings.js';
 import { createLogger } from '../../platform/logger.js';
@@ -19,7 +19,7 @@ import { withDatabase } from './global-setup.js';
 import { createFeedHub } from '../../alerts/feed.js';
 import { subscriptionSettings } from '../../alerts/webhooks.routes.js';
 import { streamSettings } from '../../alerts/stream.routes.js';
-import { connectBrokerAdmin, type BrokerAdmin } from '../../registry/dynsec.js';
+import { connectBrokerAdmin, connectBrokerAdmins, type BrokerAdmin } from '../../registry/dynsec.js';
 import { readBrokerCa } from '../../registry/ca.js';
 import { Queue } from 'bullmq';
 import { CRIME_QUEUE, type CrimeJob } from '../../crime/match.job.js';
@@ -68,16 +68,18 @@ export interface TestBroker {
   stop: () => void;
 }
 
-export async function startTestBroker(opts: { dynsec?: boolean; tls?: boolean } = {}): Promise<TestBroker> {
+/** With `sameAccountsAs`, a dynsec broker with the same admin and ingest accounts as that one (a second broker of one service). */
+export async function startTestBroker(opts: { dynsec?: boolean; tls?: boolean; sameAccountsAs?: TestBroker } = {}): Promise<TestBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'tagwatch-mqtt-'));
   const port = await freePort();
-  const admin = { adminUser: 'test-admin', adminPassword: randomBytes(12).toString('hex') };
+  const same = opts.sameAccountsAs?.credentials;
+  const admin = { adminUser: 'test-admin', adminPassword: same?.MQTT_ADMIN_PASSWORD ?? randomBytes(12).toString('hex') };
   let tlsPort = opts.tls ? await freePort() : 0;
   while (opts.tls && tlsPort === port) tlsPort = await freePort();
   const h = await startMosquitto(dir, port, opts.dynsec ? admin : undefined, opts.tls ? { port: tlsPort } : undefined);
   const credentials: Record<string, string> = {};
   if (opts.dynsec) {
-    const ingest = { user: 'test-ingest', password: randomBytes(12).toString('hex') };
+    const ingest = { user: 'test-ingest', password: same?.MQTT_PASSWORD ?? randomBytes(12).toString('hex') };
     const b = await connectBrokerAdmin(h.url, admin.adminUser, admin.adminPassword);
     await b.ensureServiceClient(ingest.user, ingest.password);
     await b.close();
@@ -141,7 +143,7 @@ export async function startTestService(config: Config, opts: { ingest?: boolean;
   const feed = opts.feed ? createFeedHub(config.DATABASE_URL, rt.pool, rt.logger) : null;
   await feed?.start();
   const brokerAdmin: BrokerAdmin | null =
-    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmin(config.MQTT_URL, config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { serviceUsernames: [config.MQTT_USERNAME], ca: readBrokerCa(config.MQTT_CA_FILE) }) : null;
+    config.MQTT_ADMIN_USERNAME && config.MQTT_ADMIN_PASSWORD ? await connectBrokerAdmins(brokerUrls(config.MQTT_URL), config.MQTT_ADMIN_USERNAME, config.MQTT_ADMIN_PASSWORD, { serviceUsernames: [config.MQTT_USERNAME], ca: readBrokerCa(config.MQTT_CA_FILE) }) : null;
   const crimeQueue = new Queue<CrimeJob>(CRIME_QUEUE, { connection: rt.redis, prefix: config.QUEUE_PREFIX });
   const app = await buildApp({
     crimeQueue,

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../platform/config.js';
+import { redisOptions } from '../../platform/redis.js';
 
 const base = {
   DATABASE_URL: 'postgres://u@127.0.0.1:5432/db',
@@ -25,6 +26,15 @@ describe('loadConfig', () => {
       expect(j.JWT_JWKS_URL).toBe(`http://${host}/jwks`);
     }
   });
+  it('takes Redis Sentinels (host:port list and master name) in place of REDIS_URL', () => {
+    const c = loadConfig({ ...base, REDIS_URL: undefined, REDIS_SENTINELS: '10.0.0.1:26379, sentinel-b.example:26380', REDIS_MASTER_NAME: 'tagwatch' });
+    expect([c.REDIS_URL, c.REDIS_SENTINELS, c.REDIS_MASTER_NAME]).toEqual([undefined, '10.0.0.1:26379, sentinel-b.example:26380', 'tagwatch']);
+    expect(redisOptions(c)).toMatchObject({ sentinels: [{ host: '10.0.0.1', port: 26379 }, { host: 'sentinel-b.example', port: 26380 }], name: 'tagwatch' });
+    // REDIS_URL beside the Sentinels lends the master its credentials and database number
+    const withUrl = redisOptions(loadConfig({ ...base, REDIS_URL: 'redis://app:s3cret@ignored:1/2', REDIS_SENTINELS: '[::1]:26379', REDIS_MASTER_NAME: 'm' }));
+    expect(withUrl).toMatchObject({ sentinels: [{ host: '::1', port: 26379 }], name: 'm', username: 'app', password: 's3cret', db: 2 });
+    expect(redisOptions(loadConfig(base))).not.toHaveProperty('sentinels');
+  });
   it.each([
     [{ ...base, DATABASE_URL: undefined }, /^config: DATABASE_URL is missing/],
     [{ ...base, REDIS_URL: 'localhost:6379' }, /^config: REDIS_URL is malformed/],
@@ -39,6 +49,9 @@ describe('loadConfig', () => {
     [{ ...base, JWT_AUDIENCE: '' + ' '.repeat(3) }, /^config: JWT_AUDIENCE is malformed/],
     [{ ...base, JWT_ROLE_CLAIM: 'a b' }, /^config: JWT_ROLE_CLAIM is malformed/],
     [{ ...base, MONITORING_GPS_FIX_MINUTES: '0' }, /^config: MONITORING_GPS_FIX_MINUTES is malformed/],
+    [{ ...base, REDIS_SENTINELS: '127.0.0.1' }, /^config: REDIS_SENTINELS is malformed/],
+    [{ ...base, REDIS_SENTINELS: '127.0.0.1:26379' }, /^config: REDIS_MASTER_NAME is missing/],
+    [{ ...base, REDIS_URL: undefined }, /^config: REDIS_URL is missing/],
     [{ ...base, MONITORING_ALCOHOL_READING_MINUTES: 'half-hourly' }, /^config: MONITORING_ALCOHOL_READING_MINUTES is malformed/],
   ])('stops with one line naming the setting: %#', (env, message) => {
     expect(() => loadConfig(env as NodeJS.ProcessEnv)).toThrow(message);
