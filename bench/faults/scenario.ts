@@ -121,7 +121,7 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
       const d = ids.slice(i, i + 5000);
       await pool.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) SELECT 's' || x, 's' || x, 'fixed', 'amber', ARRAY['om-faults'] FROM unnest($1::text[]) x`, [d]);
       await pool.query(`INSERT INTO devices (id, kind) SELECT unnest($1::text[]), 'gps'`, [d]);
-      await pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) SELECT 's' || x, x, now() - interval '1 hour' FROM unnest($1::text[]) x`, [d]);
+      await pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) SELECT 's' || x, x, now() FROM unnest($1::text[]) x`, [d]);
     }
     const zoneOf = fleetPlan.map((d) => {
       const c = d.breach?.at ?? offset(d.home[0], d.home[1], 1500, 0);

@@ -117,9 +117,10 @@ describe('evidence packs and crime pages in a browser', () => {
     await page.goto(`${base}/console/subjects/V-S1`);
     await accessible(page, 'evidence-04-subject-period-form');
     const local = (ms: number) => new Date(ms).toLocaleString('sv-SE', { timeZone: 'Europe/London' }).replace(' ', 'T').slice(0, 16);
-    await page.getByLabel('From').fill(local(T0));
-    await page.getByLabel('To').fill(local(NOW));
-    const [d] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download' }).click()]);
+    const periodForm = page.getByTestId('period-evidence');
+    await periodForm.getByLabel('From').fill(local(T0));
+    await periodForm.getByLabel('To').fill(local(NOW));
+    const [d] = await Promise.all([page.waitForEvent('download'), periodForm.getByRole('button', { name: 'Download' }).click()]);
     expect(readFileSync(await d.path()).subarray(0, 5).toString('latin1')).toBe('%PDF-');
     await context.close();
   });

@@ -126,7 +126,9 @@ describe('evidence pack of an alert', () => {
   it('needs a supervisor’s reason, kept in the audit row', async () => {
     const c = new ConsoleClient(svc.app);
     await c.signIn('supervisor', 'sup-1');
-    const form = await c.post(`/console/alerts/${alertId}/open`, { _csrf: csrfOf((await c.get(`/console/alerts/${alertId}`)).body), reason: 'MAPPA review of the breach' });
+    const opened = await c.post(`/console/alerts/${alertId}/open`, { _csrf: csrfOf((await c.get(`/console/alerts/${alertId}`)).body), reason: 'MAPPA review of the breach' });
+    expect(opened.statusCode).toBe(303); // POST-redirect-GET: the reason is kept for this record
+    const form = await c.get(opened.headers.location as string);
     expect(form.body).toContain(`action="/console/alerts/${alertId}/evidence"`);
     const csrf = csrfOf(form.body);
     const refused = await c.post(`/console/alerts/${alertId}/evidence`, { _csrf: csrf, format: 'pdf', reason: '' });

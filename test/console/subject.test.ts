@@ -159,13 +159,17 @@ describe('GET /console/subjects/{id}/track (the replay data)', () => {
     await c.signIn('supervisor', 'sup-2');
     const ask = await c.get('/console/subjects/M-S1?from=2026-11-01T09:00&to=2026-11-02T09:00');
     expect(ask.body).toContain('action="/console/subjects/M-S1/open?from=2026-11-01T09%3A00&amp;to=2026-11-02T09%3A00"');
-    const page = await c.post('/console/subjects/M-S1/open?from=2026-11-01T09%3A00&to=2026-11-02T09%3A00', { _csrf: csrfOf(ask.body), reason: 'escalated alert' });
+    const opened = await c.post('/console/subjects/M-S1/open?from=2026-11-01T09%3A00&to=2026-11-02T09%3A00', { _csrf: csrfOf(ask.body), reason: 'escalated alert' });
+    // POST-redirect-GET: the reason is kept for this record and session, the period rides along
+    expect([opened.statusCode, opened.headers.location]).toEqual([303, '/console/subjects/M-S1?from=2026-11-01T09%3A00&to=2026-11-02T09%3A00']);
+    const page = await c.get(opened.headers.location as string);
     expect(page.statusCode).toBe(200);
     const data = JSON.parse(/id="subject-map-data">([^<]*)</.exec(page.body)![1]!);
     expect(data.reason).toBe('escalated alert');
     expect(data.track).toContain(encodeURIComponent('2026-11-01T09:00:00.000Z'));
-    // the period form posts again with the reason (no second question)
-    const again = await c.post('/console/subjects/M-S1/open', { _csrf: csrfOf(page.body), reason: 'escalated alert', from: '2026-11-03T09:00', to: '2026-11-03T18:00' });
+    // the period form is a GET: no second question while the reason is kept
+    expect(page.body).toContain('<form method="get" action="/console/subjects/M-S1"');
+    const again = await c.get('/console/subjects/M-S1?from=2026-11-03T09%3A00&to=2026-11-03T18%3A00');
     expect(again.statusCode).toBe(200);
     expect(JSON.parse(/id="subject-map-data">([^<]*)</.exec(again.body)![1]!).track).toContain(encodeURIComponent('2026-11-03T18:00:00.000Z'));
     expect((await auditRows('sup-2', 'track.read')).every((r) => r.reason === 'escalated alert')).toBe(true);
