@@ -1,3 +1,5 @@
+import type { StackEnv } from '../scripts/stack.js';
+import { liveInboxPhase } from './console/live-inbox.js';
 import { COOKIE } from '../console/console.plugin.js';
 import { bundle } from '../scripts/bundle.js';
 import { stackUpWithRetry } from './common/setup.js';
@@ -20,7 +22,7 @@ import { measureInbox } from './console/inbox.js';
  * below): add the "publish → alert visible in an open inbox" phase there.
  */
 
-const USAGE = `usage: npm run bench:console -- [--phases page,replay,inbox] [--fixes N] [--loads N] [--replay-s S]
+const USAGE = `usage: npm run bench:console -- [--phases page,replay,inbox,live] [--live-alerts N] [--fixes N] [--loads N] [--replay-s S]
   [--alerts N] [--requests N] [--quiet-wait S] [--timeout S]
 Quick check: --loads 3 --replay-s 3 --alerts 1000 --requests 10`;
 
@@ -28,7 +30,8 @@ const opts = benchOptions(
   'bench:console',
   USAGE,
   {
-    phases: { type: 'string', default: 'page,replay,inbox' },
+    phases: { type: 'string', default: 'page,replay,inbox,live' },
+    'live-alerts': { type: 'string', default: '100' },
     fixes: { type: 'string', default: '10080' },
     loads: { type: 'string', default: '10' },
     'replay-s': { type: 'string', default: '10' },
@@ -43,6 +46,7 @@ const opts = benchOptions(
     replayMs: intFlag('replay-s', f['replay-s'], 1) * 1000,
     alerts: intFlag('alerts', f.alerts, 1),
     requests: intFlag('requests', f.requests, 1),
+    liveAlerts: intFlag('live-alerts', f['live-alerts'], 1),
   }),
 );
 
@@ -51,6 +55,7 @@ const FPS = 60;
 const INBOX_MS = 300;
 
 interface Ctx extends Runner {
+  stack: StackEnv;
   env: Environment;
   base: string;
   results: Results;
@@ -87,7 +92,10 @@ const PHASES: Record<string, (c: Ctx) => Promise<void>> = {
     c.results.add(`  page ${deepPage} p50 / p99`, `${fixed(t.deep.p50, 1)} / ${fixed(t.deep.p99, 1)}`, 'ms', `< ${INBOX_MS}`, t.deep.p99 < INBOX_MS);
     c.results.add('  rows on a page; paginated; page size', `${t.rows}; ${t.paginated ? 'yes' : 'no'}; ${int(t.bytes / 1024)} KiB`, '', '25; yes', t.rows === 25 && t.paginated);
   },
-  // publish → alert visible in an open inbox (p99 under 2 s over 100 alerts): added by the live-inbox work
+  /** publish → alert visible in an open inbox, p99 over `--live-alerts` (bench/console/live-inbox.ts: its own service parts) */
+  async live(c) {
+    for (const row of await liveInboxPhase({ stack: c.stack, cleanups: c.cleanups, log: c.log, alerts: opts.liveAlerts })) c.results.rows.push(row);
+  },
 };
 
 for (const p of opts.phases) if (!PHASES[p]) throw new Error(`--phases: no phase ${p} (have ${Object.keys(PHASES).join(', ')})`);
@@ -112,7 +120,7 @@ runBench('bench:console', opts.timeoutMs, opts.quietMs, async (runner) => {
   // the whole 7 days (the page's form takes wall-clock times in the person's zone; the offset form is taken too)
   const to = new Date(first.getTime() + opts.fixes * 60_000);
   const trackUrl = `/console/subjects/${TRACK_SUBJECT}?from=${encodeURIComponent(first.toISOString())}&to=${encodeURIComponent(to.toISOString())}`;
-  const c: Ctx = { ...runner, env, base, results: new Results(), trackUrl, browser: null };
+  const c: Ctx = { ...runner, stack, env, base, results: new Results(), trackUrl, browser: null };
   await runner.settle();
   for (const p of opts.phases) {
     runner.log(`phase ${p}`);
