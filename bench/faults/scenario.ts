@@ -121,15 +121,17 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
       const d = ids.slice(i, i + 5000);
       await pool.query(`INSERT INTO subjects (id, display_name, cohort, rag, offender_manager_ids) SELECT 's' || x, 's' || x, 'fixed', 'amber', ARRAY['om-faults'] FROM unnest($1::text[]) x`, [d]);
       await pool.query(`INSERT INTO devices (id, kind) SELECT unnest($1::text[]), 'gps'`, [d]);
-      await pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) SELECT 's' || x, x, now() FROM unnest($1::text[]) x`, [d]);
+      await pool.query(`INSERT INTO assignments (subject_id, device_id, start_at) SELECT 's' || x, x, now() - interval '11 minutes' FROM unnest($1::text[]) x`, [d]);
     }
     const zoneOf = fleetPlan.map((d) => {
       const c = d.breach?.at ?? offset(d.home[0], d.home[1], 1500, 0);
       return JSON.stringify({ type: 'Point', coordinates: c });
     });
     await pool.query(
-      `INSERT INTO zones (subject_id, kind, name, geometry, radius_m, grace_s, created_by)
-       SELECT 's' || x, 'exclusion', 'target', g::jsonb, 150, $3, 'faults' FROM unnest($1::text[], $2::text[]) AS t(x, g)`,
+      // fitted and zoned 11 minutes ago: a device clock 10 minutes slow still reads inside both
+      // (and no device is yet silent for NO_SIGNAL_MS, 15 minutes, before its first reading)
+      `INSERT INTO zones (subject_id, kind, name, geometry, radius_m, grace_s, created_by, created_at)
+       SELECT 's' || x, 'exclusion', 'target', g::jsonb, 150, $3, 'faults', now() - interval '11 minutes' FROM unnest($1::text[], $2::text[]) AS t(x, g)`,
       [ids, zoneOf, GRACE_MS / 1000],
     );
     await pool.query('ANALYZE');

@@ -62,7 +62,8 @@ export async function groundTruth(x: TruthInput): Promise<FaultRow> {
   const rej = await pool.query<{ device_id: string | null; reason: string; raw: Buffer | string }>(`SELECT device_id, reason, raw FROM rejections`);
   const reasons = new Map<string, number>();
   for (const r of rej.rows) {
-    reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+    const code = r.reason.split(':')[0]!; // the reason code; its text names the reading
+    reasons.set(code, (reasons.get(code) ?? 0) + 1);
     try {
       const ts = (JSON.parse(Buffer.isBuffer(r.raw) ? r.raw.toString('utf8') : r.raw) as { ts?: string }).ts;
       if (r.device_id && ts) rejectedKeys.add(`${r.device_id}|${Date.parse(ts)}`);

@@ -1,17 +1,13 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
  * The admin pages in a real browser (Debian's chromium, as test/browser/console.browser.test.ts):
  * register a device and copy its password with the copy button, fit it, register a webhook as a
  * manager, search the audit log; axe-core on every page. Screenshots: test-results/console/admin-*.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;
@@ -20,15 +16,13 @@ let base: string;
 const requests: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does) — the browser tests never download one`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true', WEBHOOK_ALLOW_PRIVATE: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
   const res = await svc.app.inject({ method: 'POST', url: '/v1/subjects', headers: await authHeader('admin'), payload: { id: 'BA-S1', display_name: 'Hana Example', cohort: 'flex', rag: 'amber', offender_manager_ids: ['om-1'] } });
   if (res.statusCode !== 201) throw new Error(res.body);
   await db.pool.query(`INSERT INTO rejections (topic, device_id, reason, raw) VALUES ('tags/v1/GHOST-1/gps', 'GHOST-1', 'unknown_device', '{"ts":"x"}')`);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -37,13 +31,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** A screenshot, then axe-core: no serious or critical violation (WCAG 2.2 AA rules). */
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `admin-${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `admin-${name}`);
 
 async function signIn(role: string, userId: string): Promise<{ context: BrowserContext; page: Page }> {
   const context = await browser.newContext();

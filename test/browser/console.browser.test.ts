@@ -1,19 +1,15 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { withTransaction } from '../../platform/db.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
+import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
  * The console in a real browser: Debian's chromium (scripts/test.sh installs it; never a
  * downloaded browser), driven by Playwright against the service listening on loopback, with
  * axe-core on every page. Screenshots go to test-results/console/.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;
@@ -23,8 +19,6 @@ let alertId: string;
 const requests: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does) — the browser tests never download one`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
@@ -42,7 +36,7 @@ beforeAll(async () => {
   for (const f of fixes) await db.pool.query(`INSERT INTO readings (device_id, stream, ts, received_at, lat, lon, accuracy_m, data) VALUES ('B-D1', 'gps', $1, $1::timestamptz + interval '4 seconds', $2, $3, $4, '{}')`, [f.ts, f.lat, f.lon, f.accuracy_m]);
   const r = await withTransaction(db.pool, (tx) => raiseAlert(tx, { type: 'exclusion_breach', subjectId: 'B-S1', deviceId: 'B-D1', zoneId: null, startedAt: new Date(t0), late: false, evidence: fixes as never }));
   alertId = (r as { alert: { id: string } }).alert.id;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -51,13 +45,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** axe-core on the page: no serious or critical violation (WCAG 2.2 AA rules). */
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `${name}`);
 
 describe('the console in a browser (Debian chromium, Playwright, axe-core)', () => {
   it('a manager signs in, sees only their caseload, opens an alert and acknowledges it', async () => {

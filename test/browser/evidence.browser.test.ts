@@ -1,15 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { withTransaction } from '../../platform/db.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { runCrimeMatch } from '../../crime/match.job.js';
 import { pdfText } from '../support/pdf.js';
+import { checkPage, launchChromium, SHOTS } from '../support/browser.js';
 
 /**
  * Evidence packs and the crime pages in a real browser (Debian's chromium, Playwright, axe-core):
@@ -18,8 +18,6 @@ import { pdfText } from '../support/pdf.js';
  * test-results/console/evidence-NN-*.png and crime-NN-*.png; page 1 of the PDF is rendered with
  * pdftoppm to evidence-03-pdf-page-1.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
@@ -34,8 +32,6 @@ const C = { lat: 52.95, lon: -1.15 };
 const compact = (ms: number) => new Date(ms).toISOString().replace(/[-:T]/g, '').slice(0, 14);
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does)`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
@@ -59,7 +55,7 @@ beforeAll(async () => {
   const ev = (await db.pool.query(`SELECT ts, lat, lon, accuracy_m FROM readings WHERE device_id = 'V-D1' ORDER BY ts LIMIT 3`)).rows.map((r) => ({ ts: r.ts.toISOString(), lat: r.lat, lon: r.lon, accuracy_m: r.accuracy_m, class: 'inside' }));
   const r = await withTransaction(db.pool, (tx) => raiseAlert(tx, { type: 'exclusion_breach', subjectId: 'V-S1', deviceId: 'V-D1', zoneId: zone.rows[0]!.id, startedAt: new Date(ev[0]!.ts), late: false, evidence: ev as never }));
   alertId = (r as { alert: { id: string } }).alert.id;
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -68,12 +64,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `${name}`);
 
 async function signIn(context: BrowserContext, role: string, userId: string): Promise<Page> {
   const page = await context.newPage();

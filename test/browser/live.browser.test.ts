@@ -1,15 +1,13 @@
-import { mkdirSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
-import { chromium, type Browser, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, type TestService } from '../support/env.js';
 import { startTestProvider, type TestProvider } from '../support/oidc.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { DateTime } from 'luxon';
 import { DEFAULT_PARAMS } from '../../alcohol/params.js';
 import { ensureParams, saveDays } from '../../alcohol/alcohol.repo.js';
+import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
  * The live inbox in a real browser (Debian's chromium, Playwright, axe-core): a manager signs in
@@ -18,8 +16,6 @@ import { ensureParams, saveDays } from '../../alcohol/alcohol.repo.js';
  * within 5 s without a reload, announced in the aria-live region. Screenshots:
  * test-results/console/live-NN-*.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let broker: Awaited<ReturnType<typeof startTestBroker>>;
@@ -34,8 +30,6 @@ const IN = { lat: 52.95, lon: -1.1497015 };
 const OUT = { lat: 52.9589932, lon: -1.15 };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does)`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   broker = await startTestBroker();
   const port = await freePort();
@@ -61,7 +55,7 @@ beforeAll(async () => {
   const statuses = ['sober', 'sober', 'drinking', 'sober', 'tamper', 'not_monitored', 'sober', 'sober', 'sober', 'sober'] as const;
   await saveDays(db.pool, 'LB-S2', statuses.map((status, i) => ({ date: CAL_MONTH.plus({ days: i }).toISODate()!, status, covered_minutes: 1440, drinking_events: 0, tampers: 0, reviewed_status: status, pending_events: 0, events: [], reviews: {} })) as never, version);
   pub = await mqtt.connectAsync(broker.url, { clientId: 'live-browser-test-publisher' });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -73,12 +67,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `${name}`);
 
 describe('the live inbox in a browser', () => {
   it('signs in through the OpenID provider, shows a breach published over MQTT within 5 s without reload, announces it, and acknowledges it', async () => {

@@ -1,10 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type BrowserContext, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { COORDS, NAMES, SUBJECT_IDS, seedOversight, type Seeded } from '../console/oversight-data.js';
+import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
  * The supervisor's and the analyst's pages in Debian's chromium (as console.browser.test.ts):
@@ -13,8 +11,6 @@ import { COORDS, NAMES, SUBJECT_IDS, seedOversight, type Seeded } from '../conso
  * or in any response the analyst's browser receives. axe-core on every page; screenshots to
  * test-results/console/oversight-NN-*.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;
@@ -23,13 +19,11 @@ let base: string;
 let seeded: Seeded;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does) — the browser tests never download one`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
   seeded = await seedOversight(db.pool);
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -38,12 +32,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `oversight-${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `oversight-${name}`);
 
 async function signIn(context: BrowserContext, label: string, id: string): Promise<Page> {
   const page = await context.newPage();

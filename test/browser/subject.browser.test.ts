@@ -1,17 +1,13 @@
-import { existsSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
  * The subject page's map and replay in Debian's chromium (never a downloaded browser): the
  * track drawn, the slider highlighting and announcing the fix at its index, play/pause, axe-core.
  * Screenshots: test-results/console/subject-NN-name.png.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 const MIN = 60_000;
 const N = 240;
 /** fixes at one a minute, the last 5 minutes ago (inside the page's default period, the last 24 h) */
@@ -24,8 +20,6 @@ let browser: Browser;
 let base: string;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does)`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
@@ -45,7 +39,7 @@ beforeAll(async () => {
     [T0, N],
   );
   await post('/v1/subjects/R-S1/zones', { type: 'Feature', geometry: { type: 'Point', coordinates: [-1.15, 52.95] }, properties: { kind: 'inclusion', name: 'Home', radius_m: 60, schedule: [{ days: ['mon', 'tue', 'wed', 'thu', 'fri'], start: '20:00', end: '06:00' }] } });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -54,12 +48,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `${name}`);
 
 /** The fix the status text announces: its index and its device time (the `<time datetime>`). */
 async function announced(page: Page): Promise<{ index: number; ts: string | null; text: string }> {

@@ -1,17 +1,14 @@
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromium, type Browser, type Page } from '@playwright/test';
-import { AxeBuilder } from '@axe-core/playwright';
+import { type Browser, type Page } from '@playwright/test';
 import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
  * Drawing zones on the map of the console's zone form, with the mouse, in Debian's chromium
  * (as console.browser.test.ts): the drawn shapes fill the form, are saved through the API's
  * zone code, and the API holds them; axe-core on every page; screenshots in test-results/console/.
  */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const SHOTS = join(process.cwd(), 'test-results', 'console');
 
 let db: Awaited<ReturnType<typeof createTestDatabase>>;
 let svc: TestService;
@@ -20,8 +17,6 @@ let base: string;
 const requests: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install chromium; scripts/test.sh does) — the browser tests never download one`);
-  mkdirSync(SHOTS, { recursive: true });
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
@@ -33,7 +28,7 @@ beforeAll(async () => {
   await post('/v1/subjects', { id: 'BZ-S1', display_name: 'Hana Example', cohort: 'fixed', rag: 'amber', offender_manager_ids: ['om-1'] });
   // a zone the person already has: drawn for reference, and the map opens around it
   await post('/v1/subjects/BZ-S1/zones', { type: 'Feature', geometry: { type: 'Point', coordinates: [-1.15, 52.95] }, properties: { kind: 'inclusion', name: 'Home', radius_m: 120 } });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: process.getuid?.() === 0 ? ['--no-sandbox'] : [] });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {
@@ -42,13 +37,7 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** axe-core on the page: no serious or critical violation (WCAG 2.2 AA rules); a screenshot first. */
-async function accessible(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: join(SHOTS, `zones-${name}.png`), fullPage: true });
-  const result = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa']).analyze();
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-  expect(bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), name).toEqual([]);
-}
+const accessible = (page: Page, name: string) => checkPage(page, `zones-${name}`);
 
 const zones = async () => {
   const res = await svc.app.inject({ method: 'GET', url: '/v1/subjects/BZ-S1/zones', headers: await authHeader('offender_manager', 'om-1') });
