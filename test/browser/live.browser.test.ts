@@ -42,15 +42,21 @@ beforeAll(async () => {
   const post = async (url: string, payload: object) => {
     const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
     if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
+    return res.json() as { id?: string };
   };
   await post('/v1/subjects', { id: 'LB-S1', display_name: 'Frank Example', cohort: 'fixed', rag: 'red', offender_manager_ids: ['om-1'] });
   await post('/v1/devices', { id: 'LB-D1', kind: 'gps' });
-  await post('/v1/subjects/LB-S1/assignments', { device_id: 'LB-D1', start: new Date(Date.now() - 86400_000).toISOString() });
+  // fitted 12 minutes ago, before the track's first fix (10 minutes ago), and silent for less
+  // than NO_SIGNAL_MS (15 minutes): no health alert of its own reaches the inbox during the test
+  await post('/v1/subjects/LB-S1/assignments', { device_id: 'LB-D1', start: new Date(Date.now() - 12 * 60_000).toISOString() });
   await post('/v1/subjects/LB-S1/zones', { type: 'Feature', geometry: { type: 'Point', coordinates: [-1.15, 52.95] }, properties: { kind: 'exclusion', name: 'victim address', radius_m: 300, grace_s: 60 } });
   // a person with an alcohol tag and a month of day statuses, for the sober-day calendar
   await post('/v1/subjects', { id: 'LB-S2', display_name: 'Gina Example', cohort: 'fixed', rag: 'amber', offender_manager_ids: ['om-1'] });
   await post('/v1/devices', { id: 'LB-A1', kind: 'alcohol' });
-  await post('/v1/subjects/LB-S2/assignments', { device_id: 'LB-A1', start: CAL_MONTH.minus({ days: 3 }).toISO()! });
+  const fitted = await post('/v1/subjects/LB-S2/assignments', { device_id: 'LB-A1', start: CAL_MONTH.minus({ days: 3 }).toISO()! });
+  // taken off at the start of this month: the calendar's month stays, and no no_signal alert of a
+  // silent tag races the breach into the inbox
+  await post(`/v1/subjects/LB-S2/assignments/${fitted.id}/end`, { end: CAL_MONTH.plus({ months: 1 }).toISO()! });
   const version = await ensureParams(db.pool, DEFAULT_PARAMS);
   const statuses = ['sober', 'sober', 'drinking', 'sober', 'tamper', 'not_monitored', 'sober', 'sober', 'sober', 'sober'] as const;
   await saveDays(db.pool, 'LB-S2', statuses.map((status, i) => ({ date: CAL_MONTH.plus({ days: i }).toISODate()!, status, covered_minutes: 1440, drinking_events: 0, tampers: 0, reviewed_status: status, pending_events: 0, events: [], reviews: {} })) as never, version);
