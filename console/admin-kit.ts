@@ -1,7 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TSchema } from '@sinclair/typebox';
 import { DateTime } from 'luxon';
-import { csrfMatches } from './sessions.repo.js';
 
 /** Shared by the admin pages (console/admin*.routes.ts): the CSRF hook, page context, form validation. */
 
@@ -9,17 +8,6 @@ export type Form = Record<string, unknown>;
 export interface FieldError {
   text: string;
   href: string;
-}
-
-/** Every change a console session makes carries the session's CSRF token (forms: `_csrf`); checked before anything else. */
-export function csrfHook(app: FastifyInstance): void {
-  app.addHook('preHandler', async (request, reply) => {
-    if (request.method === 'GET' || !request.routeOptions.config?.session) return;
-    const given = (request.body as Form | undefined)?._csrf;
-    if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, given)) {
-      return reply.code(403).view('error.njk', page(request, { title: 'This form has expired', message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.' }));
-    }
-  });
 }
 
 /** A page's context; `fieldErrors` maps a field's element id to its message (for the GOV.UK macros' errorMessage). */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { listRejections, RejectionQuerySchema } from '../ingest/readings.routes.js';
 import { AuditQuerySchema, searchAudit } from '../registry/audit.routes.js';
-import { csrfHook, localToIso, optional, page, validate, type Form } from './admin-kit.js';
+import { localToIso, optional, page, validate, type Form } from './admin-kit.js';
 import type { ConsoleDeps } from './console.plugin.js';
 
 const ADMIN = { config: { roles: ['admin'] as const, session: true }, schema: { hide: true } };
@@ -20,7 +20,6 @@ const queryString = (q: Record<string, string | undefined>) => new URLSearchPara
 export function adminLogRoutes(deps: ConsoleDeps) {
   const { pool } = deps;
   return async (app: FastifyInstance): Promise<void> => {
-    csrfHook(app);
 
     app.get('/admin/rejections', ADMIN, async (request, reply) => {
       const raw = request.query as Form;

@@ -4,7 +4,7 @@ import { Type } from '@sinclair/typebox';
 import { userOf } from '../platform/http/auth.js';
 import { createWebhook, deleteWebhook, DEFAULT_SUBSCRIPTIONS, renewOwnWebhook, webhooksOf } from '../alerts/webhooks.routes.js';
 import { Contact, deleteMyNotifications, myNotifications, notificationSubscriptions, renewMyNotifications, revokeNotifications, setMyNotifications } from '../alerts/email.routes.js';
-import { csrfHook, page, text, validate, type FieldError, type Form } from './admin-kit.js';
+import { page, text, validate, type FieldError, type Form } from './admin-kit.js';
 import type { ConsoleDeps } from './console.plugin.js';
 
 const MANAGERS = ['offender_manager', 'supervisor'] as const;
@@ -24,7 +24,6 @@ export function subscriptionRoutes(deps: ConsoleDeps) {
   const days = webhookDeps.settings.days;
   const emailEnabled = deps.admin?.emailEnabled ?? false;
   return async (app: FastifyInstance): Promise<void> => {
-    csrfHook(app);
     const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) => reply.code(404).view('error.njk', page(request, { title: 'Page not found', message: `There is no ${what} of yours with this reference.` }));
 
     // ---- webhooks

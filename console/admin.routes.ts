@@ -8,7 +8,7 @@ import { getSubjectFor, listAssignments, type Subject } from '../registry/subjec
 import type { Device } from '../registry/devices.repo.js';
 import { userOf } from '../platform/http/auth.js';
 import { devicesForAdmin, subjectsForAdmin, unfittedDevices } from './admin.repo.js';
-import { csrfHook, localNow, localToIso, optional, page, text, validate, type FieldError, type Form } from './admin-kit.js';
+import { localNow, localToIso, optional, page, text, validate, type FieldError, type Form } from './admin-kit.js';
 import type { ConsoleDeps } from './console.plugin.js';
 
 const ADMIN = { config: { roles: ['admin'] as const, session: true }, schema: { hide: true } };
@@ -48,7 +48,6 @@ export function adminRegistryRoutes(deps: ConsoleDeps) {
   const { pool } = deps;
   const broker = deps.admin?.broker ?? null;
   return async (app: FastifyInstance): Promise<void> => {
-    csrfHook(app);
 
     // ---- devices
     const deviceList = async (request: FastifyRequest, reply: FastifyReply, extra: Record<string, unknown> = {}) => {

@@ -12,7 +12,7 @@ import type { Pool } from '../platform/db.js';
 import type { SessionAuth } from '../platform/http/auth.js';
 import type { AlertRoutesDeps } from '../alerts/alerts.routes.js';
 import type { AlertStreams } from '../alerts/stream.js';
-import { touchSession, type ConsoleSession } from './sessions.repo.js';
+import { csrfMatches, touchSession, type ConsoleSession } from './sessions.repo.js';
 import type { ConsoleSettings } from './settings.js';
 import { signInRoutes } from './sign-in.routes.js';
 import { pageRoutes } from './pages.routes.js';
@@ -137,6 +137,22 @@ export function consolePlugin(deps: ConsoleDeps) {
       return reply.code(404).type('text/plain').send('not found');
     });
 
+    // every change a console session makes carries the session's CSRF token (forms: `_csrf`),
+    // compared in constant time before any route handler runs (403 page otherwise); one hook for
+    // every console route plugin registered below. Sign-in forms (no session yet) use their own
+    // double-submit token (sign-in.routes.ts).
+    app.addHook('preHandler', async (request, reply) => {
+      if (request.method === 'GET' || request.method === 'HEAD' || !request.routeOptions.config?.session) return;
+      const given = (request.body as Record<string, unknown> | undefined)?._csrf;
+      if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, given)) {
+        return reply.code(403).view('error.njk', {
+          title: 'This form has expired',
+          message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.',
+          user: request.user,
+          csrf: request.consoleSession?.csrf ?? '',
+        });
+      }
+    });
     await app.register(signInRoutes(deps));
     await app.register(pageRoutes(deps));
     await app.register(supervisorRoutes(deps));

@@ -9,7 +9,7 @@ import { crimeMatches, getBatch, getCrime } from '../crime/crime.repo.js';
 import type { RowError } from '../crime/batch.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { batchCrimeRows, listBatches } from './crime.repo.js';
-import { csrfHook, pageOf } from './evidence.routes.js';
+import { pageOf } from './evidence.routes.js';
 
 /**
  * The crime matching pages (issue 13 §5): batches (upload, row errors, progress), a crime with
@@ -30,7 +30,6 @@ export function crimePageRoutes(deps: ConsoleDeps) {
   return async (app: FastifyInstance): Promise<void> => {
     // the upload form posts multipart (a file); fields and the file land in the body as values
     await app.register(multipart, { attachFieldsToBody: 'keyValues', limits: { fileSize: CRIME_BATCH_LIMIT, files: 1, fields: 10 } });
-    csrfHook(app, pageOf);
     const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) =>
       reply.code(404).view('error.njk', pageOf(request, { title: 'Page not found', message: `There is no ${what} with this reference.` }));
 

@@ -3,7 +3,6 @@ import { DateTime } from 'luxon';
 import { userOf } from '../platform/http/auth.js';
 import { parseReason } from '../platform/http/reason.js';
 import { audit } from '../registry/audit.repo.js';
-import { csrfMatches } from './sessions.repo.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { companions, sha256 } from './evidence.files.js';
 import { buildEvidencePdf } from './evidence.pdf.js';
@@ -22,16 +21,6 @@ export const FORMATS = ['pdf', 'csv', 'geojson'] as const;
 export type Format = (typeof FORMATS)[number];
 
 /** The CSRF check of every console change (as pages.routes.ts): registered in each console routes plugin. */
-export function csrfHook(app: FastifyInstance, page: (request: FastifyRequest, data: Record<string, unknown>) => Record<string, unknown>): void {
-  app.addHook('preHandler', async (request, reply) => {
-    if (request.method === 'GET' || !request.routeOptions.config?.session) return;
-    const given = (request.body as Form | undefined)?._csrf;
-    if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, given)) {
-      return reply.code(403).view('error.njk', page(request, { title: 'This form has expired', message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.' }));
-    }
-  });
-}
-
 export const pageOf = (request: FastifyRequest, data: Record<string, unknown>) => ({ ...data, user: request.user, csrf: request.consoleSession?.csrf ?? '' });
 
 export interface PackText {
@@ -79,7 +68,6 @@ const formatOf = (v: unknown): Format => (FORMATS.includes(v as Format) ? (v as 
 export function evidenceRoutes(deps: ConsoleDeps) {
   const { pool } = deps;
   return async (app: FastifyInstance): Promise<void> => {
-    csrfHook(app, pageOf);
     const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) =>
       reply.code(404).view('error.njk', pageOf(request, { title: 'Page not found', message: `There is no ${what} with this reference in your caseload.` }));
     const badReason = (request: FastifyRequest, reply: FastifyReply, message: string) => reply.code(400).view('error.njk', pageOf(request, { title: 'Give a reason for this export', message }));

@@ -7,7 +7,6 @@ import { listZones } from '../geofence/zones.repo.js';
 import { acknowledgeAlert, resolveAlert } from '../alerts/alerts.routes.js';
 import { getAlertFor, listAlertsFor } from '../alerts/lifecycle.repo.js';
 import { CASELOAD_SORTS, caseloadFor, evidenceWithReceipt, inboxFor, zoneForMap, type CaseloadSort } from './console.repo.js';
-import { csrfMatches } from './sessions.repo.js';
 import { signOut } from './sign-in.routes.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { alertView, lateText } from './present.js';
@@ -28,14 +27,7 @@ type Form = Record<string, unknown>;
 export function pageRoutes(deps: ConsoleDeps) {
   const { pool } = deps;
   return async (app: FastifyInstance): Promise<void> => {
-    // every change a console session makes carries the session's CSRF token (forms: `_csrf`)
-    app.addHook('preHandler', async (request, reply) => {
-      if (request.method === 'GET' || !request.routeOptions.config?.session) return;
-      const given = (request.body as Form | undefined)?._csrf;
-      if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, given)) {
-        return reply.code(403).view('error.njk', page(request, { title: 'This form has expired', message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.' }));
-      }
-    });
+    // CSRF: the console plugin's one preHandler checks every non-GET session route
 
     const page = (request: FastifyRequest, data: Record<string, unknown>) => ({ ...data, user: request.user, csrf: request.consoleSession?.csrf ?? '' });
     const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) =>

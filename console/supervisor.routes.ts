@@ -7,7 +7,6 @@ import { getAlertFor } from '../alerts/lifecycle.repo.js';
 import { fatigueStats } from '../alerts/stats.repo.js';
 import { isReviewed } from '../alerts/rules.js';
 import { reviewAlert } from '../alcohol/review.routes.js';
-import { csrfMatches } from './sessions.repo.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { alertView } from './present.js';
 import { curveAround, escalationsFor, paramsOf, reviewQueueFor } from './supervisor.repo.js';
@@ -33,13 +32,7 @@ export function supervisorRoutes(deps: ConsoleDeps) {
   const { pool } = deps;
   const reviewRole: Role = deps.alerts.reviewRole ?? 'supervisor';
   return async (app: FastifyInstance): Promise<void> => {
-    // every change a console session makes carries the session's CSRF token (as pages.routes.ts)
-    app.addHook('preHandler', async (request, reply) => {
-      if (request.method === 'GET' || !request.routeOptions.config?.session) return;
-      if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, (request.body as Form | undefined)?._csrf)) {
-        return reply.code(403).view('error.njk', page(request, { title: 'This form has expired', message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.' }));
-      }
-    });
+    // CSRF: the console plugin's one preHandler checks every non-GET session route
     const page = (request: FastifyRequest, data: Record<string, unknown>) => ({ ...data, user: request.user, csrf: request.consoleSession?.csrf ?? '' });
 
     app.get('/supervisor/escalations', { config: { roles: ['supervisor'], session: true }, schema: { hide: true } }, async (request, reply) => {

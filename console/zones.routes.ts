@@ -5,7 +5,6 @@ import { getSubjectFor, type Subject } from '../registry/subjects.repo.js';
 import { DAYS } from '../geofence/schedule.js';
 import { listZones, type ZoneRow } from '../geofence/zones.repo.js';
 import { createZone, removeZone, replaceZone, schemaProblems, type ZoneFeatureIn } from '../geofence/zones.service.js';
-import { csrfMatches } from './sessions.repo.js';
 import type { ConsoleDeps } from './console.plugin.js';
 import { emptyForm, errorsOf, featureOf, formCanShow, formFromZone, formOf, rowsOf, type FieldError, type ZoneForm } from './zones.form.js';
 
@@ -24,14 +23,7 @@ type Form = Record<string, unknown>;
 export function zoneRoutes(deps: ConsoleDeps) {
   const { pool } = deps;
   return async (app: FastifyInstance): Promise<void> => {
-    // every change a console session makes carries the session's CSRF token (as pages.routes.ts)
-    app.addHook('preHandler', async (request, reply) => {
-      if (request.method === 'GET' || !request.routeOptions.config?.session) return;
-      const given = (request.body as Form | undefined)?._csrf;
-      if (!request.consoleSession || !csrfMatches(request.consoleSession.csrf, given)) {
-        return reply.code(403).view('error.njk', page(request, { title: 'This form has expired', message: 'The form was not accepted (its security token was missing or wrong). Go back, reload the page and try again.' }));
-      }
-    });
+    // CSRF: the console plugin's one preHandler checks every non-GET session route
 
     const page = (request: FastifyRequest, data: Record<string, unknown>) => ({ ...data, user: request.user, csrf: request.consoleSession?.csrf ?? '' });
     const notFound = (request: FastifyRequest, reply: FastifyReply, what: string) =>
