@@ -57,6 +57,14 @@ export function serviceDir(name: 'postgres' | 'mosquitto' | 'redis' | 'ha'): str
   if (stat || !asRoot) return local;
   const hash = createHash('sha256').update(resolve(STACK_DIR)).digest('hex').slice(0, 16);
   const outside = join(RUN_BASE, `tagwatch-stack-${hash}`, name);
+  // no link yet, but the directory exists: it belongs to an earlier checkout at this path, deleted
+  // without `destroy` (a CI run killed midway). Its services are stopped and its data, with other
+  // passwords, goes: adopting it would refuse this checkout's credentials.
+  if (existsSync(outside)) {
+    if (name === 'postgres') stopPostgres(outside);
+    if (name === 'mosquitto') stopMosquitto(outside);
+    rmSync(outside, { recursive: true, force: true });
+  }
   mkdirSync(outside, { recursive: true, mode: 0o755 });
   symlinkSync(outside, local);
   return outside;

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -102,6 +102,31 @@ describe.skipIf(!isGitCheckout)('a clone in a 0700 directory', () => {
   it(`brings its stack up and down as ${asRoot ? 'root' : 'the current user'}`, async () => {
     await upUseDown(null);
   }, 120_000);
+
+  // CI clones into the same path every run: a run killed before `down` leaves the stack's
+  // directory under /var/tmp (named by the checkout's path), broker passwords and all, and the
+  // next clone at that path must not adopt it ("Connection refused: Not authorized")
+  it.skipIf(!asRoot)('a new clone at the path of a deleted one, whose stack was left running, brings up a stack of its own', async () => {
+    const first = cloneInto0700(null);
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    stackCmd(first, null, ports, 'up');
+    const stale = readEnv(join(first, '.stack', 'env'));
+    const outside = realpathSync(join(first, '.stack', 'mosquitto'));
+    cleanups.push(() => rmSync(join(outside, '..'), { recursive: true, force: true }));
+    rmSync(first, { recursive: true, force: true }); // no down, no destroy: the services still run
+    execFileSync('git', ['clone', '-q', ROOT, first]);
+    symlinkSync(join(ROOT, 'node_modules'), join(first, 'node_modules'));
+    cleanups.push(() => void stackCmd(first, null, ports, 'destroy'));
+    stackCmd(first, null, ports, 'up');
+    const env = readEnv(join(first, '.stack', 'env'));
+    expect(env.MQTT_ADMIN_PASSWORD).not.toBe(stale.MQTT_ADMIN_PASSWORD);
+    const client = await mqtt.connectAsync(env.MQTT_URL!, { username: env.MQTT_USERNAME, password: env.MQTT_PASSWORD, reconnectPeriod: 0 });
+    await client.endAsync();
+    const db = new pg.Client({ connectionString: env.DATABASE_URL });
+    await db.connect();
+    await db.end();
+    stackCmd(first, null, ports, 'destroy');
+  }, 180_000);
 
   it.skipIf(!unprivileged)('brings its stack up and down as an unprivileged user (nobody), the services running as that user', async () => {
     await upUseDown(unprivileged);
