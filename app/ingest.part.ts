@@ -33,6 +33,7 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     retentionDays: rt.config.RETENTION_DAYS,
     batcher,
     logger: rt.logger,
+    metrics: rt.metrics,
   });
   await consumer.start();
   return {

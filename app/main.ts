@@ -6,6 +6,8 @@ import { createMetrics } from '../platform/metrics.js';
 import { closeRuntime, createRuntime, type Part } from '../platform/runtime.js';
 import { onShutdown } from '../platform/shutdown.js';
 import { connectBrokerAdmins } from '../registry/dynsec.js';
+import { authOptions, createTokenVerifier } from '../platform/http/auth.js';
+import { startMetricsServer } from '../platform/http/metrics-server.js';
 import { readBrokerCa } from '../registry/ca.js';
 
 const USAGE = 'usage: tagwatch <all|api|ingest|worker|migrate>';
@@ -58,7 +60,7 @@ async function main(argv: string[]): Promise<void> {
   const parts: Part[] = [];
   onShutdown(logger, async () => {
     // intake first (HTTP, MQTT), then running jobs, then connections
-    for (const name of ['api', 'ingest', 'worker']) {
+    for (const name of ['api', 'ingest', 'worker', 'metrics']) {
       const p = parts.find((x) => x.name === name);
       if (p) await p.stop().catch((err: Error) => logger.warn({ err: err.message, part: name }, 'stop failed'));
     }
@@ -68,7 +70,14 @@ async function main(argv: string[]): Promise<void> {
   if (mode === 'all' || mode === 'worker') parts.push(await (await import('./worker.part.js')).startWorker(rt));
   if (mode === 'all' || mode === 'ingest') parts.push(await (await import('./ingest.part.js')).startIngest(rt));
   if (mode === 'all' || mode === 'api') parts.push(await (await import('./api.part.js')).startApi(rt, () => parts));
-  logger.info({ mode, storage: rt.storage, port: mode === 'all' || mode === 'api' ? config.PORT : undefined }, 'tagwatch started');
+  // an ingest or worker process alone has no API: its own metrics on METRICS_PORT
+  let metricsPort: number | undefined;
+  if ((mode === 'ingest' || mode === 'worker') && config.METRICS_PORT !== undefined) {
+    const server = await startMetricsServer({ port: config.METRICS_PORT, host: config.HOST, metrics: rt.metrics, verifyToken: createTokenVerifier(authOptions(config)), logger });
+    metricsPort = server.port;
+    parts.push({ name: 'metrics', stop: () => server.close() });
+  }
+  logger.info({ mode, storage: rt.storage, port: mode === 'all' || mode === 'api' ? config.PORT : undefined, metrics_port: metricsPort }, 'tagwatch started');
 }
 
 /** Logs a warning when the service's own role could rewrite the audit log (single-role mode). */

@@ -92,6 +92,11 @@ export async function startWorker(rt: Runtime): Promise<Part> {
     (job) => runEvaluationJob({ ...deps, alcoholParams }, rt.redis, prefix, job),
     { connection: rt.redisConnection(), prefix, concurrency: EVALUATION_CONCURRENCY },
   );
+  evaluation.on('completed', (_job, r: { devices?: number; fixes?: number } | undefined) => {
+    rt.metrics.evaluationJobs.inc();
+    rt.metrics.evaluationDevices.inc(r?.devices ?? 0);
+    rt.metrics.evaluationFixes.inc(r?.fixes ?? 0);
+  });
   evaluation.on('failed', (job, err) => rt.logger.warn({ devices: job?.data.devices.length, err: err.message }, 'evaluation failed; retried with backoff'));
   logRedisErrors(rt, 'maintenance', maintenance, maintenanceWorker);
   logRedisErrors(rt, 'device-readings', deviceQueue, evaluation);

@@ -1,4 +1,5 @@
 import type { Logger } from '../platform/logger.js';
+import type { Metrics } from '../platform/metrics.js';
 import type { createBatcher } from './batcher.js';
 import { createMqttSession, type MqttSession } from './mqtt-session.js';
 import { MAX_PAYLOAD_BYTES, parseMessage } from './telemetry.js';
@@ -24,6 +25,8 @@ export interface ConsumerOptions {
   retentionDays: number;
   batcher: ReturnType<typeof createBatcher>;
   logger: Logger;
+  /** counts the messages taken (tagwatch_ingest_messages_total) */
+  metrics?: Pick<Metrics, 'ingestMessages'>;
   now?: () => number;
   keepalive?: number;
 }
@@ -79,6 +82,7 @@ export function createIngestConsumer(opts: ConsumerOptions) {
   }
 
   function onMessage(topic: string, payload: Buffer, ack: () => void): void {
+    opts.metrics?.ingestMessages.inc();
     const parsed = parseMessage(topic, payload, now(), opts.retentionDays);
     const weight = Math.max(1, parsed.readings.length);
     const bytes = payload.length + MESSAGE_OVERHEAD_BYTES;

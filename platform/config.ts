@@ -36,6 +36,9 @@ export const ConfigSchema = Type.Object({
   MQTT_ADMIN_PASSWORD: Type.Optional(Type.String({ minLength: 1, description: 'broker admin password' })),
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'HTTP port' }),
   HOST: Type.String({ default: '127.0.0.1', description: 'HTTP listen address' }),
+  METRICS_PORT: Type.Optional(
+    Type.Integer({ minimum: 0, maximum: 65535, description: 'an ingest or worker process alone (`tagwatch ingest|worker`): serve GET /metrics (admin or supervisor token) and GET /healthz on this port, at HOST' }),
+  ),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 32, description: 'HS256 secret (development only), at least 32 characters' })),
   JWT_JWKS_URL: Type.Optional(Url(['https', 'http'], 'JWKS URL of the identity provider (production), https (http only to a loopback address, for tests)')),
   JWT_ISSUER: Type.Optional(Type.String({ pattern: '^\\S{1,500}$', description: "a token's `iss` must equal this; required with JWT_JWKS_URL" })),

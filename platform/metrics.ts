@@ -77,6 +77,26 @@ export function createMetrics() {
       labelNames: ['reason'] as const,
       registers: [registry],
     }),
+    ingestMessages: new Counter({
+      name: 'tagwatch_ingest_messages_total',
+      help: 'MQTT telemetry messages this ingest process took from the broker (a redelivery counts again)',
+      registers: [registry],
+    }),
+    evaluationJobs: new Counter({
+      name: 'tagwatch_evaluation_jobs_total',
+      help: 'Evaluation jobs (device-readings queue) this worker process completed',
+      registers: [registry],
+    }),
+    evaluationDevices: new Counter({
+      name: 'tagwatch_evaluation_devices_total',
+      help: 'Devices evaluated by the evaluation jobs this worker process completed',
+      registers: [registry],
+    }),
+    evaluationFixes: new Counter({
+      name: 'tagwatch_evaluation_fixes_total',
+      help: 'GPS fixes read by the evaluation jobs this worker process completed',
+      registers: [registry],
+    }),
     ingestDbErrors: new Counter({
       name: 'tagwatch_ingest_db_errors_total',
       help: 'Failed ingest writes (retried with backoff; the messages stay unacknowledged)',
