@@ -7,7 +7,7 @@ import { initialState, type Fix, type ZoneRule } from './breach.js';
 import { evaluateFixes, prepareZones, type ZoneStates } from './evaluate.js';
 import { loadRulesOf } from './zones.repo.js';
 import { zoneCache } from './zone-cache.js';
-import { loadFixes, loadProgress, subjectsMetInReplay, writeProgress, type FixRow, type Progress, type ProgressWrite } from './evaluate.repo.js';
+import { countFixes, loadFixes, loadProgress, subjectsMetInReplay, writeProgress, type FixRow, type LiveRange, type Progress, type ProgressWrite } from './evaluate.repo.js';
 import { applyFinding, loadStatesOf, writeStates, type StateWrite } from './states.repo.js';
 
 /**
@@ -28,6 +28,15 @@ import { applyFinding, loadStatesOf, writeStates, type StateWrite } from './stat
  * a new one proven by a fix at or before the watermark is raised with `late: true`. A replay
  * longer than a chunk stores where it stands (`replay_from`, `replay_cursor`) as it commits, and
  * the next round (or the next job, after a crash) continues it.
+ *
+ * A mark at or before the watermark is not always a late fix: ingest sets the mark after its
+ * commit, so a job may have read (and evaluated) a batch whose mark reaches a later job. Live
+ * rounds store their range: `live_count` fixes in (`live_from`, watermark]. A mark inside that
+ * range whose fixes still number `live_count` is covered (nothing arrived there since the read)
+ * and the device goes on from its watermark; a bigger count means a fix arrived late there and
+ * is replayed. A mark at or before `live_from`, or with no live range known (after a replay),
+ * replays. A device never evaluated reads from `REPLAY_MS` before its mark, so that fixes of a
+ * batch committed earlier, whose mark a later job holds, are read with it and found covered.
  */
 
 export const REPLAY_MS = 6 * 3600_000;
@@ -124,6 +133,24 @@ interface Plan {
   replayFrom: number;
 }
 
+/** Consecutive live reads extend one range while it holds at most this many fixes (the recount stays small). */
+const LIVE_MAX = CHUNK;
+
+/** The marks of a round that fall in their device's last live range: the range each must be recounted over. */
+function rangesToRecount(items: readonly DeviceToEvaluate[], progress: Map<string, Progress>): Array<{ deviceId: string; from: number; to: number }> {
+  return items.flatMap(({ deviceId, dirtyFrom }) => {
+    const p = progress.get(deviceId);
+    if (!p || dirtyFrom === null || p.replayCursor !== null || p.liveFrom === null || p.liveCount === null) return [];
+    return p.liveFrom < dirtyFrom && dirtyFrom <= p.watermark ? [{ deviceId, from: p.liveFrom, to: p.watermark }] : [];
+  });
+}
+
+/** The live range a live round leaves: its own read, or the stored range extended when it ends where the read starts. */
+function liveRangeAfter(p: Progress | undefined, plan: Plan, read: number, watermark: number): LiveRange {
+  const extend = p?.liveFrom != null && p.liveCount != null && plan.from === p.watermark && p.liveCount + read <= LIVE_MAX;
+  return extend ? { liveFrom: p!.liveFrom, liveCount: p!.liveCount! + read } : { liveFrom: plan.from, liveCount: read };
+}
+
 /** Where a device's evaluation goes on from: a new replay, a replay under way, or after the watermark. */
 function planOf(deviceId: string, p: Progress | undefined, dirtyFrom: number | null): Plan {
   const watermark = p?.watermark ?? null;
@@ -133,7 +160,9 @@ function planOf(deviceId: string, p: Progress | undefined, dirtyFrom: number | n
     if (!(p!.replayCursor !== null && p!.replayCursor < start)) return { deviceId, watermark, replay: true, restart: true, from: start, replayFrom: start };
   }
   if (p?.replayCursor != null) return { deviceId, watermark, replay: true, restart: false, from: p.replayCursor, replayFrom: p.replayFrom! };
-  return { deviceId, watermark, replay: false, restart: false, from: watermark ?? (dirtyFrom ?? 0) - 1, replayFrom: 0 };
+  // never evaluated: from REPLAY_MS before the mark (a sweep: from the start)
+  const first = dirtyFrom === null ? -1 : dirtyFrom - REPLAY_MS;
+  return { deviceId, watermark, replay: false, restart: false, from: watermark ?? first, replayFrom: 0 };
 }
 
 /** One transaction: at most `chunk` fixes of each device, evaluated and committed. */
@@ -144,7 +173,11 @@ async function evaluateRound(deps: GeofenceDeps, items: readonly DeviceToEvaluat
     const ids = items.map((i) => i.deviceId);
     await lockKeys(client, 'geofence-device:', ids);
     const progress = await loadProgress(client, ids);
-    const plans = items.map(({ deviceId, dirtyFrom }) => planOf(deviceId, progress.get(deviceId), dirtyFrom));
+    // a mark whose live range still holds the fixes read is covered: as if there were none
+    const recount = rangesToRecount(items, progress);
+    const counted = await countFixes(client, recount);
+    const covered = new Set(recount.filter((r) => counted.get(r.deviceId) === progress.get(r.deviceId)!.liveCount).map((r) => r.deviceId));
+    const plans = items.map(({ deviceId, dirtyFrom }) => planOf(deviceId, progress.get(deviceId), covered.has(deviceId) ? null : dirtyFrom));
     const fixesOf = await loadFixes(client, plans, chunk);
     const subjects = [...new Set([...fixesOf.values()].flatMap((fs) => fs.map((f) => f.subject_id)))].sort();
     await lockKeys(client, 'zone-state:', subjects);
@@ -189,10 +222,12 @@ async function evaluateRound(deps: GeofenceDeps, items: readonly DeviceToEvaluat
       }
       const last = fixes.length ? fixes[fixes.length - 1]!.ts : null;
       if (last !== null || replay) {
+        const next = Math.max(watermark ?? -Infinity, last ?? -Infinity);
         advanced.set(deviceId, {
-          watermark: Math.max(watermark ?? -Infinity, last ?? -Infinity),
+          watermark: next,
           replayFrom: replay && result.full ? plan.replayFrom : null,
           replayCursor: replay && result.full ? last : null,
+          ...(replay ? { liveFrom: null, liveCount: null } : liveRangeAfter(progress.get(deviceId), plan, fixes.length, next)),
         });
       }
     }
