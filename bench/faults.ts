@@ -1,6 +1,8 @@
 import { fixed, int, runBench, table, benchOptions, intFlag } from './common/runner.js';
 import { stackUpWithRetry } from './common/setup.js';
-import { FAULTS, runFault, type Fault, type FaultOptions } from './faults/scenario.js';
+import { FAILOVERS, FAULTS, runFault, type Fault, type FaultOptions } from './faults/scenario.js';
+import { haEngines, lightEngines } from './faults/engines.js';
+import { stackUpHa } from '../scripts/stack.js';
 import type { FaultRow } from './faults/truth.js';
 
 /**
@@ -50,9 +52,12 @@ const opts = benchOptions(
 );
 runBench('test:faults', opts.timeoutMs, 0, async ({ cleanups, log }) => {
   const stack = await stackUpWithRetry(log);
+  const light = lightEngines(stack);
+  // the failover rows run on the HA engines (Patroni behind HAProxy, Redis with Sentinels), brought up here
+  const ha = opts.faults.some((f) => FAILOVERS.has(f)) ? haEngines(await stackUpHa(log)) : null;
   const rows: FaultRow[] = [];
   for (const f of opts.faults) {
-    rows.push(await runFault(stack, cleanups, f, { ...opts.o, seed: opts.seed }, log));
+    rows.push(await runFault(stack, FAILOVERS.has(f) ? ha! : light, cleanups, f, { ...opts.o, seed: opts.seed }, log));
     const r = rows[rows.length - 1]!;
     log(`${f}: lost ${r.readingsLost}, missed ${r.alertsMissed}, deliveries lost ${r.sseLost + r.webhookLost}`);
   }

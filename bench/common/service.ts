@@ -9,7 +9,7 @@ import { ROOT } from '../../scripts/stack.js';
 import type { StackEnv } from '../../scripts/stack.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { stopChild, withTimeout } from './procs.js';
-import { benchQueuePrefix, createBenchDatabase, startBenchBroker, type BenchDatabase, type Cleanup } from './setup.js';
+import { benchQueuePrefix, benchRedis, createBenchDatabase, startBenchBroker, type BenchDatabase, type BenchRedis, type Cleanup } from './setup.js';
 
 /**
  * The service under test as child processes (`node --import tsx app/main.ts api|ingest|worker`)
@@ -118,13 +118,11 @@ export async function createEnvironment(stack: StackEnv, cleanups: Cleanup[], ex
  * Jobs not yet finished in the evaluation and webhook queues, sampled from Redis, and the
  * evaluation jobs completed (with the devices and fixes they evaluated, from the worker's return value).
  */
-export async function queueProbe(redisUrl: string, prefix: string, cleanups: Cleanup[]) {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', () => undefined);
+export async function queueProbe(redisTarget: BenchRedis, prefix: string, cleanups: Cleanup[]) {
+  const connection = benchRedis(redisTarget);
   const evaluation = new Queue(DEVICE_READINGS_QUEUE, { connection, prefix });
   const webhooks = new Queue(WEBHOOK_QUEUE, { connection, prefix });
-  const eventsConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  eventsConnection.on('error', () => undefined);
+  const eventsConnection = benchRedis(redisTarget);
   const events = new QueueEvents(DEVICE_READINGS_QUEUE, { connection: eventsConnection, prefix });
   const completed = { jobs: 0, fixes: 0, devices: 0 };
   events.on('completed', ({ returnvalue }) => {

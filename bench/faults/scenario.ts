@@ -15,6 +15,7 @@ import { offset, TOWN } from '../geofence/town.js';
 import { reconnectingStream, webhookReceiver } from './deliveries.js';
 import { startProxy } from './proxy.js';
 import { groundTruth, type FaultRow } from './truth.js';
+import { failOverPostgres, failOverRedis, waitHealthy, type Engines } from './engines.js';
 
 /**
  * One fault of the suite, in an environment of its own: a fresh database, a Mosquitto of its
@@ -32,7 +33,9 @@ export type Fault =
   | 'mosquitto-kill'
   | 'partition-ingest-db'
   | 'clock-fast'
-  | 'clock-slow';
+  | 'clock-slow'
+  | 'pg-failover'
+  | 'redis-failover';
 
 export const FAULTS: Record<Fault, string> = {
   none: 'none (baseline)',
@@ -44,7 +47,12 @@ export const FAULTS: Record<Fault, string> = {
   'partition-ingest-db': 'network partition ingest - PostgreSQL',
   'clock-fast': 'device clocks 10 min fast',
   'clock-slow': 'device clocks 10 min slow',
+  'pg-failover': 'PostgreSQL primary SIGKILLed (Patroni fails over to the synchronous standby)',
+  'redis-failover': 'Redis master SIGKILLed (Sentinel promotes the replica)',
 };
+
+/** The rows that run on the HA engines (`stack:up -- --ha`) */
+export const FAILOVERS: ReadonlySet<Fault> = new Set(['pg-failover', 'redis-failover']);
 
 export interface FaultOptions {
   devices: number;
@@ -76,11 +84,12 @@ function plan(o: FaultOptions, run: string): GeoDevicePlan[] {
   });
 }
 
-export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Fault, o: FaultOptions, log: (m: string) => void): Promise<FaultRow> {
+export async function runFault(stack: StackEnv, engines: Engines, cleanups: Cleanup[], fault: Fault, o: FaultOptions, log: (m: string) => void): Promise<FaultRow> {
   const sc = scope(cleanups, `fault ${fault}`);
   try {
-    const db = await createBenchDatabase(stack.PG_SUPERUSER_URL, 0, sc.cleanups);
-    const prefix = benchQueuePrefix(stack.REDIS_URL, sc.cleanups);
+    await waitHealthy(engines, log);
+    const db = await createBenchDatabase(engines.pgSuperuserUrl, 0, sc.cleanups);
+    const prefix = benchQueuePrefix(engines.redis, sc.cleanups);
     const run = prefix.slice(-4);
     const brokerDir = mkdtempSync(join(tmpdir(), 'tagwatch-faults-mqtt-'));
     sc.cleanups.push({ what: 'broker directory', run: () => rmSync(brokerDir, { recursive: true, force: true }) });
@@ -96,7 +105,7 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
     const env: NodeJS.ProcessEnv = {
       ...inherited,
       DATABASE_URL: db.url,
-      REDIS_URL: stack.REDIS_URL,
+      ...engines.redisEnv,
       MQTT_URL: broker.url,
       JWT_SECRET: stack.JWT_SECRET,
       SECRETS_KEY: stack.SECRETS_KEY,
@@ -148,7 +157,7 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
     if (reg.status !== 201) throw new Error(`POST /v1/webhooks: ${reg.status} ${await reg.text()}`);
     const stream = reconnectingStream(`${api}/v1/alerts/stream`, await mintDevToken(stack.JWT_SECRET, 'sup-stream', 'supervisor'));
     sc.cleanups.push({ what: 'SSE client', run: () => stream.close() });
-    const probe = await queueProbe(stack.REDIS_URL, prefix, sc.cleanups);
+    const probe = await queueProbe(engines.redis, prefix, sc.cleanups);
 
     const skew = fault === 'clock-fast' ? 600_000 : fault === 'clock-slow' ? -600_000 : 0;
     const fleet = startFleet({
@@ -185,6 +194,10 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
       proxy.partition();
       await pause(o.partitionMs);
       proxy.heal();
+    } else if (fault === 'pg-failover') {
+      await failOverPostgres(engines, log);
+    } else if (fault === 'redis-failover') {
+      await failOverRedis(engines, o.downMs, log);
     }
     const undoneAt = Date.now();
     if (fault !== 'none' && !fault.startsWith('clock')) log(`${fault}: injected at +${((faultAt - t0) / 1000).toFixed(0)} s, undone after ${((undoneAt - faultAt) / 1000).toFixed(1)} s`);
