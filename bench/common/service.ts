@@ -24,6 +24,8 @@ export interface ServiceChild {
   pid: number;
   child: ChildProcess;
   tail(): string;
+  /** warnings and errors the part logged, counted by message (pino level ≥ 40) */
+  warnings: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -36,7 +38,24 @@ export async function startServiceChild(mode: Mode, env: NodeJS.ProcessEnv, time
     if (lines.length > 60) lines.splice(0, lines.length - 60);
   };
   const tail = () => lines.slice(-15).join('\n');
+  const warnings = new Map<string, number>();
+  let partial = '';
+  const count = (chunk: Buffer) => {
+    const text = partial + chunk.toString('utf8');
+    const all = text.split('\n');
+    partial = all.pop()!;
+    for (const l of all) {
+      if (!l.includes('"level":4') && !l.includes('"level":5')) continue;
+      try {
+        const j = JSON.parse(l) as { level?: number; msg?: string };
+        if ((j.level ?? 0) >= 40 && j.msg) warnings.set(j.msg, (warnings.get(j.msg) ?? 0) + 1);
+      } catch {
+        /* not a log line */
+      }
+    }
+  };
   child.stderr!.on('data', keep);
+  child.stdout!.on('data', count);
   const started = new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       keep(chunk);
@@ -50,7 +69,7 @@ export async function startServiceChild(mode: Mode, env: NodeJS.ProcessEnv, time
     await stopChild(child, 2000);
     throw err;
   }
-  return { mode, pid: child.pid!, child, tail, stop: () => stopChild(child) };
+  return { mode, pid: child.pid!, child, tail, warnings, stop: () => stopChild(child) };
 }
 
 export interface Environment {

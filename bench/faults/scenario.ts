@@ -121,7 +121,13 @@ export async function runFault(stack: StackEnv, engines: Engines, cleanups: Clea
     const envOf = (m: Mode) => (m === 'ingest' ? { ...env, DATABASE_URL: url.toString() } : env);
     const parts = new Map<Mode, ServiceChild>();
     sc.cleanups.push({ what: 'service parts', run: async () => void (await Promise.all([...parts.values()].map((c) => c.stop()))) });
-    const start = async (m: Mode) => parts.set(m, await startServiceChild(m, envOf(m)));
+    /** every part started, killed ones too: their warnings go in the row's notes */
+    const everyPart: ServiceChild[] = [];
+    const start = async (m: Mode) => {
+      const c = await startServiceChild(m, envOf(m));
+      everyPart.push(c);
+      parts.set(m, c);
+    };
 
     const fleetPlan = plan(o, run);
     const pool = db.pool;
@@ -215,8 +221,16 @@ export async function runFault(stack: StackEnv, engines: Engines, cleanups: Clea
       last = n;
       return stable >= 3;
     }, o.drainTimeoutMs, 1000);
-    return await groundTruth({ fault, label: FAULTS[fault], o, t0, faultAt, pool, fleetPlan, report, skew, stream, hook, tails: () => [...parts.values()].map((c) => `--- ${c.mode}:\n${c.tail()}`).join('\n') });
+    return await groundTruth({ fault, label: FAULTS[fault], o, t0, faultAt, pool, fleetPlan, report, skew, stream, hook, warnings: () => warningsOf(everyPart), tails: () => [...parts.values()].map((c) => `--- ${c.mode}:\n${c.tail()}`).join('\n') });
   } finally {
     await sc.close();
   }
+}
+
+/** `mode: message ×n` for the three warnings or errors the parts logged most often */
+function warningsOf(parts: ServiceChild[]): string {
+  const all = new Map<string, number>();
+  for (const p of parts) for (const [msg, n] of p.warnings) all.set(`${p.mode}: ${msg}`, (all.get(`${p.mode}: ${msg}`) ?? 0) + n);
+  const top = [...all].sort((a, b) => b[1] - a[1]);
+  return top.slice(0, 3).map(([k, n]) => `${k} ×${n}`).join(', ') + (top.length > 3 ? `, … (${top.length - 3} more)` : '');
 }
