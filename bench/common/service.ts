@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -40,7 +42,18 @@ export async function startServiceChild(mode: Mode, env: NodeJS.ProcessEnv, time
   const tail = () => lines.slice(-15).join('\n');
   const warnings = new Map<string, number>();
   let partial = '';
+  let up = false; // start-up warnings (single-role mode and the like) are not the fault's
+  // BENCH_PART_LOGS=<dir>: every line the part writes, in <dir>/<mode>-<pid>.log (for debugging a row)
+  const logDir = process.env.BENCH_PART_LOGS;
+  const logFile = logDir ? join(logDir, `${mode}-${child.pid}.log`) : null;
+  if (logFile) {
+    mkdirSync(logDir!, { recursive: true });
+    const save = (chunk: Buffer) => appendFileSync(logFile, chunk);
+    child.stdout!.on('data', save);
+    child.stderr!.on('data', save);
+  }
   const count = (chunk: Buffer) => {
+    if (!up) return;
     const text = partial + chunk.toString('utf8');
     const all = text.split('\n');
     partial = all.pop()!;
@@ -59,7 +72,10 @@ export async function startServiceChild(mode: Mode, env: NodeJS.ProcessEnv, time
   const started = new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       keep(chunk);
-      if (chunk.toString('utf8').includes('"tagwatch started"')) resolve();
+      if (chunk.toString('utf8').includes('"tagwatch started"')) {
+        up = true;
+        resolve();
+      }
     });
     child.once('exit', (code, signal) => reject(new Error(`${mode} exited (code ${code}, signal ${signal}) during start-up:\n${tail()}`)));
   });
