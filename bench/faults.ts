@@ -14,7 +14,8 @@ import type { FaultRow } from './faults/truth.js';
 const USAGE = `usage: npm run test:faults -- [--faults ${Object.keys(FAULTS).join(',')}]
   [--devices N] [--interval-s S] [--seconds S] [--fault-at-s S] [--down-s S] [--partition-s S] [--drain-timeout S]
 Defaults: 10,000 devices every 5 s (2,000 readings/s), 150 s, the fault at 40 s.
-Quick check: --devices 500 --seconds 100 --faults none,kill-ingest`;
+Quick check: --devices 500 --seconds 100 --faults none,kill-ingest
+pg-failover and redis-failover run on the HA engines (Patroni, HAProxy, Sentinels), brought up when asked for.`;
 const GRACE_S = 60;
 
 const opts = benchOptions(

@@ -24,7 +24,7 @@ export interface Engines {
   /** the parts' Redis settings */
   redisEnv: Record<string, string>;
   /** the HA stack's layout (ports, directory), for the failover rows */
-  ha?: HaLayout & { dir: string };
+  ha?: HaLayout;
 }
 
 export function lightEngines(stack: StackEnv): Engines {

@@ -21,7 +21,8 @@ import { failOverPostgres, failOverRedis, waitHealthy, type Engines } from './en
  * One fault of the suite, in an environment of its own: a fresh database, a Mosquitto of its
  * own (persistence on, autosave every 5 s: the stack's settings), a queue prefix; ingest, worker
  * and api as separate processes, ingest reaching PostgreSQL through a relay that can be
- * partitioned. A fleet with ground truth publishes for `durationMs`; the fault is injected
+ * partitioned. The failover rows (FAILOVERS) run on the HA engines instead of the light stack's
+ * (engines.ts). A fleet with ground truth publishes for `durationMs`; the fault is injected
  * `faultAtMs` after the start and undone after `downMs`.
  */
 export type Fault =
