@@ -1,6 +1,8 @@
 import { fixed, int, runBench, table, benchOptions, intFlag } from './common/runner.js';
 import { stackUpWithRetry } from './common/setup.js';
-import { FAULTS, runFault, type Fault, type FaultOptions } from './faults/scenario.js';
+import { FAILOVERS, FAULTS, runFault, type Fault, type FaultOptions } from './faults/scenario.js';
+import { haEngines, lightEngines } from './faults/engines.js';
+import { stackUpHa } from '../scripts/stack.js';
 import type { FaultRow } from './faults/truth.js';
 
 /**
@@ -12,7 +14,8 @@ import type { FaultRow } from './faults/truth.js';
 const USAGE = `usage: npm run test:faults -- [--faults ${Object.keys(FAULTS).join(',')}]
   [--devices N] [--interval-s S] [--seconds S] [--fault-at-s S] [--down-s S] [--partition-s S] [--drain-timeout S]
 Defaults: 10,000 devices every 5 s (2,000 readings/s), 150 s, the fault at 40 s.
-Quick check: --devices 500 --seconds 100 --faults none,kill-ingest`;
+Quick check: --devices 500 --seconds 100 --faults none,kill-ingest
+pg-failover and redis-failover run on the HA engines (Patroni, HAProxy, Sentinels), brought up when asked for.`;
 const GRACE_S = 60;
 
 const opts = benchOptions(
@@ -50,9 +53,12 @@ const opts = benchOptions(
 );
 runBench('test:faults', opts.timeoutMs, 0, async ({ cleanups, log }) => {
   const stack = await stackUpWithRetry(log);
+  const light = lightEngines(stack);
+  // the failover rows run on the HA engines (Patroni behind HAProxy, Redis with Sentinels), brought up here
+  const ha = opts.faults.some((f) => FAILOVERS.has(f)) ? haEngines(await stackUpHa(log)) : null;
   const rows: FaultRow[] = [];
   for (const f of opts.faults) {
-    rows.push(await runFault(stack, cleanups, f, { ...opts.o, seed: opts.seed }, log));
+    rows.push(await runFault(stack, FAILOVERS.has(f) ? ha! : light, cleanups, f, { ...opts.o, seed: opts.seed }, log));
     const r = rows[rows.length - 1]!;
     log(`${f}: lost ${r.readingsLost}, missed ${r.alertsMissed}, deliveries lost ${r.sseLost + r.webhookLost}`);
   }

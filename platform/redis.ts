@@ -16,8 +16,8 @@ export function parseSentinels(list: string): Array<{ host: string; port: number
  * The options of every Redis connection of the service (BullMQ queues and workers, the
  * dirty-device signals, delivery bookkeeping): the connection `duplicate()`s of the one made
  * here keep them. With REDIS_SENTINELS, ioredis asks the Sentinels for REDIS_MASTER_NAME's
- * address, checks the node it reaches is a master, and on a failover (a Sentinel's
- * +switch-master, or the connection lost) asks again and reconnects.
+ * address, checks the node it reaches is a master, and on a failover (the connection lost,
+ * or a READONLY reply) asks again and reconnects.
  */
 export function redisOptions(config: RedisConfig): RedisOptions {
   const common: RedisOptions = {
@@ -36,8 +36,14 @@ export function redisOptions(config: RedisConfig): RedisOptions {
     sentinels: parseSentinels(config.REDIS_SENTINELS),
     name: config.REDIS_MASTER_NAME!,
     ...(config.REDIS_SENTINEL_PASSWORD ? { sentinelPassword: config.REDIS_SENTINEL_PASSWORD } : {}),
-    // listen to the Sentinels' +switch-master to move at once rather than at the next error
-    failoverDetector: true,
+    // No `failoverDetector` (ioredis 5's +switch-master listener): when +switch-master reached
+    // the detector of a connection's previous session while it was asking the Sentinels again
+    // (its master just died), it cut that attempt and ioredis ended the connection for good
+    // ("Connection is closed."; test/ha/redis-failover-clients.test.ts, the fault suite's
+    // redis-failover row). Without it a connection moves when its socket closes: a dead master's
+    // at once, a demoted master's when the Sentinels reconfigure it (they CLIENT KILL its
+    // clients), and a READONLY reply reconnects (above).
+    failoverDetector: false,
     // the Sentinels' own reconnection: every 0.1 s rising to 1 s, never giving up
     sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
   };

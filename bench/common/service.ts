@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -9,7 +11,7 @@ import { ROOT } from '../../scripts/stack.js';
 import type { StackEnv } from '../../scripts/stack.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { stopChild, withTimeout } from './procs.js';
-import { benchQueuePrefix, createBenchDatabase, startBenchBroker, type BenchDatabase, type Cleanup } from './setup.js';
+import { benchQueuePrefix, benchRedis, createBenchDatabase, startBenchBroker, type BenchDatabase, type BenchRedis, type Cleanup } from './setup.js';
 
 /**
  * The service under test as child processes (`node --import tsx app/main.ts api|ingest|worker`)
@@ -24,6 +26,8 @@ export interface ServiceChild {
   pid: number;
   child: ChildProcess;
   tail(): string;
+  /** warnings and errors the part logged, counted by message (pino level ≥ 40) */
+  warnings: Map<string, number>;
   stop(): Promise<void>;
 }
 
@@ -36,11 +40,42 @@ export async function startServiceChild(mode: Mode, env: NodeJS.ProcessEnv, time
     if (lines.length > 60) lines.splice(0, lines.length - 60);
   };
   const tail = () => lines.slice(-15).join('\n');
+  const warnings = new Map<string, number>();
+  let partial = '';
+  let up = false; // start-up warnings (single-role mode and the like) are not the fault's
+  // BENCH_PART_LOGS=<dir>: every line the part writes, in <dir>/<mode>-<pid>.log (for debugging a row)
+  const logDir = process.env.BENCH_PART_LOGS;
+  const logFile = logDir ? join(logDir, `${mode}-${child.pid}.log`) : null;
+  if (logFile) {
+    mkdirSync(logDir!, { recursive: true });
+    const save = (chunk: Buffer) => appendFileSync(logFile, chunk);
+    child.stdout!.on('data', save);
+    child.stderr!.on('data', save);
+  }
+  const count = (chunk: Buffer) => {
+    if (!up) return;
+    const text = partial + chunk.toString('utf8');
+    const all = text.split('\n');
+    partial = all.pop()!;
+    for (const l of all) {
+      if (!l.includes('"level":4') && !l.includes('"level":5')) continue;
+      try {
+        const j = JSON.parse(l) as { level?: number; msg?: string };
+        if ((j.level ?? 0) >= 40 && j.msg) warnings.set(j.msg, (warnings.get(j.msg) ?? 0) + 1);
+      } catch {
+        /* not a log line */
+      }
+    }
+  };
   child.stderr!.on('data', keep);
+  child.stdout!.on('data', count);
   const started = new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       keep(chunk);
-      if (chunk.toString('utf8').includes('"tagwatch started"')) resolve();
+      if (chunk.toString('utf8').includes('"tagwatch started"')) {
+        up = true;
+        resolve();
+      }
     });
     child.once('exit', (code, signal) => reject(new Error(`${mode} exited (code ${code}, signal ${signal}) during start-up:\n${tail()}`)));
   });
@@ -50,7 +85,7 @@ export async function startServiceChild(mode: Mode, env: NodeJS.ProcessEnv, time
     await stopChild(child, 2000);
     throw err;
   }
-  return { mode, pid: child.pid!, child, tail, stop: () => stopChild(child) };
+  return { mode, pid: child.pid!, child, tail, warnings, stop: () => stopChild(child) };
 }
 
 export interface Environment {
@@ -118,13 +153,11 @@ export async function createEnvironment(stack: StackEnv, cleanups: Cleanup[], ex
  * Jobs not yet finished in the evaluation and webhook queues, sampled from Redis, and the
  * evaluation jobs completed (with the devices and fixes they evaluated, from the worker's return value).
  */
-export async function queueProbe(redisUrl: string, prefix: string, cleanups: Cleanup[]) {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', () => undefined);
+export async function queueProbe(redisTarget: BenchRedis, prefix: string, cleanups: Cleanup[]) {
+  const connection = benchRedis(redisTarget);
   const evaluation = new Queue(DEVICE_READINGS_QUEUE, { connection, prefix });
   const webhooks = new Queue(WEBHOOK_QUEUE, { connection, prefix });
-  const eventsConnection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  eventsConnection.on('error', () => undefined);
+  const eventsConnection = benchRedis(redisTarget);
   const events = new QueueEvents(DEVICE_READINGS_QUEUE, { connection: eventsConnection, prefix });
   const completed = { jobs: 0, fixes: 0, devices: 0 };
   events.on('completed', ({ returnvalue }) => {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
+import { createRedis } from '../../platform/redis.js';
 import { migrate, storageMode } from '../../platform/db.js';
 import { stackUp, type StackEnv } from '../../scripts/stack.js';
 import { freePort, startMosquitto, stopMosquitto } from '../../scripts/stack/services.js';
@@ -50,8 +51,17 @@ export async function createBenchDatabase(stackUrl: string, devices: number, cle
   cleanups.push({
     what: `database ${name}`,
     run: async () => {
-      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await admin.end();
+      try {
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } catch {
+        // the server that made it is gone (a failover): the new primary has it, replicated
+        const again = new pg.Client({ connectionString: `${base}/postgres` });
+        again.on('error', () => undefined);
+        await again.connect();
+        await again.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).finally(() => again.end());
+      } finally {
+        await admin.end().catch(() => undefined);
+      }
     },
   });
   const url = `${base}/${name}`;
@@ -80,15 +90,25 @@ export async function startBenchBroker(cleanups: Cleanup[]): Promise<{ url: stri
   return { url: h.url, pid: Number(readFileSync(join(dir, 'mosquitto.pid'), 'utf8').trim()) };
 }
 
+/** Where the bench reaches Redis: a URL, or the Sentinels of the HA stack and the master's name. */
+export type BenchRedis = string | { REDIS_SENTINELS: string; REDIS_MASTER_NAME: string };
+
+/** A connection to `target` (through the Sentinels: it follows a failover). */
+export function benchRedis(target: BenchRedis, lazyConnect = false): Redis {
+  const r = typeof target === 'string' ? new Redis(target, { maxRetriesPerRequest: null, lazyConnect }) : createRedis({ ...target, REDIS_URL: undefined });
+  r.on('error', () => undefined); // a failure shows in the command that meets it
+  return r;
+}
+
 /** A BullMQ key prefix of the bench's own; its keys are deleted by the cleanup. */
-export function benchQueuePrefix(redisUrl: string, cleanups: Cleanup[]): string {
+export function benchQueuePrefix(redisTarget: BenchRedis, cleanups: Cleanup[]): string {
   const prefix = `bench${randomBytes(4).toString('hex')}`;
   cleanups.push({
     what: 'redis keys',
     run: async () => {
-      const redis = new Redis(redisUrl, { maxRetriesPerRequest: 2, lazyConnect: true });
+      const redis = typeof redisTarget === 'string' ? new Redis(redisTarget, { maxRetriesPerRequest: 2, lazyConnect: true }) : benchRedis(redisTarget);
       try {
-        await redis.connect();
+        if (typeof redisTarget === 'string') await redis.connect();
         let cursor = '0';
         do {
           const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);

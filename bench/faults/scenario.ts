@@ -15,12 +15,14 @@ import { offset, TOWN } from '../geofence/town.js';
 import { reconnectingStream, webhookReceiver } from './deliveries.js';
 import { startProxy } from './proxy.js';
 import { groundTruth, type FaultRow } from './truth.js';
+import { failOverPostgres, failOverRedis, waitHealthy, type Engines } from './engines.js';
 
 /**
  * One fault of the suite, in an environment of its own: a fresh database, a Mosquitto of its
  * own (persistence on, autosave every 5 s: the stack's settings), a queue prefix; ingest, worker
  * and api as separate processes, ingest reaching PostgreSQL through a relay that can be
- * partitioned. A fleet with ground truth publishes for `durationMs`; the fault is injected
+ * partitioned. The failover rows (FAILOVERS) run on the HA engines instead of the light stack's
+ * (engines.ts). A fleet with ground truth publishes for `durationMs`; the fault is injected
  * `faultAtMs` after the start and undone after `downMs`.
  */
 export type Fault =
@@ -32,7 +34,9 @@ export type Fault =
   | 'mosquitto-kill'
   | 'partition-ingest-db'
   | 'clock-fast'
-  | 'clock-slow';
+  | 'clock-slow'
+  | 'pg-failover'
+  | 'redis-failover';
 
 export const FAULTS: Record<Fault, string> = {
   none: 'none (baseline)',
@@ -44,7 +48,12 @@ export const FAULTS: Record<Fault, string> = {
   'partition-ingest-db': 'network partition ingest - PostgreSQL',
   'clock-fast': 'device clocks 10 min fast',
   'clock-slow': 'device clocks 10 min slow',
+  'pg-failover': 'PostgreSQL primary SIGKILLed (Patroni fails over to the synchronous standby)',
+  'redis-failover': 'Redis master SIGKILLed (Sentinel promotes the replica)',
 };
+
+/** The rows that run on the HA engines (`stack:up -- --ha`) */
+export const FAILOVERS: ReadonlySet<Fault> = new Set(['pg-failover', 'redis-failover']);
 
 export interface FaultOptions {
   devices: number;
@@ -76,11 +85,12 @@ function plan(o: FaultOptions, run: string): GeoDevicePlan[] {
   });
 }
 
-export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Fault, o: FaultOptions, log: (m: string) => void): Promise<FaultRow> {
+export async function runFault(stack: StackEnv, engines: Engines, cleanups: Cleanup[], fault: Fault, o: FaultOptions, log: (m: string) => void): Promise<FaultRow> {
   const sc = scope(cleanups, `fault ${fault}`);
   try {
-    const db = await createBenchDatabase(stack.PG_SUPERUSER_URL, 0, sc.cleanups);
-    const prefix = benchQueuePrefix(stack.REDIS_URL, sc.cleanups);
+    await waitHealthy(engines, log);
+    const db = await createBenchDatabase(engines.pgSuperuserUrl, 0, sc.cleanups);
+    const prefix = benchQueuePrefix(engines.redis, sc.cleanups);
     const run = prefix.slice(-4);
     const brokerDir = mkdtempSync(join(tmpdir(), 'tagwatch-faults-mqtt-'));
     sc.cleanups.push({ what: 'broker directory', run: () => rmSync(brokerDir, { recursive: true, force: true }) });
@@ -96,7 +106,7 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
     const env: NodeJS.ProcessEnv = {
       ...inherited,
       DATABASE_URL: db.url,
-      REDIS_URL: stack.REDIS_URL,
+      ...engines.redisEnv,
       MQTT_URL: broker.url,
       JWT_SECRET: stack.JWT_SECRET,
       SECRETS_KEY: stack.SECRETS_KEY,
@@ -112,7 +122,13 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
     const envOf = (m: Mode) => (m === 'ingest' ? { ...env, DATABASE_URL: url.toString() } : env);
     const parts = new Map<Mode, ServiceChild>();
     sc.cleanups.push({ what: 'service parts', run: async () => void (await Promise.all([...parts.values()].map((c) => c.stop()))) });
-    const start = async (m: Mode) => parts.set(m, await startServiceChild(m, envOf(m)));
+    /** every part started, killed ones too: their warnings go in the row's notes */
+    const everyPart: ServiceChild[] = [];
+    const start = async (m: Mode) => {
+      const c = await startServiceChild(m, envOf(m));
+      everyPart.push(c);
+      parts.set(m, c);
+    };
 
     const fleetPlan = plan(o, run);
     const pool = db.pool;
@@ -148,7 +164,7 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
     if (reg.status !== 201) throw new Error(`POST /v1/webhooks: ${reg.status} ${await reg.text()}`);
     const stream = reconnectingStream(`${api}/v1/alerts/stream`, await mintDevToken(stack.JWT_SECRET, 'sup-stream', 'supervisor'));
     sc.cleanups.push({ what: 'SSE client', run: () => stream.close() });
-    const probe = await queueProbe(stack.REDIS_URL, prefix, sc.cleanups);
+    const probe = await queueProbe(engines.redis, prefix, sc.cleanups);
 
     const skew = fault === 'clock-fast' ? 600_000 : fault === 'clock-slow' ? -600_000 : 0;
     const fleet = startFleet({
@@ -185,6 +201,10 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
       proxy.partition();
       await pause(o.partitionMs);
       proxy.heal();
+    } else if (fault === 'pg-failover') {
+      await failOverPostgres(engines, log);
+    } else if (fault === 'redis-failover') {
+      await failOverRedis(engines, o.downMs, log);
     }
     const undoneAt = Date.now();
     if (fault !== 'none' && !fault.startsWith('clock')) log(`${fault}: injected at +${((faultAt - t0) / 1000).toFixed(0)} s, undone after ${((undoneAt - faultAt) / 1000).toFixed(1)} s`);
@@ -202,8 +222,16 @@ export async function runFault(stack: StackEnv, cleanups: Cleanup[], fault: Faul
       last = n;
       return stable >= 3;
     }, o.drainTimeoutMs, 1000);
-    return await groundTruth({ fault, label: FAULTS[fault], o, t0, faultAt, pool, fleetPlan, report, skew, stream, hook, tails: () => [...parts.values()].map((c) => `--- ${c.mode}:\n${c.tail()}`).join('\n') });
+    return await groundTruth({ fault, label: FAULTS[fault], o, t0, faultAt, pool, fleetPlan, report, skew, stream, hook, warnings: () => warningsOf(everyPart), tails: () => [...parts.values()].map((c) => `--- ${c.mode}:\n${c.tail()}`).join('\n') });
   } finally {
     await sc.close();
   }
+}
+
+/** `mode: message ×n` for the three warnings or errors the parts logged most often */
+function warningsOf(parts: ServiceChild[]): string {
+  const all = new Map<string, number>();
+  for (const p of parts) for (const [msg, n] of p.warnings) all.set(`${p.mode}: ${msg}`, (all.get(`${p.mode}: ${msg}`) ?? 0) + n);
+  const top = [...all].sort((a, b) => b[1] - a[1]);
+  return top.slice(0, 3).map(([k, n]) => `${k} ×${n}`).join(', ') + (top.length > 3 ? `, … (${top.length - 3} more)` : '');
 }

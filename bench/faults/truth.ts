@@ -44,6 +44,8 @@ interface TruthInput {
   stream: { raised: Map<string, number>; reconnects: () => number };
   hook: { raised: () => Map<string, number>; badSignatures: () => number };
   tails: () => string;
+  /** what the parts logged as warnings or errors (summarised), for the notes */
+  warnings: () => string;
 }
 
 const GRACE_MS = 60_000;
@@ -121,6 +123,7 @@ export async function groundTruth(x: TruthInput): Promise<FaultRow> {
     others.rowCount ? `other alerts: ${others.rows.map((r) => `${r.type} ${r.n}`).join(', ')}` : '',
     x.stream.reconnects() ? `SSE reconnects ${x.stream.reconnects()}` : '',
     x.hook.badSignatures() ? `bad signatures ${x.hook.badSignatures()}` : '',
+    x.warnings() ? `logged ${x.warnings()}` : '',
   ].filter(Boolean);
   return {
     fault: x.fault,
