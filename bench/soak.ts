@@ -66,6 +66,7 @@ runBench('bench:soak', opts.timeoutMs, opts.quietMs, async ({ cleanups, log, set
       pubConnections: opts.pubConnections,
       seed: opts.seed,
       queueEveryMs: 2000,
+      memoryEveryMs: 10_000,
     },
     log,
     settle,
@@ -94,7 +95,7 @@ runBench('bench:soak', opts.timeoutMs, opts.quietMs, async ({ cleanups, log, set
   });
   return [
     `soak: fleet → Mosquitto (anonymous, own) → ingest → BullMQ → worker (+ an api process), ${int(opts.devices)} devices, one fix every ${opts.intervalMs / 1000} s (${int(offered)} fixes/s) for ${opts.minutes} min; ${int(r.breaches)} breaches spread over the run (grace 60 s)`,
-    'RSS in MiB at the end of each minute (postgres: the cluster’s processes summed as PSS); queue columns: peaks within the minute (sampled every 2 s)',
+    'RSS in MiB, mean of snapshots every 10 s within the minute (postgres: the cluster’s processes summed as PSS); queue columns: peaks within the minute (sampled every 2 s)',
     table(
       ['minute', ...names, 'eval jobs', 'devices waiting', 'fixes stored', 'alerts', 'publish→alert p50 / p99 ms'],
       rows,

@@ -1,3 +1,4 @@
+import { linear, niceTicks } from '../../console/charts.js';
 import { quantileSorted } from '../common/runner.js';
 import type { MinuteSample } from './verdict.js';
 
@@ -34,13 +35,13 @@ export function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
-/** Tick step of 1, 2 or 5 × 10^n giving about `count` ticks from 0 to `max`. */
-export function niceStep(max: number, count = 5): number {
-  if (!(max > 0) || !Number.isFinite(max)) return 1;
-  const rough = max / count;
-  const pow = 10 ** Math.floor(Math.log10(rough));
-  for (const m of [1, 2, 5, 10]) if (m * pow >= rough) return m * pow;
-  return 10 * pow;
+/** Round y ticks from 0 (console/charts.ts niceTicks), the last at or above `max`. */
+export function yTicks(max: number, count = 5): number[] {
+  const top = max > 0 && Number.isFinite(max) ? max : 1;
+  const t = niceTicks(0, top, count);
+  const step = t.length > 1 ? t[1]! - t[0]! : top;
+  while (t[t.length - 1]! < top - 1e-9) t.push(Math.round((t[t.length - 1]! + step) * 1e9) / 1e9);
+  return t;
 }
 
 const num = (x: number) => (Math.round(x * 10) / 10).toString();
@@ -52,11 +53,10 @@ function panel(index: number, title: string, yLabel: string, series: Series[], m
   const bottom = y0 + PANEL_H - PLOT_BOTTOM;
   const right = W - RIGHT;
   const finite = series.flatMap((s) => s.values.filter(Number.isFinite));
-  const step = niceStep(Math.max(extraMax, ...finite, 0));
-  const yMax = Math.max(step, Math.ceil(Math.max(extraMax, ...finite, 0) / step) * step);
-  const xStep = Math.max(1, Math.ceil(niceStep(minutes, 10)));
-  const px = (m: number) => LEFT + (m / Math.max(1, minutes)) * (right - LEFT);
-  const py = (v: number) => bottom - (v / yMax) * (bottom - top);
+  const ticks = yTicks(Math.max(extraMax, ...finite, 0));
+  const yMax = ticks[ticks.length - 1]!;
+  const px = linear(0, Math.max(1, minutes), LEFT, right);
+  const py = linear(0, yMax, bottom, top);
   const out: string[] = [`<g class="panel" id="panel-${index + 1}">`];
   out.push(`<text x="${LEFT}" y="${y0 + 18}" font-size="15" font-weight="bold">${escapeXml(title)}</text>`);
   if (warmup > 0) {
@@ -64,11 +64,11 @@ function panel(index: number, title: string, yLabel: string, series: Series[], m
     out.push(`<rect x="${num(LEFT)}" y="${num(top)}" width="${num(wx - LEFT)}" height="${num(bottom - top)}" fill="#eeeeee"/>`);
     out.push(`<text x="${num((LEFT + wx) / 2)}" y="${num(top + 14)}" font-size="11" fill="#505a5f" text-anchor="middle">warm-up</text>`);
   }
-  for (let v = 0; v <= yMax + 1e-9; v += step) {
+  for (const v of ticks) {
     out.push(`<line x1="${LEFT}" x2="${right}" y1="${num(py(v))}" y2="${num(py(v))}" stroke="#dddddd"/>`);
     out.push(`<text x="${LEFT - 6}" y="${num(py(v) + 4)}" font-size="11" text-anchor="end">${label(v)}</text>`);
   }
-  for (let m = 0; m <= minutes; m += xStep) {
+  for (const m of niceTicks(0, Math.max(1, minutes), 10).filter(Number.isInteger)) {
     out.push(`<line x1="${num(px(m))}" x2="${num(px(m))}" y1="${num(bottom)}" y2="${num(bottom + 4)}" stroke="#0b0c0c"/>`);
     out.push(`<text x="${num(px(m))}" y="${num(bottom + 16)}" font-size="11" text-anchor="middle">${m}</text>`);
   }
@@ -89,7 +89,7 @@ function panel(index: number, title: string, yLabel: string, series: Series[], m
       if (!Number.isFinite(v)) return flush();
       const p = `${num(px(i + 1))},${num(py(v))}`;
       run.push(p);
-      out.push(`<circle cx="${num(px(i + 1))}" cy="${num(py(v))}" r="2.5" fill="${colour}"/>`);
+      if (!s.dashed) out.push(`<circle cx="${num(px(i + 1))}" cy="${num(py(v))}" r="2.5" fill="${colour}"/>`);
     });
     flush();
     const lyk = top + 6 + k * 18;

@@ -8,14 +8,14 @@ import { createEnvironment, queueProbe } from '../common/service.js';
 import { load } from '../geofence/e2e.js';
 import { childPids, memorySnapshot, stackPids } from './memory.js';
 import { expectedBreaches, soakPlan } from './plan.js';
-import type { MinuteSample } from './verdict.js';
+import { meanOf, type MinuteSample } from './verdict.js';
 
 /**
  * The soak (issue 14 §5): bench:geofence phase (d)'s pipeline (fleet child → its own Mosquitto
  * → ingest → BullMQ → worker, plus an api process, each a child process, fresh database) run
- * for `minutes`, with breaches all along (plan.ts). At the end of every minute: RSS of every
- * process (memory.ts); during it, the evaluation queue and the marks every `queueEveryMs`
- * (peaks kept). After the drain, from the database: readings stored per minute (received_at)
+ * for `minutes`, with breaches all along (plan.ts). Per minute: RSS of every process
+ * (memory.ts), the mean of a snapshot every `memoryEveryMs` and one at the minute's end; the
+ * evaluation queue and the marks every `queueEveryMs` (peaks kept). After the drain, from the database: readings stored per minute (received_at)
  * and publish→alert of the alerts raised per minute (raised_at), and the ground truth check.
  */
 
@@ -28,6 +28,7 @@ export interface SoakOptions {
   pubConnections: number;
   seed: number;
   queueEveryMs: number;
+  memoryEveryMs: number;
 }
 
 export interface SoakResult {
@@ -94,11 +95,17 @@ export async function runSoak(stack: StackEnv, cleanups: Cleanup[], o: SoakOptio
       void probe.marks().then((n) => (peaks.marks = Math.max(peaks.marks, n)), () => undefined);
     }, o.queueEveryMs);
     timers.push(poll);
+    // memory: a snapshot every memoryEveryMs, averaged over the minute (one reading would catch a GC's high or low point)
+    let memory: Record<string, number>[] = [];
+    const memoryPoll = setInterval(() => memory.push(memorySnapshot(processes, postmaster)), o.memoryEveryMs);
+    timers.push(memoryPoll);
     const taken: Omit<MinuteSample, 'fixesStored' | 'latencies'>[] = [];
     const allTaken = new Promise<void>((resolve) => {
       for (let m = 1; m <= o.minutes; m++) {
         const at = () => {
-          const rssMiB = memorySnapshot(processes, postmaster);
+          memory.push(memorySnapshot(processes, postmaster));
+          const rssMiB = meanOf(memory);
+          memory = [];
           taken.push({ minute: m, rssMiB, queueJobs: peaks.jobs, marks: peaks.marks });
           const mem = Object.entries(rssMiB).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ');
           log(`minute ${m}/${o.minutes}: RSS MiB ${mem}; peak jobs ${peaks.jobs}, devices waiting ${peaks.marks}`);
@@ -122,6 +129,7 @@ export async function runSoak(stack: StackEnv, cleanups: Cleanup[], o: SoakOptio
     }, o.drainTimeoutMs, 1000);
     const drainSeconds = (Date.now() - report.lastAckAt) / 1000;
     clearInterval(poll);
+    clearInterval(memoryPoll);
     const cpu = meter.stop();
     if (!complete) log(`not drained within ${o.drainTimeoutMs / 1000} s of the last publish: figures cover what was evaluated`);
 

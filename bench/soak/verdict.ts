@@ -15,7 +15,7 @@ import { quantileSorted } from '../common/runner.js';
 export interface MinuteSample {
   /** 1-based: minute m covers [t0 + (m-1)·60 s, t0 + m·60 s) */
   minute: number;
-  /** resident memory per process (group) at the end of the minute, MiB; NaN when unknown */
+  /** resident memory per process (group) during the minute (mean of its snapshots), MiB; NaN when unknown */
   rssMiB: Record<string, number>;
   /** highest evaluation jobs waiting+active+delayed+prioritized seen during the minute */
   queueJobs: number;
@@ -99,6 +99,16 @@ export function flatness(samples: MinuteSample[], rules: FlatRules): Check[] {
       ? `${f0(p99(firstLat))} → ${f0(p)} ms over ${firstLat.length} / ${lastLat.length} alerts (last third < ${rules.p99Ms} ms; ${windows})`
       : `n/a: no alert raised in ${span(t.last)}`,
   });
+  return out;
+}
+
+/** Per key, the mean of the finite values (NaN when none). */
+export function meanOf(snapshots: Record<string, number>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const k of new Set(snapshots.flatMap((s) => Object.keys(s)))) {
+    const xs = snapshots.map((s) => s[k] ?? NaN).filter(Number.isFinite);
+    out[k] = xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+  }
   return out;
 }
 
