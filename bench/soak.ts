@@ -108,6 +108,7 @@ runBench('bench:soak', opts.timeoutMs, opts.quietMs, async ({ cleanups, log, set
     `${verdictOf(r.complete && r.stored === r.published && r.rejected === 0)}  every fix stored: ${int(r.stored)} of ${int(r.published)} published (${int(r.storedAfter)} after the last minute, during the ${fixed(r.drainSeconds, 1)} s drain${r.complete ? '' : ', not drained'}), ${int(r.rejected)} rejected`,
     '',
     `CPU over the run, % of one core: ${Object.entries(r.cpu.groups).map(([k, v]) => `${k} ${fixed(v, 0)}`).join(', ')}; other ${fixed(r.cpu.other, 0)}, machine ${fixed(r.cpu.machine, 0)}`,
+    ...(r.cpu.other > 50 ? [`WARNING: processes outside the soak used ${fixed(r.cpu.other, 0)} % of one core on average: the queue and latency figures are disturbed`] : []),
     `other alerts raised: ${r.otherAlerts}; publisher fell behind its schedule by at most ${fixed(r.maxLagMs, 0)} ms`,
     `chart: ${files.png}`,
     `samples: ${files.csv}`,

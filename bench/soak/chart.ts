@@ -45,7 +45,7 @@ export function yTicks(max: number, count = 5): number[] {
 }
 
 const num = (x: number) => (Math.round(x * 10) / 10).toString();
-const label = (v: number) => (Math.abs(v) >= 10_000 ? `${num(v / 1000)}k` : num(v));
+const label = (v: number) => v.toLocaleString('en-GB', { maximumFractionDigits: 1 });
 
 function panel(index: number, title: string, yLabel: string, series: Series[], minutes: number, warmup: number, extraMax = 0): string {
   const y0 = TOP + index * PANEL_H;
