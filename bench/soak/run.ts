@@ -84,7 +84,7 @@ export async function runSoak(stack: StackEnv, cleanups: Cleanup[], o: SoakOptio
     const single = { ingest: pid('ingest'), worker: pid('worker'), api: pid('api'), fleet: fleet.pid, mosquitto: env.broker.pid };
     const { postmaster, redis } = stackPids();
     const processes = { ...single, redis };
-    const meter = startCpuMeter(() => ({ ...Object.fromEntries(Object.entries(processes).map(([k, v]) => [k, [v]])), postgres: [postmaster, ...childPids(postmaster)] }));
+    const meter = startCpuMeter(() => ({ ...Object.fromEntries(Object.entries(processes).map(([k, v]) => [k, [v]])), postgres: [postmaster, ...childPids(postmaster)], bench: [process.pid] }));
 
     const { started, done } = fleet.go();
     const t0 = await started;
