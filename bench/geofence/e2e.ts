@@ -59,7 +59,7 @@ export interface E2eResult {
   softirq: number;
 }
 
-interface Planned {
+export interface Planned {
   fleet: GeoDevicePlan[];
   zones: { subject: string; name: string; geometry: string }[];
 }
@@ -89,7 +89,8 @@ function plan(o: E2eOptions, run: string): Planned {
   return { fleet, zones };
 }
 
-async function load(env: Environment, p: Planned): Promise<void> {
+/** Subjects, devices, assignments and two exclusion zones per subject (grace 60 s), then ANALYZE. */
+export async function load(env: Environment, p: Planned): Promise<void> {
   const pool = env.db.pool;
   const ids = p.fleet.map((d) => d.id);
   const subjects = p.fleet.map((_, i) => p.zones[2 * i]!.subject);
