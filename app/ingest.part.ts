@@ -30,6 +30,7 @@ export async function startIngest(rt: Runtime): Promise<Part & { queue: Queue<De
     maxPendingBytes: rt.config.INGEST_MAX_PENDING_BYTES,
     instance: rt.config.INGEST_INSTANCE,
     shareGroup: rt.config.MQTT_SHARE_GROUP,
+    subscription: rt.config.INGEST_SUBSCRIPTION,
     retentionDays: rt.config.RETENTION_DAYS,
     batcher,
     logger: rt.logger,

@@ -13,10 +13,14 @@ import type { FaultRow } from './faults/truth.js';
  */
 const USAGE = `usage: npm run test:faults -- [--faults ${Object.keys(FAULTS).join(',')}]
   [--devices N] [--interval-s S] [--seconds S] [--fault-at-s S] [--down-s S] [--partition-s S] [--drain-timeout S]
+  [--subscription shared|exclusive] (INGEST_SUBSCRIPTION of the ingest part)
 Defaults: 10,000 devices every 5 s (2,000 readings/s), 150 s, the fault at 40 s.
 Quick check: --devices 500 --seconds 100 --faults none,kill-ingest
 pg-failover and redis-failover run on the HA engines (Patroni, HAProxy, Sentinels), brought up when asked for.`;
 const GRACE_S = 60;
+const badFlag = (name: string, v: string): never => {
+  throw new Error(`--${name} takes shared or exclusive, got ${v}`);
+};
 
 const opts = benchOptions(
   'test:faults',
@@ -31,6 +35,7 @@ const opts = benchOptions(
     'partition-s': { type: 'string', default: '30' },
     'breach-pct': { type: 'string', default: '5' },
     'drain-timeout': { type: 'string', default: '180' },
+    subscription: { type: 'string', default: 'shared' },
   },
   { seed: '14', timeout: '7200' },
   (f) => {
@@ -46,6 +51,7 @@ const opts = benchOptions(
       breachFixes: 0,
       breachPct: intFlag('breach-pct', f['breach-pct'], 1),
       drainTimeoutMs: intFlag('drain-timeout', f['drain-timeout'], 10) * 1000,
+      subscription: f.subscription === 'exclusive' ? 'exclusive' : f.subscription === 'shared' ? 'shared' : badFlag('subscription', f.subscription),
     };
     o.breachFixes = Math.ceil((GRACE_S * 1000 * 1.4) / o.intervalMs) + 1;
     return { faults, o };
@@ -63,7 +69,7 @@ runBench('test:faults', opts.timeoutMs, 0, async ({ cleanups, log }) => {
     log(`${f}: lost ${r.readingsLost}, missed ${r.alertsMissed}, deliveries lost ${r.sseLost + r.webhookLost}`);
   }
   const bad = rows.filter((r) => r.readingsLost || r.readingsDuplicated || r.alertsMissed || r.alertsDuplicated || r.alertsUnexpected || r.sseLost || r.webhookLost);
-  const head = `fault suite: ${opts.o.devices.toLocaleString('en-GB')} devices, a fix every ${opts.o.intervalMs / 1000} s (${int((opts.o.devices * 1000) / opts.o.intervalMs)} readings/s) for ${opts.o.durationMs / 1000} s; fault at +${opts.o.faultAtMs / 1000} s; parts down ${opts.o.downMs / 1000} s, partition ${opts.o.partitionMs / 1000} s`;
+  const head = `fault suite: ${opts.o.devices.toLocaleString('en-GB')} devices, a fix every ${opts.o.intervalMs / 1000} s (${int((opts.o.devices * 1000) / opts.o.intervalMs)} readings/s) for ${opts.o.durationMs / 1000} s; fault at +${opts.o.faultAtMs / 1000} s; parts down ${opts.o.downMs / 1000} s, partition ${opts.o.partitionMs / 1000} s; ingest subscription ${opts.o.subscription}`;
   const t = table(
     ['fault', 'recovery s', 'acked', 'stored', 'rejected', 'readings lost/dup', 'breaches', 'alerts missed/dup/unexp', 'late', 'deliveries lost SSE/webhook', 'redelivered', 'notes'],
     rows.map((r) => [r.label, fixed(r.recoveryS), int(r.acked), int(r.stored), int(r.rejected), `${r.readingsLost} / ${r.readingsDuplicated}`, int(r.breaches), `${r.alertsMissed} / ${r.alertsDuplicated} / ${r.alertsUnexpected}`, int(r.late), `${r.sseLost} / ${r.webhookLost}`, int(r.redelivered), r.note]),

@@ -22,6 +22,13 @@ export interface ConsumerOptions {
   /** stable per process: session `tagwatch-ingest-{instance}-{n}` persists across restarts */
   instance: string;
   shareGroup: string;
+  /**
+   * `shared` (default): `connections` sessions per broker in the shared subscription group, for
+   * several ingest processes. `exclusive`: one session per broker with an ordinary subscription,
+   * for a single ingest process: Mosquitto keeps it, and queues for it, across its own restart
+   * (it does not keep shared subscriptions; docs/operations.md, "What Mosquitto keeps").
+   */
+  subscription?: 'shared' | 'exclusive';
   retentionDays: number;
   batcher: ReturnType<typeof createBatcher>;
   logger: Logger;
@@ -58,7 +65,12 @@ const MESSAGE_OVERHEAD_BYTES = 512;
  */
 export function createIngestConsumer(opts: ConsumerOptions) {
   const now = opts.now ?? Date.now;
-  const filter = `$share/${opts.shareGroup}/${TELEMETRY_FILTER}`;
+  const exclusive = opts.subscription === 'exclusive';
+  const shared = `$share/${opts.shareGroup}/${TELEMETRY_FILTER}`;
+  // a session keeps its subscriptions: the filter of the other mode is dropped after subscribing
+  const [filter, drop] = exclusive ? [TELEMETRY_FILTER, shared] : [shared, TELEMETRY_FILTER];
+  // each exclusive session receives every message: one per broker
+  const connections = exclusive ? 1 : opts.connections;
   const sessions: MqttSession[] = [];
   let held = 0;
   /** payload bytes (plus a per-message overhead) of the messages held */
@@ -105,7 +117,7 @@ export function createIngestConsumer(opts: ConsumerOptions) {
   async function start(): Promise<void> {
     // the same client ids on every broker: a broker's sessions are its own, and the first
     // broker's keep the names (and queued messages) they had before a list was configured
-    for (const [b, url] of opts.urls.entries()) for (let i = 0; i < opts.connections; i++) {
+    for (const [b, url] of opts.urls.entries()) for (let i = 0; i < connections; i++) {
       const client = opts.urls.length > 1 ? `${b}.${i}` : i;
       sessions.push(
         createMqttSession({
@@ -115,6 +127,7 @@ export function createIngestConsumer(opts: ConsumerOptions) {
           username: opts.username,
           password: opts.password,
           filter,
+          drop,
           receiveMaximum: opts.inflight,
           maximumPacketSize: MAX_PACKET_BYTES,
           keepalive: opts.keepalive ?? 30,
@@ -133,7 +146,7 @@ export function createIngestConsumer(opts: ConsumerOptions) {
       await stop();
       throw err;
     }
-    opts.logger.info({ brokers: opts.urls.length, connections: opts.connections, inflight: opts.inflight, topic: filter }, 'ingest subscribed');
+    opts.logger.info({ brokers: opts.urls.length, connections, inflight: opts.inflight, topic: filter }, 'ingest subscribed');
   }
 
   /** Stops intake: the sockets are no longer read, so the broker keeps what it has not delivered. */

@@ -30,6 +30,8 @@ export interface SessionOptions {
   password?: string;
   /** topic filter subscribed at QoS 1 */
   filter: string;
+  /** a filter this session may hold from an earlier configuration, unsubscribed after subscribing */
+  drop?: string;
   /** most unacknowledged messages the broker may send this session (MQTT 5 Receive Maximum, 1..65535) */
   receiveMaximum: number;
   /** largest packet the broker may send this session, bytes (MQTT 5 Maximum Packet Size); unset: no limit */
@@ -165,6 +167,8 @@ export function createMqttSession(opts: SessionOptions) {
     established = true;
     // Subscribing again is harmless when the session was present, and restores it when not.
     send(s, { cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: opts.filter, qos: 1 }] });
+    // its UNSUBACK needs nothing (0x11, no subscription existed, is the usual answer)
+    if (opts.drop) send(s, { cmd: 'unsubscribe', messageId: 2, unsubscriptions: [opts.drop] });
     const period = (opts.keepalive * 1000) / 2;
     keepaliveTimer = setInterval(() => keepalive(s), Math.max(50, period / 2));
   }

@@ -59,6 +59,10 @@ export const ConfigSchema = Type.Object({
   INGEST_MAX_BATCH: Type.Integer({ minimum: 1, maximum: 20000, default: 2000, description: 'most readings written in one database round trip' }),
   INGEST_DB_SLOTS: Type.Integer({ minimum: 1, maximum: 32, default: 2, description: 'concurrent write transactions per ingest process' }),
   INGEST_INSTANCE: Type.String({ pattern: '^[A-Za-z0-9_-]{1,40}$', default: hostname().replace(/[^A-Za-z0-9_-]/g, '-').slice(0, 40) || 'ingest', description: 'stable id of this ingest process: its MQTT sessions persist under it' }),
+  INGEST_SUBSCRIPTION: Type.Union([Type.Literal('shared'), Type.Literal('exclusive')], {
+    default: 'shared',
+    description: 'shared: INGEST_CONNECTIONS sessions in the MQTT shared subscription group (several ingest processes); exclusive: one ordinary subscription, which Mosquitto keeps across its restart (one ingest process only)',
+  }),
   MQTT_SHARE_GROUP: Type.String({ pattern: '^[A-Za-z0-9_-]{1,40}$', default: 'tagwatch', description: 'MQTT shared subscription group' }),
   QUEUE_PREFIX: Type.String({ pattern: '^[A-Za-z0-9_:-]{1,40}$', default: 'tagwatch', description: 'BullMQ key prefix' }),
   ALCOHOL_PARAMS: Type.Optional(

@@ -68,6 +68,8 @@ export interface FaultOptions {
   breachPct: number;
   drainTimeoutMs: number;
   seed: number;
+  /** INGEST_SUBSCRIPTION of the ingest part: shared (default) or exclusive */
+  subscription: 'shared' | 'exclusive';
 }
 
 export const GRACE_MS = 60_000;
@@ -113,6 +115,7 @@ export async function runFault(stack: StackEnv, engines: Engines, cleanups: Clea
       QUEUE_PREFIX: prefix,
       INGEST_INSTANCE: prefix,
       MQTT_SHARE_GROUP: prefix,
+      INGEST_SUBSCRIPTION: o.subscription,
       PORT: String(apiPort),
       LOG_LEVEL: 'info',
       WEBHOOK_ALLOW_PRIVATE: 'true',

@@ -164,8 +164,13 @@ describe('alert email over SMTP', () => {
     const alert = await waitFor(async () => (await db.pool.query(`SELECT id FROM alerts WHERE subject_id = 'E-S2' AND type = 'case_tamper'`)).rows[0], 'the case alert');
     const mail = await waitFor(() => mails.find((m) => m.text.includes(alert.id)), 'the email after a retry', 20_000);
     expect(mail.to).toEqual(['om-2@probation.example']);
-    const row = await db.pool.query(`SELECT d.status, d.attempts, d.last_error FROM email_deliveries d JOIN alert_events e ON e.id = d.event_id WHERE e.alert_id = $1`, [alert.id]);
-    expect(row.rows).toEqual([{ status: 'delivered', attempts: 2, last_error: null }]);
+    // the server accepted it before the dispatcher records the delivery: wait for the record
+    const delivered = `SELECT d.status, d.attempts, d.last_error FROM email_deliveries d JOIN alert_events e ON e.id = d.event_id WHERE e.alert_id = $1`;
+    const rows = await waitFor(async () => {
+      const r = (await db.pool.query(delivered, [alert.id])).rows;
+      return r.some((x) => x.status !== 'pending') ? r : null;
+    }, 'the delivery recorded');
+    expect(rows).toEqual([{ status: 'delivered', attempts: 2, last_error: null }]);
     const counted = (await svc.rt.metrics.deliveryAttempts.get()).values;
     const n = (outcome: string) => counted.find((v) => v.labels.channel === 'email' && v.labels.outcome === outcome)?.value ?? 0;
     expect(n('retry')).toBeGreaterThanOrEqual(1);
