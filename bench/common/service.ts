@@ -10,7 +10,9 @@ import { WEBHOOK_QUEUE } from '../../alerts/webhooks.js';
 import { ROOT } from '../../scripts/stack.js';
 import type { StackEnv } from '../../scripts/stack.js';
 import { freePort } from '../../scripts/stack/services.js';
+import type { Pool } from 'pg';
 import { stopChild, withTimeout } from './procs.js';
+import { pollUntil } from './runner.js';
 import { benchQueuePrefix, benchRedis, createBenchDatabase, startBenchBroker, type BenchDatabase, type BenchRedis, type Cleanup } from './setup.js';
 
 /**
@@ -188,3 +190,17 @@ export async function queueProbe(redisTarget: BenchRedis, prefix: string, cleanu
 
 /** A random id suffix, for bench users and tokens. */
 export const tag = () => randomBytes(3).toString('hex');
+
+/**
+ * Waits until every published fix is stored and the evaluation queue has stayed empty for two
+ * polls a second apart (at most `timeoutMs`); false when it did not drain in time.
+ */
+export async function waitDrained(pool: Pool, evaluationBacklog: () => Promise<number>, published: number, timeoutMs: number): Promise<boolean> {
+  let quietPolls = 0;
+  return pollUntil(async () => {
+    const n = Number((await pool.query<{ n: string }>(`SELECT count(*) n FROM readings`)).rows[0]!.n);
+    const q = await evaluationBacklog();
+    quietPolls = n >= published && q === 0 ? quietPolls + 1 : 0;
+    return quietPolls >= 2;
+  }, timeoutMs, 1000);
+}

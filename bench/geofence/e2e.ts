@@ -3,9 +3,9 @@ import type { Cleanup } from '../common/setup.js';
 import { pidsByName, startCpuMeter, type CpuUsage } from '../common/sample.js';
 import { withTimeout } from '../common/procs.js';
 import { createRng } from '../../sim/rng.js';
-import { pollUntil, scope, startSoftirqMeter, summarize, type Summary } from '../common/runner.js';
+import { scope, startSoftirqMeter, summarize, type Summary } from '../common/runner.js';
 import { startFleet, type GeoDevicePlan } from '../common/fleet.js';
-import { createEnvironment, queueProbe, type Environment } from '../common/service.js';
+import { createEnvironment, queueProbe, waitDrained, type Environment } from '../common/service.js';
 import { offset, starPolygon, TOWN } from './town.js';
 
 /**
@@ -159,13 +159,7 @@ export async function runE2e(stack: StackEnv, cleanups: Cleanup[], o: E2eOptions
     const report = await withTimeout(done, o.durationMs + o.drainTimeoutMs, () => `(d) the fleet did not finish publishing\n${env.tails()}`);
     const total = report.published;
     const pool = env.db.pool;
-    let quietPolls = 0;
-    const complete = await pollUntil(async () => {
-      const n = Number((await pool.query<{ n: string }>(`SELECT count(*) n FROM readings`)).rows[0]!.n);
-      const q = await probe.evaluation();
-      quietPolls = n >= total && q === 0 ? quietPolls + 1 : 0;
-      return quietPolls >= 2;
-    }, o.drainTimeoutMs, 1000);
+    const complete = await waitDrained(pool, () => probe.evaluation(), total, o.drainTimeoutMs);
     const drainSeconds = (Date.now() - report.lastAckAt) / 1000;
     clearInterval(sampler);
     const cpu = meter.stop();

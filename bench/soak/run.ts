@@ -2,9 +2,9 @@ import type { StackEnv } from '../../scripts/stack.js';
 import type { Cleanup } from '../common/setup.js';
 import { startCpuMeter, type CpuUsage } from '../common/sample.js';
 import { withTimeout } from '../common/procs.js';
-import { pollUntil, scope } from '../common/runner.js';
+import { scope } from '../common/runner.js';
 import { startFleet } from '../common/fleet.js';
-import { createEnvironment, queueProbe } from '../common/service.js';
+import { createEnvironment, queueProbe, waitDrained } from '../common/service.js';
 import { load } from '../geofence/e2e.js';
 import { childPids, memorySnapshot, stackPids } from './memory.js';
 import { expectedBreaches, soakPlan } from './plan.js';
@@ -120,13 +120,7 @@ export async function runSoak(stack: StackEnv, cleanups: Cleanup[], o: SoakOptio
     await allTaken;
     const total = report.published;
     const pool = env.db.pool;
-    let quietPolls = 0;
-    const complete = await pollUntil(async () => {
-      const n = Number((await pool.query<{ n: string }>(`SELECT count(*) n FROM readings`)).rows[0]!.n);
-      const q = await probe.evaluation();
-      quietPolls = n >= total && q === 0 ? quietPolls + 1 : 0;
-      return quietPolls >= 2;
-    }, o.drainTimeoutMs, 1000);
+    const complete = await waitDrained(pool, () => probe.evaluation(), total, o.drainTimeoutMs);
     const drainSeconds = (Date.now() - report.lastAckAt) / 1000;
     clearInterval(poll);
     clearInterval(memoryPoll);
