@@ -113,6 +113,15 @@ describe.skipIf(!isGitCheckout)('a clone in a 0700 directory', () => {
     const stale = readEnv(join(first, '.stack', 'env'));
     const outside = realpathSync(join(first, '.stack', 'mosquitto'));
     cleanups.push(() => rmSync(join(outside, '..'), { recursive: true, force: true }));
+    // its Redis lives inside the checkout (Redis runs as root): stopped after the test
+    const strayRedis = Number(readFileSync(join(first, '.stack', 'redis', 'redis.pid'), 'utf8').trim());
+    cleanups.push(() => {
+      try {
+        process.kill(strayRedis);
+      } catch {
+        /* gone */
+      }
+    });
     rmSync(first, { recursive: true, force: true }); // no down, no destroy: the services still run
     execFileSync('git', ['clone', '-q', ROOT, first]);
     symlinkSync(join(ROOT, 'node_modules'), join(first, 'node_modules'));
