@@ -6,7 +6,7 @@ import { createRng } from '../../sim/rng.js';
 import { scope, startSoftirqMeter, summarize, type Summary } from '../common/runner.js';
 import { startFleet, type GeoDevicePlan } from '../common/fleet.js';
 import { createEnvironment, queueProbe, waitDrained, type Environment } from '../common/service.js';
-import { offset, starPolygon, TOWN } from './town.js';
+import { e2eSubject } from './town.js';
 
 /**
  * Phase (d) of bench:geofence: a simulated fleet → MQTT → ingest → BullMQ → the evaluation
@@ -74,14 +74,8 @@ function plan(o: E2eOptions, run: string): Planned {
   const zones: Planned['zones'] = [];
   for (let i = 0; i < o.devices; i++) {
     const subject = `s${run}-${i}`;
-    const target = offset(TOWN.lon, TOWN.lat, rng.range(-8000, 8000), rng.range(-8000, 8000));
-    const a = rng.range(0, 2 * Math.PI);
-    const home = offset(target[0], target[1], 1500 * Math.cos(a), 1500 * Math.sin(a));
-    const other = offset(home[0], home[1], 1500 * Math.cos(a), 1500 * Math.sin(a));
-    for (const [name, c] of [['target', target], ['other', other]] as const) {
-      const ring = starPolygon(rng, c[0], c[1], rng.range(100, 250), rng.int(20, 200));
-      zones.push({ subject, name, geometry: JSON.stringify({ type: 'Polygon', coordinates: [ring] }) });
-    }
+    const { home, target, zones: own } = e2eSubject(rng, subject);
+    zones.push(...own);
     const breaching = i % step === 0 && i / step < breaches;
     const fromK = breaching ? rng.int(2, K - 8) : 0;
     fleet.push({ id: `d${run}-${i}`, home, breach: breaching ? { at: target, fromK, toK: fromK + 8 } : null });

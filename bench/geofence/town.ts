@@ -126,3 +126,22 @@ export function sampleFixes(tracks: Fix[][], n: number): Fix[] {
 const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 const round1 = (x: number) => Math.round(x * 10) / 10;
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+
+/**
+ * One subject of the end-to-end fleets (phase d, the soak): a home 1.5 km from two exclusion
+ * zones (star polygons, radius 100-250 m, 20-200 vertices), one of them the target a breach
+ * walks into. Consumes `rng` in a fixed order, so a seed gives the same town.
+ */
+export function e2eSubject(rng: Rng, subject: string): { home: [number, number]; target: [number, number]; zones: Array<{ subject: string; name: string; geometry: string }> } {
+  const target = offset(TOWN.lon, TOWN.lat, rng.range(-8000, 8000), rng.range(-8000, 8000));
+  const a = rng.range(0, 2 * Math.PI);
+  const home = offset(target[0], target[1], 1500 * Math.cos(a), 1500 * Math.sin(a));
+  const other = offset(home[0], home[1], 1500 * Math.cos(a), 1500 * Math.sin(a));
+  const zones = (
+    [
+      ['target', target],
+      ['other', other],
+    ] as const
+  ).map(([name, c]) => ({ subject, name, geometry: JSON.stringify({ type: 'Polygon', coordinates: [starPolygon(rng, c[0], c[1], rng.range(100, 250), rng.int(20, 200))] }) }));
+  return { home, target, zones };
+}

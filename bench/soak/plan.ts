@@ -1,7 +1,7 @@
 import { createRng } from '../../sim/rng.js';
 import type { GeoDevicePlan } from '../common/fleet.js';
 import type { Planned } from '../geofence/e2e.js';
-import { offset, starPolygon, TOWN } from '../geofence/town.js';
+import { e2eSubject } from '../geofence/town.js';
 
 /**
  * The soak's fleet: bench:geofence phase (d)'s town (every subject two exclusion zones of 20-200
@@ -49,14 +49,8 @@ export function soakPlan(o: SoakPlanOptions, run: string): SoakPlan {
   const zones: Planned['zones'] = [];
   for (let i = 0; i < o.devices; i++) {
     const subject = `s${run}-${i}`;
-    const target = offset(TOWN.lon, TOWN.lat, rng.range(-8000, 8000), rng.range(-8000, 8000));
-    const a = rng.range(0, 2 * Math.PI);
-    const home = offset(target[0], target[1], 1500 * Math.cos(a), 1500 * Math.sin(a));
-    const other = offset(home[0], home[1], 1500 * Math.cos(a), 1500 * Math.sin(a));
-    for (const [name, c] of [['target', target], ['other', other]] as const) {
-      const ring = starPolygon(rng, c[0], c[1], rng.range(100, 250), rng.int(20, 200));
-      zones.push({ subject, name, geometry: JSON.stringify({ type: 'Polygon', coordinates: [ring] }) });
-    }
+    const { home, target, zones: own } = e2eSubject(rng, subject);
+    zones.push(...own);
     const fromK = startOf.get(i);
     fleet.push({ id: `d${run}-${i}`, home, breach: fromK === undefined ? null : { at: target, fromK, toK: fromK + insideFixes } });
   }
