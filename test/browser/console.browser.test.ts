@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, type Page } from '@playwright/test';
-import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { adminPoster, authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { withTransaction } from '../../platform/db.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { checkPage, launchChromium } from '../support/browser.js';
@@ -22,11 +22,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const admin = await authHeader('admin');
-  const post = async (url: string, payload: object) => {
-    const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
-    if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
-  };
+  const post = await adminPoster(svc);
   await post('/v1/subjects', { id: 'B-S1', display_name: 'Frank Example', cohort: 'fixed', rag: 'red', offender_manager_ids: ['om-1'] });
   await post('/v1/subjects', { id: 'B-S2', display_name: 'Grace Other', cohort: 'flex', rag: 'green', offender_manager_ids: ['om-2'] });
   await post('/v1/devices', { id: 'B-D1', kind: 'gps' });

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { adminPoster, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { withTransaction } from '../../platform/db.js';
 import { raiseAlert } from '../../alerts/alerts.repo.js';
 import { runCrimeMatch } from '../../crime/match.job.js';
@@ -35,11 +35,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const admin = await authHeader('admin');
-  const post = async (url: string, payload: object) => {
-    const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
-    if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
-  };
+  const post = await adminPoster(svc);
   for (const [id, dev, name, at, acc] of [['V-S1', 'V-D1', 'Frank Example', C, 12], ['V-S2', 'V-D2', 'Grace Example', { lat: C.lat + 120 / 111_195, lon: C.lon }, 40]] as const) {
     await post('/v1/subjects', { id, display_name: name, cohort: 'fixed', rag: 'red', offender_manager_ids: ['om-1'] });
     await post('/v1/devices', { id: dev, kind: 'gps' });

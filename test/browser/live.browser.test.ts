@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt, { type MqttClient } from 'mqtt';
 import { type Browser, type Page } from '@playwright/test';
-import { authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, type TestService } from '../support/env.js';
+import { adminPoster, authHeader, createTestDatabase, startTestBroker, startTestService, testConfig, type TestService } from '../support/env.js';
 import { startTestProvider, type TestProvider } from '../support/oidc.js';
 import { freePort } from '../../scripts/stack/services.js';
 import { DateTime } from 'luxon';
@@ -38,12 +38,7 @@ beforeAll(async () => {
   const config = testConfig({ DATABASE_URL: db.url, MQTT_URL: broker.url, OIDC_ISSUER: idp.issuer, OIDC_CLIENT_ID: idp.clientId, OIDC_CLIENT_SECRET: idp.clientSecret, CONSOLE_URL: `${base}/console` });
   svc = await startTestService(config, { ingest: true, worker: true, feed: true });
   await svc.app.listen({ port, host: '127.0.0.1' });
-  const admin = await authHeader('admin');
-  const post = async (url: string, payload: object) => {
-    const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
-    if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
-    return res.json() as { id?: string };
-  };
+  const post = await adminPoster(svc);
   await post('/v1/subjects', { id: 'LB-S1', display_name: 'Frank Example', cohort: 'fixed', rag: 'red', offender_manager_ids: ['om-1'] });
   await post('/v1/devices', { id: 'LB-D1', kind: 'gps' });
   // fitted 12 minutes ago, before the track's first fix (10 minutes ago), and silent for less

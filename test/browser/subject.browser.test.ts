@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, type Page } from '@playwright/test';
-import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { adminPoster, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
@@ -23,11 +23,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const admin = await authHeader('admin');
-  const post = async (url: string, payload: object) => {
-    const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
-    if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
-  };
+  const post = await adminPoster(svc);
   await post('/v1/subjects', { id: 'R-S1', display_name: 'Harry Example', cohort: 'fixed', rag: 'amber', offender_manager_ids: ['om-1'] });
   await post('/v1/devices', { id: 'R-D1', kind: 'gps' });
   await post('/v1/subjects/R-S1/assignments', { device_id: 'R-D1', start: new Date(T0 - 3600_000).toISOString() });

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Browser, type Page } from '@playwright/test';
-import { authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
+import { adminPoster, authHeader, createTestDatabase, startTestService, testConfig, type TestService } from '../support/env.js';
 import { checkPage, launchChromium } from '../support/browser.js';
 
 /**
@@ -20,11 +20,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   svc = await startTestService(testConfig({ DATABASE_URL: db.url, DEV_SIGN_IN: 'true' }));
   base = await svc.app.listen({ port: 0, host: '127.0.0.1' });
-  const admin = await authHeader('admin');
-  const post = async (url: string, payload: object) => {
-    const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
-    if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
-  };
+  const post = await adminPoster(svc);
   await post('/v1/subjects', { id: 'BZ-S1', display_name: 'Hana Example', cohort: 'fixed', rag: 'amber', offender_manager_ids: ['om-1'] });
   // a zone the person already has: drawn for reference, and the map opens around it
   await post('/v1/subjects/BZ-S1/zones', { type: 'Feature', geometry: { type: 'Point', coordinates: [-1.15, 52.95] }, properties: { kind: 'inclusion', name: 'Home', radius_m: 120 } });

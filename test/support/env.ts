@@ -126,6 +126,16 @@ export async function authHeader(role: Role, sub?: string): Promise<{ authorizat
   return { authorization: `Bearer ${await token(role, sub)}` };
 }
 
+/** POSTs as an admin through the app (no network), for a test's set-up: throws on any status ≥ 300; the JSON body. */
+export async function adminPoster(svc: TestService): Promise<(url: string, payload: object) => Promise<{ id?: string }>> {
+  const admin = await authHeader('admin');
+  return async (url, payload) => {
+    const res = await svc.app.inject({ method: 'POST', url, headers: admin, payload });
+    if (res.statusCode >= 300) throw new Error(`${url}: ${res.body}`);
+    return res.json() as { id?: string };
+  };
+}
+
 export interface TestService {
   rt: Runtime;
   app: FastifyInstance;
